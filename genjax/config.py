@@ -1,0 +1,159 @@
+"""The config schema every experiment shares, and its validation.
+
+Experiments start from `base_config()` and fill in their family's fields. Every field
+exists (with a default of the right type) before flags are parsed, so
+`ml_collections.config_flags` can reject unknown fields and wrong types at the command
+line, before any compute and before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+import ml_collections
+
+STRATEGIES = ('jit', 'pmap')
+OPTIMIZERS = ('adam', 'adamw', 'sgd', 'lamb')
+SCHEDULES = ('constant', 'cosine', 'linear')
+
+# Fields that may change when a run resumes: how long it runs and how chatty it is.
+# Anything else changed under an existing workdir would silently make a different
+# experiment, so the loop refuses unless told otherwise.
+RESUMABLE_CHANGES = (
+    'train.steps',
+    'train.log_every',
+    'train.eval_every',
+    'train.checkpoint_every',
+    'train.sample_every',
+    'train.keep_checkpoints',
+    'eval.*',
+    'data.dir',
+    'data.prefetch',
+)
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """The shared fields with defaults; families add theirs under model/data/eval."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.task = ''  # family: 'vae' | 'autoencoder' (which genjax.tasks module trains it)
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = ''  # 'mnist' | 'fashion-mnist' | 'fruits'
+  c.data.dir = ''  # '' -> $GENJAX_DATA_DIR, else ~/.cache/genjax
+  c.data.batch_size = 128  # global batch, split over all devices of all hosts
+  c.data.prefetch = 2  # batches placed on device ahead of the step
+
+  c.model = ml_collections.ConfigDict()  # the model's constructor arguments, nothing else
+  c.loss = ml_collections.ConfigDict()  # the family's loss settings (weights, kinds)
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = 'adam'  # one of OPTIMIZERS
+  c.optim.learning_rate = 1e-3  # peak learning rate
+  c.optim.schedule = 'cosine'  # one of SCHEDULES; decay after warmup
+  c.optim.warmup_steps = 0
+  c.optim.end_learning_rate_factor = 0.0  # final lr = learning_rate * factor
+  c.optim.weight_decay = 0.0  # decoupled (adamw/lamb) decay
+  c.optim.grad_clip_norm = 0.0  # global-norm clipping; 0 disables
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.eps = 1e-8
+
+  c.train = ml_collections.ConfigDict()
+  c.train.steps = 10_000
+  c.train.log_every = 100  # progress line + train metrics
+  c.train.eval_every = 1_000  # test metrics on eval.num_examples; 0 disables
+  c.train.checkpoint_every = 1_000
+  c.train.sample_every = 1_000  # PNG grid under samples/; 0 disables
+  c.train.keep_checkpoints = 3
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.batch_size = 500
+  c.eval.num_examples = 2_000  # test examples scored during training (evaluate uses all)
+
+  c.parallel = ml_collections.ConfigDict()
+  c.parallel.strategy = 'jit'  # one of STRATEGIES
+  return c
+
+
+class ConfigError(ValueError):
+  """A config value that cannot work; the message says which field and why."""
+
+
+def _check_choice(value: Any, name: str, allowed: Iterable[str]) -> None:
+  allowed = tuple(allowed)
+  if value not in allowed:
+    raise ConfigError(f'config.{name}={value!r} is not one of {allowed}.')
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Fails early, with the field's name, on values flags cannot type-check."""
+  _check_choice(config.parallel.strategy, 'parallel.strategy', STRATEGIES)
+  _check_choice(config.optim.name, 'optim.name', OPTIMIZERS)
+  _check_choice(config.optim.schedule, 'optim.schedule', SCHEDULES)
+  positive = {
+      'data.batch_size': config.data.batch_size,
+      'train.steps': config.train.steps,
+      'train.log_every': config.train.log_every,
+      'train.checkpoint_every': config.train.checkpoint_every,
+      'train.keep_checkpoints': config.train.keep_checkpoints,
+      'eval.batch_size': config.eval.batch_size,
+      'optim.learning_rate': config.optim.learning_rate,
+  }
+  for name, value in positive.items():
+    if not value > 0:
+      raise ConfigError(f'config.{name} must be > 0, got {value!r}.')
+  for name in ('train.eval_every', 'train.sample_every', 'optim.warmup_steps',
+               'optim.grad_clip_norm', 'optim.weight_decay'):
+    if get_path(config, name) < 0:
+      raise ConfigError(f'config.{name} must be >= 0, got {get_path(config, name)!r}.')
+  if config.optim.warmup_steps >= config.train.steps and config.optim.schedule != 'constant':
+    raise ConfigError(
+        f'config.optim.warmup_steps={config.optim.warmup_steps} leaves no steps to '
+        f'decay over (train.steps={config.train.steps}).')
+
+
+def get_path(config: ml_collections.ConfigDict, dotted: str) -> Any:
+  node = config
+  for part in dotted.split('.'):
+    node = node[part]
+  return node
+
+
+def to_json(config: ml_collections.ConfigDict) -> str:
+  return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=list)
+
+
+def flatten(tree: Any, prefix: str = '') -> dict[str, Any]:
+  """{'a': {'b': 1}} -> {'a.b': 1}; tuples become lists so JSON round trips compare."""
+  if isinstance(tree, ml_collections.ConfigDict):
+    tree = tree.to_dict()
+  if isinstance(tree, dict):
+    out = {}
+    for key, value in tree.items():
+      out.update(flatten(value, f'{prefix}{key}.'))
+    return out
+  if isinstance(tree, tuple):
+    tree = list(tree)
+  return {prefix[:-1]: tree}
+
+
+def _may_change(field: str) -> bool:
+  for pattern in RESUMABLE_CHANGES:
+    if pattern.endswith('.*') and field.startswith(pattern[:-1]):
+      return True
+    if field == pattern:
+      return True
+  return False
+
+
+def config_differences(saved: dict, current: ml_collections.ConfigDict) -> list[str]:
+  """Fields (dotted) whose values differ and that may not change on resume."""
+  old, new = flatten(saved), flatten(current)
+  fields = sorted(set(old) | set(new))
+  return [
+      f'{f}: {old.get(f, "<absent>")!r} -> {new.get(f, "<absent>")!r}'
+      for f in fields
+      if old.get(f, '<absent>') != new.get(f, '<absent>') and not _may_change(f)
+  ]

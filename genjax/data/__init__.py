@@ -1,0 +1,1 @@
+"""Datasets (readers, downloads with checksums, generators) and the batch pipeline."""
