@@ -10,3 +10,9 @@ _SHARED = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data'
 os.environ.setdefault('GENJAX_DATA_DIR', str(_SHARED))
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
+# Tests compile the same small steps again and again; a persistent cache shared by the
+# test processes (and the entry points they start) turns most compiles into cache reads.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', str(REPO / '.pytest_cache' / 'jax'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')

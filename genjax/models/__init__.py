@@ -1,0 +1,5 @@
+"""Pure Flax linen models; ``models`` imports nothing of genjax but ``models.layers``."""
+from genjax.models.autoencoder import Autoencoder
+from genjax.models.vae import VAE
+
+__all__ = ['Autoencoder', 'VAE']

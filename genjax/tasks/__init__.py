@@ -1,0 +1,24 @@
+"""Per-family pure functions (init, loss, step, eval, views) bundled as a `Task`."""
+
+from __future__ import annotations
+
+import ml_collections
+
+from genjax.config import ConfigError
+from genjax.tasks.base import Task
+
+FAMILIES = ('vae', 'autoencoder')
+
+
+def build(config: ml_collections.ConfigDict, image_shape) -> Task:
+  """The Task of `config.task`, imported lazily so one family's deps never load another's."""
+  if config.task == 'vae':
+    from genjax.tasks import vae as family  # pylint: disable=import-outside-toplevel
+  elif config.task == 'autoencoder':
+    from genjax.tasks import autoencoder as family  # pylint: disable=import-outside-toplevel
+  else:
+    raise ConfigError(f'config.task={config.task!r} is not one of {FAMILIES}.')
+  try:
+    return family.build(config, image_shape)
+  except TypeError as e:  # a model field the module does not take
+    raise ConfigError(f'config.model does not fit the {config.task} model: {e}') from e

@@ -1,0 +1,59 @@
+"""What the model-agnostic loop needs from a family: a bundle of pure functions.
+
+The loop never imports a model; it asks `genjax.tasks.build(config)` for a `Task` and
+calls these. Each function is pure: parameters, a batch and a PRNG key in, arrays out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+import jax
+import numpy as np
+import optax
+
+from genjax.train import parallel
+
+Batch = Mapping[str, jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """A family's functions for one config.
+
+  init(rng, batch) -> (params, extra)      parameters and non-trained collections
+  make_step(tx) -> step_fn                 step_fn(state, batch, *, axis_name)
+  eval_metrics(params, batch, rng) -> {name: [B] per-example values}
+  evaluate(params, data, rng) -> {name: float}   the full launch.evaluate report
+  views: {mode: fn(params, test_arrays, rng, num) -> [rows, cols, H, W, C] in [0, 1]}
+      the pictures launch.sample draws; `views[default_view]` is drawn during training
+  """
+  name: str
+  model: Any
+  init: Callable[[jax.Array, Batch], tuple[Any, Any]]
+  loss: Callable[[Any, Batch, jax.Array], tuple[jax.Array, dict]] | None
+  eval_metrics: Callable[[Any, Batch, jax.Array], dict]
+  evaluate: Callable[..., dict]
+  views: Mapping[str, Callable[..., np.ndarray]]
+  default_view: str
+  make_step: Callable[[optax.GradientTransformation], parallel.StepFn] | None = None
+
+  def train_step(self, tx: optax.GradientTransformation) -> parallel.StepFn:
+    if self.make_step is not None:
+      return self.make_step(tx)
+    return parallel.gradient_step(self.loss, tx)
+
+
+def per_example_keys(rng: jax.Array, index: jax.Array) -> jax.Array:
+  """One key per example from its position in the global batch.
+
+  Noise drawn from these keys is the same whichever device holds the example, which is
+  what makes 'pmap', 'jit' and one device agree on stochastic losses.
+  """
+  return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, index)
+
+
+def to_float(images: jax.Array) -> jax.Array:
+  """uint8 [0, 255] -> float32 [0, 1]; data travels to the device as bytes (4x less)."""
+  return images.astype('float32') / 255.0

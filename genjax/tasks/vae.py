@@ -1,0 +1,133 @@
+"""The VAE family: ELBO training, IWAE likelihood, samples, interpolation, anomaly scores."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from genjax.evaluation import auroc as auroc_lib
+from genjax.evaluation import iwae
+from genjax.models import VAE
+from genjax.tasks import losses, views as views_lib
+from genjax.tasks.base import Task, per_example_keys, to_float
+
+
+def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Task:
+  model = VAE(image_shape=tuple(image_shape), **config.model)
+  binarize = config.data.get('binarize', False)
+  kl_weight = config.get('loss', {}).get('kl_weight', 1.0)
+  likelihood = config.model.get('likelihood', 'bernoulli')
+
+  def prepare(batch, rng):
+    """Bytes -> [0, 1] floats; dynamically binarized (fresh bits every step) if asked."""
+    x = to_float(batch['image'])
+    if not binarize:
+      return x
+    keys = per_example_keys(jax.random.fold_in(rng, 1), batch['index'])
+    return jax.vmap(lambda k, xi: jax.random.bernoulli(k, xi).astype(jnp.float32))(keys, x)
+
+  def elbo_terms(params, batch, rng):
+    """Per-example log p(x|z) and KL, each example with its own key, so the noise does
+    not depend on how the batch is split over devices."""
+    x = prepare(batch, rng)
+    keys = per_example_keys(jax.random.fold_in(rng, 2), batch['index'])
+
+    def one(xi, key):
+      out = model.apply(params, xi[None], rngs={'sample': key})
+      log_lik = losses.decoder_log_likelihood(out['out'], xi[None], likelihood)
+      return log_lik[0], losses.gaussian_kl(out['mean'], out['logvar'])[0]
+
+    return jax.vmap(one)(x, keys)
+
+  def init(rng, batch):
+    x = to_float(batch['image'][:1])
+    return model.init({'params': rng, 'sample': rng}, x), {}
+
+  def loss(params, batch, rng):
+    log_lik, kl = elbo_terms(params, batch, rng)
+    objective = jnp.mean(log_lik - kl_weight * kl)
+    return -objective, {'elbo': jnp.mean(log_lik - kl), 'kl': jnp.mean(kl),
+                        'reconstruction': -jnp.mean(log_lik)}
+
+  def eval_metrics(params, batch, rng):
+    log_lik, kl = elbo_terms(params, batch, rng)
+    return {'loss': kl - log_lik, 'kl': kl, 'reconstruction': -log_lik}
+
+  def log_weights(params, x, rng, k):
+    """log p(x, z_j) - log q(z_j | x) for k posterior samples per image: [B, k]."""
+    mean, logvar = model.apply(params, x, method=model.encode)
+    eps = jax.random.normal(rng, (x.shape[0], k, mean.shape[-1]))
+    z = mean[:, None] + jnp.exp(0.5 * logvar)[:, None] * eps
+    flat = z.reshape(-1, z.shape[-1])
+    out = model.apply(params, flat, method=model.decode)
+    x_rep = jnp.repeat(x, k, axis=0)
+    log_lik = losses.decoder_log_likelihood(out, x_rep, likelihood).reshape(-1, k)
+    log_prior = losses.standard_normal_log_prob(z)
+    log_q = losses.gaussian_log_prob(z, mean[:, None], logvar[:, None])
+    return log_lik + log_prior - log_q
+
+  def test_images(arrays, n=None):
+    x = arrays['image'] if n is None else arrays['image'][:n]
+    return np.asarray(x, np.float32) / 255.0
+
+  def evaluate(params, data, rng, eval_config=config.eval):
+    rng_elbo, rng_nll, rng_anomaly = jax.random.split(rng, 3)
+    x = test_images(data.test, eval_config.get('iwae_examples', 0) or None)
+    k = eval_config.get('iwae_samples', 1000)
+    log_px = iwae.estimate_log_likelihood(log_weights, params, x, rng_nll, num_samples=k,
+                                          batch_size=eval_config.get('iwae_batch_size', 100))
+    elbo = iwae.estimate_log_likelihood(log_weights, params, x, rng_elbo, num_samples=1,
+                                        batch_size=eval_config.batch_size)
+    shape = x.shape[1:]
+    results = {
+        'nll': float(-np.mean(log_px)),
+        'elbo': float(np.mean(elbo)),
+        'iwae_samples': k,
+        'num_examples': int(len(x)),
+        'bits_per_dim': float(-np.mean(log_px) / (np.prod(shape) * np.log(2))),
+    }
+    if data.anomaly:
+      # Anomaly score: the negative ELBO (an upper bound on -log p(x)); low likelihood
+      # under a model of normal data means anomalous.
+      normal = test_images(data.normal_test)
+      odd = test_images(data.anomaly)
+      k_score = eval_config.get('anomaly_samples', 16)
+      scores = [-iwae.estimate_log_likelihood(log_weights, params, a, r, num_samples=k_score,
+                                              batch_size=eval_config.batch_size)
+                for a, r in zip((normal, odd), jax.random.split(rng_anomaly))]
+      labels = np.concatenate([np.zeros(len(normal)), np.ones(len(odd))])
+      results['anomaly_auroc'] = auroc_lib.auroc(labels, np.concatenate(scores))
+    return results
+
+  def decode_mean(params, z):
+    return model.apply(params, z, method=model.generate)
+
+  def view_sample(params, arrays, rng, num):
+    z = jax.random.normal(rng, (num, config.model.latent_dim))
+    return views_lib.square(np.asarray(decode_mean(params, z)))
+
+  def view_reconstruct(params, arrays, rng, num):
+    x = test_images(arrays, num)
+    mean, _ = model.apply(params, x, method=model.encode)
+    recon = np.asarray(decode_mean(params, mean))
+    return views_lib.interleave(x, recon)
+
+  def view_interpolate(params, arrays, rng, num):
+    """Rows walk the latent line between pairs of test images (posterior means)."""
+    rows, cols = max(num // 10, 1), 10
+    x = test_images(arrays, 2 * rows)
+    mean, _ = model.apply(params, x, method=model.encode)
+    start, end = mean[0::2], mean[1::2]
+    t = jnp.linspace(0.0, 1.0, cols - 2)[None, :, None]
+    z = (1 - t) * start[:, None] + t * end[:, None]
+    images = np.asarray(decode_mean(params, z.reshape(-1, z.shape[-1])))
+    images = images.reshape(rows, cols - 2, *images.shape[1:])
+    return np.concatenate([x[0::2, None], images, x[1::2, None]], axis=1)
+
+  views = {'sample': view_sample, 'reconstruct': view_reconstruct,
+           'interpolate': view_interpolate}
+  return Task(name='vae', model=model, init=init, loss=loss, eval_metrics=eval_metrics,
+              evaluate=evaluate, views=views, default_view='sample')
+

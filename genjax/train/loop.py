@@ -1,0 +1,225 @@
+"""`train_and_evaluate(config, workdir)`: the model-agnostic training loop.
+
+The loop knows a `Task` (a family's pure functions), a mesh and a workdir; it never
+knows which model it trains. Per step it does no host work but fetching the next
+prefetched batch and dispatching the compiled step: metrics are summed on the device
+and read back only at log, eval and checkpoint steps.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+
+from genjax import config as config_lib
+from genjax import tasks
+from genjax.data import datasets, pipeline
+from genjax.train import checkpoints, optim, parallel, preemption, state as state_lib, workdir as workdir_lib
+from genjax.writers import images as image_writer
+from genjax.writers.metrics import MetricWriter
+
+Hook = Callable[[int, state_lib.TrainState], None]
+
+
+class NonFiniteLossError(FloatingPointError):
+  """Training produced NaN/inf; the last good checkpoint is kept."""
+
+
+def init_state(task, config, tx, example: dict, mesh) -> state_lib.TrainState:
+  """Initial state, created directly replicated on the mesh (compiled, no host copy)."""
+  rng = jax.random.PRNGKey(config.seed)
+  init_rng, train_rng = jax.random.split(rng)
+
+  def create(init_rng, train_rng, example):
+    params, extra = task.init(init_rng, example)
+    return state_lib.create(params, tx, train_rng, extra)
+
+  return jax.jit(create, out_shardings=parallel.replicated(mesh))(init_rng, train_rng, example)
+
+
+def _example_batch(arrays: dict, batch_size: int) -> dict:
+  example = {k: v[:batch_size] for k, v in arrays.items()}
+  example['index'] = np.arange(batch_size, dtype=np.int32)
+  return example
+
+
+@jax.jit
+def _accumulate(acc: dict, metrics: dict, step: jax.Array) -> dict:
+  """Running sums of the step metrics and the first step whose loss was not finite."""
+  finite = jnp.isfinite(metrics['loss'])
+  sums = jax.tree.map(lambda a, m: a + m.astype(jnp.float32), acc['sums'], metrics)
+  first_bad = jnp.where(finite, acc['first_bad'], jnp.minimum(acc['first_bad'], step))
+  return {'sums': sums, 'count': acc['count'] + 1, 'first_bad': first_bad}
+
+
+def _empty_accumulator(metric_shapes: dict) -> dict:
+  return {
+      'sums': jax.tree.map(lambda s: jnp.zeros(s.shape, jnp.float32), metric_shapes),
+      'count': jnp.zeros((), jnp.int32),
+      'first_bad': jnp.asarray(np.iinfo(np.int32).max, jnp.int32),
+  }
+
+
+def make_eval_fn(task, mesh):
+  """Masked sums of the task's per-example metrics over one batch, compiled once."""
+
+  @jax.jit
+  def eval_batch(params, batch, rng):
+    per_example = task.eval_metrics(params, batch, rng)
+    mask = batch['mask'].astype(jnp.float32)
+    return {k: jnp.sum(v * mask) for k, v in per_example.items()}, jnp.sum(mask)
+
+  def evaluate(params, arrays: dict, batch_size: int, rng) -> dict[str, float]:
+    totals, count = None, 0.0
+    for i, batch in enumerate(pipeline.eval_batches(arrays, batch_size,
+                                                    parallel.batch_sharding(mesh))):
+      sums, n = eval_batch(params, batch, jax.random.fold_in(rng, i))
+      totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+      count += n
+    return {k: float(v) / float(count) for k, v in jax.device_get(totals).items()}
+
+  return evaluate
+
+
+def view_grid(task, mode: str, params, arrays: dict, rng, num: int) -> np.ndarray:
+  """A task view ([rows, cols, H, W, C] in [0, 1]) as one uint8 grid image."""
+  pictures = np.asarray(task.views[mode](params, arrays, rng, num))
+  rows, cols = pictures.shape[:2]
+  return image_writer.make_grid(pictures.reshape(rows * cols, *pictures.shape[2:]), ncol=cols)
+
+
+def _progress_line(step: int, total: int, metrics: dict, steps_per_s: float) -> str:
+  eta = (total - step) / steps_per_s if steps_per_s > 0 else float('inf')
+  eta_text = time.strftime('%H:%M:%S', time.gmtime(eta)) if math.isfinite(eta) else '?'
+  hidden = ('loss', 'steps_per_s', 'data_wait_fraction')
+  shown = ' '.join(f'{k}={v:.4g}' for k, v in sorted(metrics.items()) if k not in hidden)
+  return (f'step {step}/{total} loss={metrics["loss"]:.4f} {shown} | '
+          f'{steps_per_s:.2f} steps/s, data wait {100 * metrics["data_wait_fraction"]:.1f}%, '
+          f'ETA {eta_text}')
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       allow_config_change: bool = False,
+                       hooks: Sequence[Hook] = ()) -> state_lib.TrainState:
+  """Trains (or resumes) `config` in `workdir`; returns the final state.
+
+  `hooks` run after every step with (step, state); they are the extension point for
+  research code (and how tests stop a run at a chosen step).
+  """
+  # Everything that can fail on user input fails here, before anything is written.
+  config_lib.validate(config)
+  workdir = os.path.abspath(workdir)
+  mesh = parallel.make_mesh()
+  parallel.check_batch_size(config.data.batch_size, mesh)
+  workdir_lib.check_or_write_config(config, workdir, allow_config_change, write=False)
+  data = datasets.load(config.data)
+  task = tasks.build(config, data.image_shape)
+  tx = optim.make_optimizer(config.optim, config.train.steps)
+
+  is_lead = jax.process_index() == 0
+  if is_lead:
+    workdir_lib.check_or_write_config(config, workdir, allow_config_change, write=True)
+  ckpt = checkpoints.Checkpointer(os.path.join(workdir, 'checkpoints'),
+                                  keep=config.train.keep_checkpoints)
+  state = init_state(task, config, tx, _example_batch(data.train, config.data.batch_size), mesh)
+  restored = ckpt.restore_latest(state)
+  if restored is not None:
+    state, meta = restored
+    logging.info('Resumed from step %d of %s.', meta['step'], ckpt.directory)
+  start = int(state.step)
+
+  step_fn = parallel.compile_step(task.train_step(tx), mesh, config.parallel.strategy)
+  evaluate = make_eval_fn(task, mesh)
+  eval_rng = jax.random.PRNGKey(config.seed + 1)  # same eval noise at every eval
+  sample_rng = jax.random.PRNGKey(config.seed + 2)  # same latents: samples comparable over time
+  writer = MetricWriter(workdir, enabled=is_lead)
+  order = pipeline.EpochOrder(len(data.train['label']), config.data.batch_size, config.seed)
+
+  last_saved = start
+
+  def save(step: int) -> None:
+    nonlocal last_saved
+    last_saved = step
+    ckpt.save(step, state, {'step': step, 'epoch': step // order.steps_per_epoch,
+                            'seed': config.seed})
+
+  def check_finite(acc) -> None:
+    first_bad = int(acc['first_bad'])
+    if first_bad != np.iinfo(np.int32).max:
+      ckpt.wait()
+      raise NonFiniteLossError(
+          f'Loss became NaN/inf at step {first_bad + 1}; stopped. The last good checkpoint '
+          f'(step {ckpt.latest_step()}) is kept in {ckpt.directory}. Lower '
+          'optim.learning_rate or set optim.grad_clip_norm.')
+
+  batches = pipeline.Prefetcher(data.train, config.data.batch_size, config.seed,
+                                parallel.batch_sharding(mesh), start_step=start,
+                                prefetch=config.data.prefetch)
+  acc = None
+  last_time, last_step, last_wait = time.perf_counter(), start, 0.0
+  side_work = 0.0  # seconds spent on eval/samples/checkpoints: not part of steps/s
+  stop = preemption.Flag()
+  try:
+    with stop.catching_signals(), batches, writer:
+      for step in range(start, config.train.steps):
+        state, metrics = step_fn(state, next(batches))
+        if acc is None:
+          acc = _empty_accumulator(metrics)
+        acc = _accumulate(acc, metrics, jnp.asarray(step, jnp.int32))
+        for hook in hooks:
+          hook(step + 1, state)
+        done = step + 1
+        final = done == config.train.steps
+
+        if done % config.train.log_every == 0 or final:
+          check_finite(acc)
+          sums, count = jax.device_get((acc['sums'], acc['count']))
+          means = {k: float(v) / int(count) for k, v in sums.items()}
+          now = time.perf_counter()
+          elapsed = now - last_time - side_work
+          rate = (done - last_step) / elapsed
+          # Share of the interval the loop stood waiting for input: ~0 when prefetch keeps up.
+          means['data_wait_fraction'] = (batches.wait_seconds - last_wait) / elapsed
+          last_time, last_step, last_wait, side_work = now, done, batches.wait_seconds, 0.0
+          means['steps_per_s'] = rate
+          writer.write(done, 'train', means)
+          logging.info(_progress_line(done, config.train.steps, means, rate))
+          acc = _empty_accumulator(metrics)
+
+        side_start = time.perf_counter()
+        if config.train.eval_every and (done % config.train.eval_every == 0 or final):
+          test = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
+          results = evaluate(state.params, test, config.eval.batch_size, eval_rng)
+          writer.write(done, 'test', results)
+          logging.info('test @ %d: %s', done,
+                       ' '.join(f'{k}={v:.4f}' for k, v in sorted(results.items())))
+
+        if config.train.sample_every and (done % config.train.sample_every == 0 or final):
+          grid = view_grid(task, task.default_view, state.params, data.test, sample_rng, 64)
+          if is_lead:
+            image_writer.save_png(os.path.join(workdir, 'samples', f'step_{done:08d}.png'), grid)
+          writer.write_images(done, 'samples', grid)
+
+        if done % config.train.checkpoint_every == 0 or final:
+          check_finite(acc)
+          save(done)
+        side_work += time.perf_counter() - side_start
+
+        if stop.requested:
+          check_finite(acc)
+          if last_saved != done:
+            save(done)
+          logging.warning('Stopping on %s at step %d; checkpoint saved. Run the same '
+                          'command to resume.', stop.signal_name, done)
+          break
+  finally:
+    ckpt.close()
+  return state

@@ -1,0 +1,96 @@
+"""Data-parallel execution of a pure step over every device: 'jit' or 'pmap'.
+
+A step is written once, as `step_fn(state, batch, *, axis_name)`:
+  * under 'jit' it sees the global batch and `axis_name=None`; XLA partitions it over
+    the mesh from the input shardings (batch on 'data', state replicated);
+  * under 'pmap' it sees its device's slice of the batch and `axis_name='data'`, and
+    reduces gradients and metrics itself with `lax.pmean`. It runs under `jax.shard_map`,
+    which is what `jax.pmap` is built on since JAX 0.8: the state stays one global array,
+    not a stack of per-device copies, so checkpoints and the loop are the same for both.
+Both give the same numbers as one device for the same global batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from genjax.config import ConfigError
+from genjax.train import state as state_lib
+
+AXIS = 'data'
+StepFn = Callable[..., tuple[Any, dict]]
+
+
+def make_mesh(devices=None) -> Mesh:
+  devices = jax.devices() if devices is None else devices
+  return Mesh(np.asarray(devices), (AXIS,))
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P(AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def check_batch_size(global_batch: int, mesh: Mesh, name: str = 'data.batch_size') -> int:
+  """The per-process batch; a global batch that does not split evenly is an error."""
+  n = mesh.devices.size
+  if global_batch % n:
+    raise ConfigError(
+        f'config.{name}={global_batch} is not divisible by the {n} devices of the mesh; '
+        f'use a multiple of {n} (e.g. {max(n, global_batch // n * n)}).')
+  return global_batch // jax.process_count()
+
+
+def compile_step(step_fn: StepFn, mesh: Mesh, strategy: str, donate: bool = True) -> Callable:
+  """Returns `step(state, batch) -> (state, metrics)`, jitted once for the mesh."""
+  donate_argnums = (0,) if donate else ()
+  if strategy == 'jit':
+    return jax.jit(
+        lambda state, batch: step_fn(state, batch, axis_name=None),
+        in_shardings=(replicated(mesh), batch_sharding(mesh)),
+        out_shardings=(replicated(mesh), replicated(mesh)),
+        donate_argnums=donate_argnums)
+  if strategy == 'pmap':
+    per_device = jax.shard_map(
+        lambda state, batch: step_fn(state, batch, axis_name=AXIS),
+        mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
+    return jax.jit(per_device, donate_argnums=donate_argnums)
+  raise ConfigError(f"config.parallel.strategy={strategy!r} is not one of ('jit', 'pmap').")
+
+
+def mean_over_devices(tree: Any, axis_name: str | None) -> Any:
+  """Identity on the global batch; the cross-device mean on a device's slice."""
+  if axis_name is None:
+    return tree
+  return jax.lax.pmean(tree, axis_name)
+
+
+LossFn = Callable[[Any, dict, jax.Array], tuple[jax.Array, dict]]
+
+
+def gradient_step(loss_fn: LossFn, tx: optax.GradientTransformation) -> StepFn:
+  """The step of every single-network family: one optimizer update on `loss_fn`.
+
+  `loss_fn(params, batch, rng) -> (mean loss over the batch it sees, metrics)`. Equal
+  per-device batches make the mean of the device means the global mean.
+  """
+
+  def step(state: state_lib.TrainState, batch: dict, *, axis_name: str | None):
+    rng = state_lib.step_key(state)
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
+    grads, metrics = mean_over_devices((grads, dict(metrics, loss=loss)), axis_name)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics['grad_norm'] = optax.tree.norm(grads)
+    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+    return new_state, metrics
+
+  return step

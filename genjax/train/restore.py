@@ -1,0 +1,66 @@
+"""`load(workdir)`: a trained experiment back as (config, model, params)."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+
+from genjax import tasks
+from genjax.data import datasets
+from genjax.train import checkpoints, optim, parallel, state as state_lib, workdir as workdir_lib
+
+
+def image_shape(config) -> tuple[int, int, int]:
+  if config.data.name == 'fruits':
+    size = config.data.get('image_size', 32)
+    return (size, size, 3)
+  if config.data.name in datasets.DATASETS:
+    return (28, 28, 1)
+  raise ValueError(f'Unknown data.name {config.data.name!r} in the saved config.')
+
+
+def abstract_state(task, config, shape) -> state_lib.TrainState:
+  """Shapes, dtypes and (single-device) shardings of the state, computed without FLOPs."""
+  tx = optim.make_optimizer(config.optim, config.train.steps)
+  example = {'image': np.zeros((1, *shape), np.uint8), 'label': np.zeros((1,), np.int32),
+             'index': np.zeros((1,), np.int32)}
+
+  def create(rng):
+    params, extra = task.init(rng, example)
+    return state_lib.create(params, tx, rng, extra)
+
+  shapes = jax.eval_shape(create, jax.random.PRNGKey(0))
+  sharding = parallel.replicated(parallel.make_mesh(jax.local_devices()[:1]))
+  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+
+
+def load_state(workdir: str, step: int | None = None):
+  """(config, task, TrainState) restored from `workdir` (latest step by default)."""
+  config = workdir_lib.read_config(workdir)
+  shape = image_shape(config)
+  task = tasks.build(config, shape)
+  like = abstract_state(task, config, shape)
+  ckpt = checkpoints.Checkpointer(os.path.join(workdir, 'checkpoints'), async_save=False)
+  try:
+    if step is None:
+      restored = ckpt.restore_latest(like)
+      if restored is None:
+        raise FileNotFoundError(f'No checkpoint under {ckpt.directory}: train first with '
+                                f'`python -m launch.main ... --workdir={workdir}`.')
+    else:
+      if step not in ckpt.steps():
+        raise FileNotFoundError(f'No checkpoint for step {step} in {ckpt.directory}; '
+                                f'available: {ckpt.steps()}.')
+      restored = ckpt.restore(step, like)
+  finally:
+    ckpt.close()
+  state, _ = restored
+  return config, task, state
+
+
+def load(workdir: str, step: int | None = None):
+  """(config, model, params): the model is an ordinary flax Module, params its variables."""
+  config, task, state = load_state(workdir, step)
+  return config, task.model, state.params

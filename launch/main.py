@@ -1,0 +1,37 @@
+r"""Trains an experiment, or resumes it.
+
+  python -m launch.main --config=experiments/fruits_vae.py --workdir=runs/fruits_vae
+  python -m launch.main --config=experiments/mnist_vae.py --workdir=runs/mnist_vae \
+      --config.optim.learning_rate=3e-4 --config.train.steps=5000
+
+Any config field can be overridden with --config.FIELD=VALUE; an unknown field or a
+wrong type stops here, before any compute and before anything is written. Running the
+same command again resumes from the latest checkpoint.
+"""
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from genjax.train import loop
+from launch import common
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics, samples.')
+_ALLOW_CHANGE = flags.DEFINE_bool(
+    'allow_config_change', False,
+    'Resume even if the config differs from the workdir\'s config.json (the old one is '
+    'kept as config.json.N).')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  logging.info('Config:\n%s', _CONFIG.value)
+  with common.user_errors_exit():
+    loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
+                            allow_config_change=_ALLOW_CHANGE.value)
+
+
+if __name__ == '__main__':
+  app.run(main, flags_parser=common.parse_flags)

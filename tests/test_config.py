@@ -1,0 +1,58 @@
+"""Config schema: validation, and the resume check's notion of a changed experiment."""
+
+import json
+
+import pytest
+
+from genjax import config as config_lib
+from genjax.train import workdir as workdir_lib
+from tests import tiny
+
+
+def test_experiments_validate():
+  from experiments import (fashion_mnist_vae, fruits_ae, fruits_vae, mnist_ae,
+                           mnist_anomaly_ae, mnist_vae)
+  for module in (fashion_mnist_vae, fruits_ae, fruits_vae, mnist_ae, mnist_anomaly_ae,
+                 mnist_vae):
+    config_lib.validate(module.get_config())
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('parallel.strategy', 'pmapp', 'parallel.strategy'),
+    ('optim.name', 'adagradd', 'optim.name'),
+    ('data.batch_size', 0, 'data.batch_size'),
+    ('train.eval_every', -1, 'train.eval_every'),
+])
+def test_bad_values_name_the_field(field, value, message):
+  c = tiny.vae()
+  section, name = field.split('.')
+  c[section][name] = value
+  with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.validate(c)
+
+
+def test_resume_allows_run_length_and_logging_changes_only(tmp_path):
+  c = tiny.vae()
+  workdir_lib.check_or_write_config(c, str(tmp_path))
+  c.train.steps = 1000
+  c.train.log_every = 7
+  c.eval.num_examples = 5
+  workdir_lib.check_or_write_config(c, str(tmp_path))  # fine
+  c.optim.learning_rate = 0.5
+  c.model.latent_dim = 3
+  with pytest.raises(workdir_lib.ConfigChangedError) as e:
+    workdir_lib.check_or_write_config(c, str(tmp_path))
+  assert 'optim.learning_rate' in str(e.value) and 'model.latent_dim' in str(e.value)
+  assert 'train.steps' not in str(e.value)
+  # Allowed explicitly: the new config is written and the old one kept.
+  workdir_lib.check_or_write_config(c, str(tmp_path), allow_change=True)
+  assert json.loads((tmp_path / 'config.json').read_text())['optim']['learning_rate'] == 0.5
+  assert (tmp_path / 'config.json.1').exists()
+
+
+def test_saved_config_reads_back_equal(tmp_path):
+  c = tiny.vae()
+  workdir_lib.check_or_write_config(c, str(tmp_path))
+  back = workdir_lib.read_config(str(tmp_path))
+  assert config_lib.config_differences(json.loads(config_lib.to_json(back)), c) == []
+  assert back.model.widths == tuple(c.model.widths)

@@ -1,0 +1,69 @@
+"""Every entry point end to end on a tiny config, as a user runs it (subprocesses)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO
+
+
+def _run(*args, expect_ok=True):
+  env = dict(os.environ)
+  proc = subprocess.run([sys.executable, '-m', *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=600)
+  if expect_ok and proc.returncode != 0:
+    raise AssertionError(f'{args} failed ({proc.returncode}):\n{proc.stderr[-4000:]}')
+  return proc
+
+
+@pytest.mark.parametrize('override,message', [
+    ('--config.optim.learning_rat=0.1', 'learning_rat'),
+    ('--config.train.steps=many', 'steps'),
+])
+def test_bad_override_fails_before_writing(tmp_path, override, message):
+  workdir = tmp_path / 'run'
+  proc = _run('launch.main', '--config=tests/tiny.py:vae', f'--workdir={workdir}', override,
+              expect_ok=False)
+  assert proc.returncode != 0
+  assert message in proc.stderr
+  assert 'Traceback' not in proc.stderr
+  assert not workdir.exists()
+
+
+def test_missing_data_is_one_clear_message(tmp_path):
+  proc = _run('launch.main', '--config=tests/tiny.py:vae', f'--workdir={tmp_path / "run"}',
+              f'--config.data.dir={tmp_path / "empty"}', expect_ok=False)
+  assert proc.returncode == 2
+  assert 'train-images-idx3-ubyte.gz' in proc.stderr and 'Traceback' not in proc.stderr
+  assert not (tmp_path / 'run').exists()
+
+
+def test_vae_train_sample_evaluate(tmp_path):
+  workdir = tmp_path / 'vae'
+  proc = _run('launch.main', '--config=tests/tiny.py:vae', f'--workdir={workdir}',
+              '--config.parallel.strategy=pmap')
+  assert 'steps/s' in proc.stderr and 'ETA' in proc.stderr
+  for mode in ('sample', 'reconstruct', 'interpolate'):
+    out = _run('launch.sample', f'--workdir={workdir}', f'--mode={mode}', '--num=20')
+    png = out.stdout.strip().splitlines()[-1]
+    assert Image.open(png).size[0] > 28
+  refused = _run('launch.sample', f'--workdir={workdir}', '--mode=denoise', expect_ok=False)
+  assert refused.returncode == 2 and 'interpolate' in refused.stderr
+  _run('launch.evaluate', f'--workdir={workdir}')
+  results = json.loads((workdir / 'eval.json').read_text())
+  assert results['step'] == 8 and results['iwae_samples'] == 8
+  assert 0 < results['nll'] <= -results['elbo'] + 1e-3  # IWAE bound is tighter than the ELBO
+
+
+def test_ae_train_sample_evaluate_with_fruits_anomalies(tmp_path):
+  workdir = tmp_path / 'ae'
+  _run('launch.main', '--config=tests/tiny.py:fruits_ae', f'--workdir={workdir}')
+  _run('launch.sample', f'--workdir={workdir}', '--mode=reconstruct', '--num=16')
+  _run('launch.evaluate', f'--workdir={workdir}')
+  results = json.loads((workdir / 'eval.json').read_text())
+  assert {'mse', 'psnr', 'pca_mse', 'anomaly_auroc'} <= set(results)
+  assert 0.0 <= results['anomaly_auroc'] <= 1.0

@@ -1,0 +1,108 @@
+"""The training loop's promises: workdir layout, exact resume, refusals, fallbacks, NaN."""
+
+import json
+import os
+import shutil
+import signal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from genjax import tasks
+from genjax.train import loop, workdir as workdir_lib
+from genjax.writers.metrics import read_metrics
+from tests import tiny
+
+
+def _params(state):
+  return jax.tree.leaves(jax.device_get(state.params))
+
+
+def test_workdir_layout(tmp_path):
+  workdir = str(tmp_path / 'run')
+  loop.train_and_evaluate(tiny.vae(steps=8), workdir)
+  names = set(os.listdir(workdir))
+  assert {'config.json', 'metrics.jsonl', 'checkpoints', 'tensorboard', 'samples'} <= names
+  rows = read_metrics(workdir)
+  train = [r for r in rows if r['split'] == 'train']
+  test = [r for r in rows if r['split'] == 'test']
+  assert [r['step'] for r in train] == [4, 8] and [r['step'] for r in test] == [4, 8]
+  assert {'loss', 'elbo', 'kl', 'grad_norm', 'steps_per_s'} <= set(train[0])
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['4', '8']
+  assert os.listdir(os.path.join(workdir, 'samples')) == ['step_00000008.png']
+  assert any(f.startswith('events.out.tfevents') for f in os.listdir(os.path.join(workdir, 'tensorboard')))
+
+
+def _sigterm_at(stop_step):
+  def hook(step, state):
+    if step == stop_step:
+      os.kill(os.getpid(), signal.SIGTERM)
+  return hook
+
+
+def test_preempted_and_resumed_equals_uninterrupted(tmp_path):
+  config = tiny.vae(steps=12)
+  config.train.checkpoint_every = 100  # only the preemption and the end save
+  straight = loop.train_and_evaluate(config, str(tmp_path / 'straight'))
+
+  workdir = str(tmp_path / 'preempted')
+  stopped = loop.train_and_evaluate(config, workdir, hooks=[_sigterm_at(5)])
+  assert int(stopped.step) == 5
+  assert os.listdir(os.path.join(workdir, 'checkpoints')) == ['5']
+  resumed = loop.train_and_evaluate(config, workdir)
+  assert int(resumed.step) == 12
+  for a, b in zip(_params(straight), _params(resumed)):
+    np.testing.assert_array_equal(a, b)  # bitwise: same data order, same PRNG keys
+
+
+def test_changed_config_refuses_before_writing(tmp_path):
+  workdir = str(tmp_path / 'run')
+  loop.train_and_evaluate(tiny.vae(steps=4), workdir)
+  before = open(os.path.join(workdir, 'metrics.jsonl')).read()
+  changed = tiny.vae(steps=8)
+  changed.optim.learning_rate = 0.1234
+  with pytest.raises(workdir_lib.ConfigChangedError, match='optim.learning_rate'):
+    loop.train_and_evaluate(changed, workdir)
+  assert open(os.path.join(workdir, 'metrics.jsonl')).read() == before
+  # A longer run of the same experiment is a resume, not a change.
+  state = loop.train_and_evaluate(tiny.vae(steps=8), workdir)
+  assert int(state.step) == 8
+
+
+def test_damaged_latest_checkpoint_falls_back(tmp_path, caplog):
+  workdir = str(tmp_path / 'run')
+  loop.train_and_evaluate(tiny.vae(steps=8), workdir)
+  state_dir = os.path.join(workdir, 'checkpoints', '8', 'state')
+  for root, _, files in os.walk(state_dir):
+    for name in files:
+      with open(os.path.join(root, name), 'wb') as f:
+        f.write(b'damaged')
+  config = tiny.vae(steps=8)
+  with caplog.at_level('WARNING'):
+    state = loop.train_and_evaluate(config, workdir)
+  assert 'falling back' in caplog.text
+  assert int(state.step) == 8  # resumed at 4, retrained 4..8
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+  workdir = str(tmp_path / 'run')
+  loop.train_and_evaluate(tiny.vae(steps=4), workdir)
+
+  real_build = tasks.build
+
+  def poisoned_build(config, image_shape):
+    task = real_build(config, image_shape)
+
+    def loss(params, batch, rng):
+      value, metrics = task.loss(params, batch, rng)
+      return value * jnp.nan, metrics
+
+    return task.__class__(**{**task.__dict__, 'loss': loss})
+
+  monkeypatch.setattr(tasks, 'build', poisoned_build)
+  with pytest.raises(loop.NonFiniteLossError, match='step 5') as e:
+    loop.train_and_evaluate(tiny.vae(steps=8), workdir)
+  assert 'step 4' in str(e.value)
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['4']

@@ -1,0 +1,47 @@
+"""'pmap' (shard_map) == 'jit' over 4 devices == one device, for the same global batch."""
+
+import jax
+import numpy as np
+import pytest
+
+from genjax import tasks
+from genjax.config import ConfigError
+from genjax.data import datasets, pipeline
+from genjax.train import loop, optim, parallel
+from tests import tiny
+
+
+def _losses(config, strategy, devices, steps=20):
+  mesh = parallel.make_mesh(devices)
+  data = datasets.load(config.data)
+  task = tasks.build(config, data.image_shape)
+  tx = optim.make_optimizer(config.optim, config.train.steps)
+  example = {k: v[:config.data.batch_size] for k, v in data.train.items()}
+  example['index'] = np.arange(config.data.batch_size, dtype=np.int32)
+  state = loop.init_state(task, config, tx, example, mesh)
+  step = parallel.compile_step(task.train_step(tx), mesh, strategy)
+  out = []
+  with pipeline.Prefetcher(data.train, config.data.batch_size, config.seed,
+                           parallel.batch_sharding(mesh)) as batches:
+    for _ in range(steps):
+      state, metrics = step(state, next(batches))
+      out.append(metrics['loss'])
+  return np.asarray(jax.device_get(out))
+
+
+@pytest.mark.parametrize('make_config', [tiny.vae, tiny.ae], ids=['vae', 'denoising_ae'])
+def test_strategies_agree_with_one_device(make_config):
+  config = make_config(steps=20)
+  assert jax.device_count() == 4
+  one = _losses(config, 'jit', jax.devices()[:1])
+  jit = _losses(config, 'jit', jax.devices())
+  pmap = _losses(config, 'pmap', jax.devices())
+  assert np.all(np.isfinite(one)) and one[-1] < one[0]
+  np.testing.assert_allclose(jit, one, rtol=1e-5)
+  np.testing.assert_allclose(pmap, one, rtol=1e-5)
+
+
+def test_indivisible_batch_is_a_clear_error():
+  mesh = parallel.make_mesh()
+  with pytest.raises(ConfigError, match='not divisible by the 4 devices'):
+    parallel.check_batch_size(30, mesh)

@@ -1,0 +1,55 @@
+"""Tiny versions of the experiments: seconds to train, same code paths."""
+
+from experiments import fruits_ae, fruits_vae, mnist_ae, mnist_vae
+
+
+def _shrink(c, steps=8):
+  c.data.num_train = 256
+  c.data.num_test = 64
+  c.data.batch_size = 32
+  c.model.widths = (4, 8) if c.data.name != 'fruits' else (4, 8, 8)
+  c.model.hidden = 16
+  c.model.latent_dim = 4
+  c.optim.warmup_steps = 2
+  c.train.steps = steps
+  c.train.log_every = 4
+  c.train.eval_every = 4
+  c.train.checkpoint_every = 4
+  c.train.sample_every = 8
+  c.eval.batch_size = 32
+  c.eval.num_examples = 64
+  return c
+
+
+def vae(steps=8):
+  c = _shrink(mnist_vae.get_config(), steps)
+  c.eval.iwae_samples = 8
+  c.eval.iwae_batch_size = 32
+  c.eval.anomaly_samples = 2
+  return c
+
+
+def ae(steps=8):
+  return _shrink(mnist_ae.get_config(), steps)
+
+
+def fruits_vae_config(steps=8):
+  c = _shrink(fruits_vae.get_config(), steps)
+  c.data.num_anomaly = 32
+  c.eval.iwae_samples = 4
+  c.eval.iwae_examples = 32
+  c.eval.iwae_batch_size = 32
+  c.eval.anomaly_samples = 2
+  return c
+
+
+def fruits_ae_config(steps=8):
+  c = _shrink(fruits_ae.get_config(), steps)
+  c.data.num_anomaly = 32
+  return c
+
+
+def get_config(name='vae'):
+  """For the command line: --config=tests/tiny.py:vae (or ae, fruits_vae, fruits_ae)."""
+  return {'vae': vae, 'ae': ae, 'fruits_vae': fruits_vae_config,
+          'fruits_ae': fruits_ae_config}[name]()
