@@ -22,7 +22,7 @@ def get_config():
   c.model.arch = 'conv'
   c.model.latent_dim = 32
   c.model.widths = (32, 64, 128)
-  c.model.hidden = 256
+  c.model.hidden = (256,)  # dense layers between conv features and z
 
   c.loss.reconstruction = 'mse'
 

@@ -21,7 +21,7 @@ def get_config():
   c.model.arch = 'conv'
   c.model.latent_dim = 32
   c.model.widths = (32, 64, 128)  # 32 -> 16 -> 8 -> 4
-  c.model.hidden = 256
+  c.model.hidden = (256,)  # dense layers between conv features and z
   c.model.likelihood = 'discretized_gaussian'  # colour: Gaussian integrated over 8-bit bins
 
   c.loss.kl_weight = 1.0

@@ -8,7 +8,7 @@ def _shrink(c, steps=8):
   c.data.num_test = 64
   c.data.batch_size = 32
   c.model.widths = (4, 8) if c.data.name != 'fruits' else (4, 8, 8)
-  c.model.hidden = 16
+  c.model.hidden = (16,)
   c.model.latent_dim = 4
   c.optim.warmup_steps = 2
   c.train.steps = steps
