@@ -1,8 +1,6 @@
 """The training loop's promises: workdir layout, exact resume, refusals, fallbacks, NaN."""
 
-import json
 import os
-import shutil
 import signal
 
 import jax
