@@ -29,9 +29,9 @@ def get_config():
   c.optim.learning_rate = 1e-3
   c.optim.warmup_steps = 200
   c.optim.end_learning_rate_factor = 0.05
-  c.train.steps = 10_000
+  c.train.steps = 3_000
   c.train.log_every = 200
-  c.train.eval_every = 2_000
-  c.train.checkpoint_every = 2_000
-  c.train.sample_every = 2_000
+  c.train.eval_every = 1_000
+  c.train.checkpoint_every = 1_000
+  c.train.sample_every = 1_000
   return c
