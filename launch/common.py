@@ -22,7 +22,6 @@ def user_errors_exit():
   try:
     yield
   except USER_ERRORS as e:
-    logging.error('%s', e)
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
 
