@@ -74,6 +74,18 @@ def check_image_model(arch: str, image_shape: Sequence[int], widths: Sequence[in
         start_size(image_shape, len(tuple(widths)))
 
 
+def prepare_image_model(module: nn.Module) -> None:
+    """For a module's __post_init__: shape fields as tuples, then validated.
+
+    Tuples, not the lists a JSON config gives, keep the module hashable (jit-static);
+    validating at construction makes a bad config fail before any tracing.
+    """
+    module.image_shape = as_tuple(module.image_shape)
+    module.widths = as_tuple(module.widths)
+    module.hidden = as_tuple(module.hidden)
+    check_image_model(module.arch, module.image_shape, module.widths)
+
+
 def check_images(x: Array, image_shape: Sequence[int]) -> None:
     """Fails early when a batch does not match the model's ``image_shape``."""
     if x.ndim != 4 or tuple(x.shape[1:]) != as_tuple(image_shape):

@@ -12,8 +12,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from genjax.models.layers import (Activation, Decoder, Dtype, Encoder, as_tuple,
-                                  check_image_model, check_images)
+from genjax.models.layers import (Activation, Decoder, Dtype, Encoder, check_images,
+                                  prepare_image_model)
 
 Array = jnp.ndarray
 
@@ -80,12 +80,7 @@ class VAE(nn.Module):
     dtype: Dtype = jnp.float32
 
     def __post_init__(self) -> None:
-        # Tuples, not the lists a JSON config gives, keep the module hashable (jit-static).
-        self.image_shape = as_tuple(self.image_shape)
-        self.widths = as_tuple(self.widths)
-        self.hidden = as_tuple(self.hidden)
-        # Validate at construction so a bad config fails before any tracing.
-        check_image_model(self.arch, self.image_shape, self.widths)
+        prepare_image_model(self)
         if self.likelihood not in LIKELIHOODS:
             raise ValueError(f'unknown likelihood {self.likelihood!r}; expected one of '
                              f'{LIKELIHOODS}')
