@@ -43,7 +43,7 @@ def main(argv):
     loop.train_and_evaluate(config, workdir)
     train_s = time.perf_counter() - start
     _, task, state = restore.load_state(workdir)
-    results = task.evaluate(state.params, datasets.load(config.data), jax.random.PRNGKey(0))
+    results = task.evaluate(task.inference_variables(state), datasets.load(config.data), jax.random.PRNGKey(0))
     rows[digit] = {'anomaly_auroc': results['anomaly_auroc'], 'train_seconds': train_s}
     logging.info('digit %d: AUROC %.4f (%.0f s)', digit, results['anomaly_auroc'], train_s)
   mean = float(np.mean([r['anomaly_auroc'] for r in rows.values()]))

@@ -23,7 +23,7 @@ from absl import app, flags
 
 from genjax import tasks
 from genjax.data import datasets, pipeline
-from genjax.train import loop, optim, parallel
+from genjax.train import loop, parallel
 
 _EXPERIMENTS = flags.DEFINE_list('experiments', ['mnist_vae', 'mnist_ae', 'fruits_vae', 'fruits_ae'],
                                  'Experiment modules under experiments/.')
@@ -56,7 +56,7 @@ def bench_experiment(name: str) -> dict:
   mesh = parallel.make_mesh()
   data = datasets.load(config.data)
   task = tasks.build(config, data.image_shape)
-  tx = optim.make_optimizer(config.optim, config.train.steps)
+  tx = task.make_optimizer(config)
   batch_size = config.data.batch_size
   example = {k: v[:batch_size] for k, v in data.train.items()}
   example['index'] = np.arange(batch_size, dtype=np.int32)

@@ -90,8 +90,10 @@ def _check_choice(value: Any, name: str, allowed: Iterable[str]) -> None:
 def validate(config: ml_collections.ConfigDict) -> None:
   """Fails early, with the field's name, on values flags cannot type-check."""
   _check_choice(config.parallel.strategy, 'parallel.strategy', STRATEGIES)
-  _check_choice(config.optim.name, 'optim.name', OPTIMIZERS)
-  _check_choice(config.optim.schedule, 'optim.schedule', SCHEDULES)
+  for section in ('optim', 'd_optim'):  # d_optim: a GAN discriminator's own optimizer
+    if section in config:
+      _check_choice(config[section].name, f'{section}.name', OPTIMIZERS)
+      _check_choice(config[section].schedule, f'{section}.schedule', SCHEDULES)
   positive = {
       'data.batch_size': config.data.batch_size,
       'train.steps': config.train.steps,

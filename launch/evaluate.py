@@ -39,7 +39,7 @@ def main(argv):
       eval_config.iwae_examples = _IWAE_EXAMPLES.value
     data = datasets.load(config.data)
     start = time.perf_counter()
-    results = task.evaluate(state.params, data, jax.random.PRNGKey(_SEED.value),
+    results = task.evaluate(task.inference_variables(state), data, jax.random.PRNGKey(_SEED.value),
                             eval_config=eval_config)
     results = {'step': int(state.step), **results,
                'eval_seconds': round(time.perf_counter() - start, 2)}

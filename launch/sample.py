@@ -39,7 +39,7 @@ def main(argv):
           f'--mode={mode!r}: the {task.name} family draws {sorted(task.views)}.')
     # Test images feed the modes that start from data; generation alone does not need them.
     test = datasets.load(config.data).test if mode != 'sample' else {}
-    grid = loop.view_grid(task, mode, state.params, test, jax.random.PRNGKey(_SEED.value),
+    grid = loop.view_grid(task, mode, task.inference_variables(state), test, jax.random.PRNGKey(_SEED.value),
                           _NUM.value)
     step = int(state.step)
     out = _OUT.value or os.path.join(_WORKDIR.value, 'samples', f'{mode}_step{step}.png')

@@ -11,9 +11,9 @@ from tests import tiny
 
 def test_experiments_validate():
   from experiments import (fashion_mnist_vae, fruits_ae, fruits_vae, mnist_ae,
-                           mnist_anomaly_ae, mnist_vae)
+                           mnist_anomaly_ae, mnist_classifier, mnist_dcgan, mnist_vae)
   for module in (fashion_mnist_vae, fruits_ae, fruits_vae, mnist_ae, mnist_anomaly_ae,
-                 mnist_vae):
+                 mnist_classifier, mnist_dcgan, mnist_vae):
     config_lib.validate(module.get_config())
 
 

@@ -67,3 +67,25 @@ def test_ae_train_sample_evaluate_with_fruits_anomalies(tmp_path):
   results = json.loads((workdir / 'eval.json').read_text())
   assert {'mse', 'psnr', 'pca_mse', 'anomaly_auroc'} <= set(results)
   assert 0.0 <= results['anomaly_auroc'] <= 1.0
+
+
+def test_gan_train_sample_evaluate_with_classifier(tmp_path):
+  classifier = tmp_path / 'classifier'
+  gan = tmp_path / 'gan'
+  _run('launch.main', '--config=tests/tiny.py:gan', f'--workdir={gan}', '--config.train.steps=4')
+  refused = _run('launch.evaluate', f'--workdir={gan}', expect_ok=False)
+  assert refused.returncode == 2 and 'mnist_classifier.py' in refused.stderr
+  _run('launch.main', '--config=tests/tiny.py:classifier', f'--workdir={classifier}')
+  _run('launch.evaluate', f'--workdir={classifier}')
+  assert 0.0 <= json.loads((classifier / 'eval.json').read_text())['accuracy'] <= 1.0
+  gan = tmp_path / 'gan2'
+  _run('launch.main', '--config=tests/tiny.py:gan', f'--workdir={gan}',
+       f'--config.eval.classifier_workdir={classifier}', '--config.parallel.strategy=pmap')
+  assert (gan / 'samples' / 'step_00000008.png').exists()
+  for mode in ('sample', 'interpolate', 'mix'):
+    _run('launch.sample', f'--workdir={gan}', f'--mode={mode}', '--num=20')
+  _run('launch.evaluate', f'--workdir={gan}')
+  results = json.loads((gan / 'eval.json').read_text())
+  assert {'fid', 'fid_train_vs_test', 'inception_score', 'inception_score_test', 'precision',
+          'recall', 'class_shares'} <= set(results)
+  assert abs(sum(results['class_shares']) - 1.0) < 1e-6

@@ -7,7 +7,7 @@ import pytest
 from genjax import tasks
 from genjax.config import ConfigError
 from genjax.data import datasets, pipeline
-from genjax.train import loop, optim, parallel
+from genjax.train import loop, parallel
 from tests import tiny
 
 
@@ -15,7 +15,7 @@ def _losses(config, strategy, devices, steps=20):
   mesh = parallel.make_mesh(devices)
   data = datasets.load(config.data)
   task = tasks.build(config, data.image_shape)
-  tx = optim.make_optimizer(config.optim, config.train.steps)
+  tx = task.make_optimizer(config)
   example = {k: v[:config.data.batch_size] for k, v in data.train.items()}
   example['index'] = np.arange(config.data.batch_size, dtype=np.int32)
   state = loop.init_state(task, config, tx, example, mesh)
@@ -29,14 +29,17 @@ def _losses(config, strategy, devices, steps=20):
   return np.asarray(jax.device_get(out))
 
 
-@pytest.mark.parametrize('make_config', [tiny.vae, tiny.ae], ids=['vae', 'denoising_ae'])
+@pytest.mark.parametrize('make_config', [tiny.vae, tiny.ae, tiny.gan, tiny.classifier],
+                         ids=['vae', 'denoising_ae', 'gan', 'classifier'])
 def test_strategies_agree_with_one_device(make_config):
   config = make_config(steps=20)
   assert jax.device_count() == 4
   one = _losses(config, 'jit', jax.devices()[:1])
   jit = _losses(config, 'jit', jax.devices())
   pmap = _losses(config, 'pmap', jax.devices())
-  assert np.all(np.isfinite(one)) and one[-1] < one[0]
+  assert np.all(np.isfinite(one))
+  if config.task != 'gan':  # a GAN's summed losses need not fall
+    assert one[-1] < one[0]
   np.testing.assert_allclose(jit, one, rtol=1e-5)
   np.testing.assert_allclose(pmap, one, rtol=1e-5)
 

@@ -1,6 +1,6 @@
 """Tiny versions of the experiments: seconds to train, same code paths."""
 
-from experiments import fruits_ae, fruits_vae, mnist_ae, mnist_vae
+from experiments import fruits_ae, fruits_vae, mnist_ae, mnist_classifier, mnist_dcgan, mnist_vae
 
 
 def _shrink(c, steps=8):
@@ -49,7 +49,41 @@ def fruits_ae_config(steps=8):
   return c
 
 
+def gan(steps=8, classifier_workdir=''):
+  c = mnist_dcgan.get_config()
+  c.data.num_train = 256
+  c.data.num_test = 64
+  c.data.batch_size = 32
+  c.model.generator.latent_dim = 8
+  c.model.generator.widths = (8, 4)
+  c.model.discriminator.widths = (4, 8)
+  c.train.steps = steps
+  c.train.log_every = 4
+  c.train.checkpoint_every = 4
+  c.train.sample_every = 8
+  c.eval.batch_size = 32
+  c.eval.num_samples = 64
+  c.eval.classifier_workdir = classifier_workdir
+  return c
+
+
+def classifier(steps=8):
+  c = mnist_classifier.get_config()
+  c.data.num_train = 256
+  c.data.num_test = 64
+  c.data.batch_size = 32
+  c.model.widths = (4, 8)
+  c.model.hidden = 16
+  c.optim.warmup_steps = 2
+  c.train.steps = steps
+  c.train.log_every = 4
+  c.train.eval_every = 4
+  c.train.checkpoint_every = 4
+  c.eval.batch_size = 32
+  return c
+
+
 def get_config(name='vae'):
   """For the command line: --config=tests/tiny.py:vae (or ae, fruits_vae, fruits_ae)."""
   return {'vae': vae, 'ae': ae, 'fruits_vae': fruits_vae_config,
-          'fruits_ae': fruits_ae_config}[name]()
+          'fruits_ae': fruits_ae_config, 'gan': gan, 'classifier': classifier}[name]()

@@ -7,7 +7,7 @@ import ml_collections
 from genjax.config import ConfigError
 from genjax.tasks.base import Task
 
-FAMILIES = ('vae', 'autoencoder')
+FAMILIES = ('vae', 'autoencoder', 'classifier', 'gan')
 
 
 def build(config: ml_collections.ConfigDict, image_shape) -> Task:
@@ -16,6 +16,10 @@ def build(config: ml_collections.ConfigDict, image_shape) -> Task:
     from genjax.tasks import vae as family  # pylint: disable=import-outside-toplevel
   elif config.task == 'autoencoder':
     from genjax.tasks import autoencoder as family  # pylint: disable=import-outside-toplevel
+  elif config.task == 'classifier':
+    from genjax.tasks import classifier as family  # pylint: disable=import-outside-toplevel
+  elif config.task == 'gan':
+    from genjax.tasks import gan as family  # pylint: disable=import-outside-toplevel
   else:
     raise ConfigError(f'config.task={config.task!r} is not one of {FAMILIES}.')
   try:

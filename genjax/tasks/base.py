@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import optax
 
-from genjax.train import parallel
+from genjax.train import optim, parallel
 
 Batch = Mapping[str, jax.Array]
 
@@ -37,12 +37,26 @@ class Task:
   evaluate: Callable[..., dict]
   views: Mapping[str, Callable[..., np.ndarray]]
   default_view: str
-  make_step: Callable[[optax.GradientTransformation], parallel.StepFn] | None = None
+  # Families with several networks override these three (a GAN: two optimizers keyed
+  # like its params, an alternating step, EMA generator weights for inference).
+  make_step: Callable[[Any], parallel.StepFn] | None = None
+  optimizer: Callable[[Any], Any] | None = None
+  export: Callable[[Any], Any] | None = None
 
-  def train_step(self, tx: optax.GradientTransformation) -> parallel.StepFn:
+  def train_step(self, tx) -> parallel.StepFn:
     if self.make_step is not None:
       return self.make_step(tx)
     return parallel.gradient_step(self.loss, tx)
+
+  def make_optimizer(self, config) -> optax.GradientTransformation | dict:
+    """One optax transformation, or a dict of them keyed like the params' top level."""
+    if self.optimizer is not None:
+      return self.optimizer(config)
+    return optim.make_optimizer(config.optim, config.train.steps)
+
+  def inference_variables(self, state) -> Any:
+    """What views, evaluate and genjax.load use: the params, unless the family says."""
+    return state.params if self.export is None else self.export(state)
 
 
 def per_example_keys(rng: jax.Array, index: jax.Array) -> jax.Array:

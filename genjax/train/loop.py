@@ -22,7 +22,7 @@ from absl import logging
 from genjax import config as config_lib
 from genjax import tasks
 from genjax.data import datasets, pipeline
-from genjax.train import checkpoints, optim, parallel, preemption, state as state_lib, workdir as workdir_lib
+from genjax.train import checkpoints, parallel, preemption, state as state_lib, workdir as workdir_lib
 from genjax.writers import images as image_writer
 from genjax.writers.metrics import MetricWriter
 
@@ -122,7 +122,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   workdir_lib.check_or_write_config(config, workdir, allow_config_change, write=False)
   data = datasets.load(config.data)
   task = tasks.build(config, data.image_shape)
-  tx = optim.make_optimizer(config.optim, config.train.steps)
+  tx = task.make_optimizer(config)
 
   is_lead = jax.process_index() == 0
   if is_lead:
@@ -197,13 +197,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         side_start = time.perf_counter()
         if config.train.eval_every and (done % config.train.eval_every == 0 or final):
           test = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
-          results = evaluate(state.params, test, config.eval.batch_size, eval_rng)
+          results = evaluate(task.inference_variables(state), test, config.eval.batch_size, eval_rng)
           writer.write(done, 'test', results)
           logging.info('test @ %d: %s', done,
                        ' '.join(f'{k}={v:.4f}' for k, v in sorted(results.items())))
 
-        if config.train.sample_every and (done % config.train.sample_every == 0 or final):
-          grid = view_grid(task, task.default_view, state.params, data.test, sample_rng, 64)
+        draw = task.views and config.train.sample_every
+        if draw and (done % config.train.sample_every == 0 or final):
+          grid = view_grid(task, task.default_view, task.inference_variables(state), data.test,
+                           sample_rng, 64)
           if is_lead:
             image_writer.save_png(os.path.join(workdir, 'samples', f'step_{done:08d}.png'), grid)
           writer.write_images(done, 'samples', grid)

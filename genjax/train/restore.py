@@ -9,7 +9,7 @@ import numpy as np
 
 from genjax import tasks
 from genjax.data import datasets
-from genjax.train import checkpoints, optim, parallel, state as state_lib, workdir as workdir_lib
+from genjax.train import checkpoints, parallel, state as state_lib, workdir as workdir_lib
 
 
 def image_shape(config) -> tuple[int, int, int]:
@@ -23,7 +23,7 @@ def image_shape(config) -> tuple[int, int, int]:
 
 def abstract_state(task, config, shape) -> state_lib.TrainState:
   """Shapes, dtypes and (single-device) shardings of the state, computed without FLOPs."""
-  tx = optim.make_optimizer(config.optim, config.train.steps)
+  tx = task.make_optimizer(config)
   example = {'image': np.zeros((1, *shape), np.uint8), 'label': np.zeros((1,), np.int32),
              'index': np.zeros((1,), np.int32)}
 
@@ -63,4 +63,4 @@ def load_state(workdir: str, step: int | None = None):
 def load(workdir: str, step: int | None = None):
   """(config, model, params): the model is an ordinary flax Module, params its variables."""
   config, task, state = load_state(workdir, step)
-  return config, task.model, state.params
+  return config, task.model, task.inference_variables(state)

@@ -25,11 +25,19 @@ class TrainState:
   extra: Any = flax.struct.field(default_factory=dict)
 
 
+def init_opt_state(tx, params: Any) -> Any:
+  """`tx` is one optax transformation, or a dict of them for the params' top-level keys
+  (separate optimizers whose states never see each other's gradients)."""
+  if isinstance(tx, dict):
+    return {name: t.init(params[name]) for name, t in tx.items()}
+  return tx.init(params)
+
+
 def create(params: Any, tx, rng: jax.Array, extra: Any = None) -> TrainState:
   return TrainState(
       step=jnp.zeros((), jnp.int32),
       params=params,
-      opt_state=tx.init(params),
+      opt_state=init_opt_state(tx, params),
       rng=rng,
       extra={} if extra is None else extra,
   )

@@ -1,0 +1,32 @@
+r"""The MNIST evaluation classifier: its features define FID, its softmax the Inception
+Score, for the GAN experiments (eval.classifier_workdir points here).
+
+  python -m launch.main --config=experiments/mnist_classifier.py --workdir=runs/mnist_classifier
+  python -m launch.evaluate --workdir=runs/mnist_classifier     # test accuracy
+"""
+
+from genjax.config import base_config
+
+
+def get_config():
+  c = base_config()
+  c.task = 'classifier'
+  c.data.name = 'mnist'
+  c.data.digits = ()
+  c.data.num_train = 0  # 0 = all 60,000; the augmentation experiment uses 1,000
+  c.data.num_test = 0
+  c.data.batch_size = 128
+
+  c.model.num_classes = 10
+  c.model.widths = (32, 64)  # 3x3 conv + 2x2 max-pool per width
+  c.model.hidden = 128  # the feature size of FID and precision/recall
+  c.model.dropout = 0.3
+
+  c.optim.learning_rate = 1e-3
+  c.optim.warmup_steps = 100
+  c.train.steps = 3_000
+  c.train.log_every = 200
+  c.train.eval_every = 1_000
+  c.train.checkpoint_every = 1_000
+  c.train.sample_every = 0  # a classifier draws no pictures
+  return c

@@ -1,0 +1,53 @@
+r"""DCGAN on MNIST: non-saturating loss, batch-norm generator, EMA generator weights.
+
+  python -m launch.main --config=experiments/mnist_classifier.py --workdir=runs/mnist_classifier
+  python -m launch.main --config=experiments/mnist_dcgan.py --workdir=runs/mnist_dcgan
+  python -m launch.evaluate --workdir=runs/mnist_dcgan    # fid, inception_score, precision, recall
+  python -m launch.sample --workdir=runs/mnist_dcgan --mode=interpolate   # or --mode=mix
+"""
+
+import ml_collections
+
+from genjax.config import base_config
+
+
+def get_config():
+  c = base_config()
+  c.task = 'gan'
+  c.data.name = 'mnist'
+  c.data.digits = ()
+  c.data.num_train = 0
+  c.data.num_test = 0
+  c.data.batch_size = 64
+
+  c.model.generator = ml_collections.ConfigDict()
+  c.model.generator.latent_dim = 64
+  c.model.generator.widths = (128, 64)  # channels after each 2x upsampling: 7 -> 14 -> 28
+  c.model.generator.num_classes = 0  # > 0: class-conditional (see mnist_cdcgan.py)
+  c.model.generator.norm = 'batch'  # 'batch' | 'layer' | 'none'
+  c.model.discriminator = ml_collections.ConfigDict()
+  c.model.discriminator.widths = (64, 128)  # stride-2 convs: 28 -> 14 -> 7
+  c.model.discriminator.num_classes = 0
+  c.model.discriminator.conditioning = 'projection'
+
+  c.loss.kind = 'non_saturating'  # 'non_saturating' | 'hinge' | 'wasserstein'
+  c.loss.gp_weight = 0.0  # WGAN-GP gradient penalty weight (10 with 'wasserstein')
+  c.loss.r1_gamma = 0.0  # R1 penalty on real data
+  c.loss.d_steps = 1  # discriminator updates per generator update
+  c.loss.ema_decay = 0.999  # generator EMA used for samples and evaluation
+
+  c.optim.name = 'adam'  # the generator's optimizer
+  c.optim.learning_rate = 2e-4
+  c.optim.b1 = 0.5
+  c.optim.schedule = 'constant'
+  c.d_optim = c.optim.copy_and_resolve_references()  # the discriminator's optimizer
+
+  c.train.steps = 10_000
+  c.train.log_every = 200
+  c.train.eval_every = 0  # image quality needs the classifier: launch.evaluate
+  c.train.checkpoint_every = 1_000
+  c.train.sample_every = 500
+
+  c.eval.classifier_workdir = 'runs/mnist_classifier'
+  c.eval.num_samples = 10_000  # generated images scored by FID/IS/precision/recall
+  return c

@@ -1,0 +1,180 @@
+"""The GAN family: one pure step that updates discriminator then generator, EMA weights.
+
+State layout: `params = {'generator', 'discriminator'}`, `opt_state` the same keys (two
+optax optimizers: `config.optim` for G, `config.d_optim` for D), `extra = {'batch_stats':
+generator batch-norm statistics, 'ema': EMA of the generator params}`. Samples and
+evaluation use the EMA generator (`export`).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from genjax.models.gan import Discriminator, Generator
+from genjax.tasks import gan_losses, views as views_lib
+from genjax.tasks.base import Task, per_example_keys, to_float
+from genjax.train import optim, parallel
+from genjax.train import state as state_lib
+
+
+def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Task:
+  g_config, d_config = config.model.generator, config.model.discriminator
+  generator = Generator(image_shape=tuple(image_shape), **g_config)
+  # Under 'pmap' each device sees a slice of the batch; batch norm then averages its
+  # statistics over the 'data' axis, so the step equals the one-device step.
+  generator_per_device = Generator(image_shape=tuple(image_shape), batch_stats_axis='data',
+                                   **g_config)
+  discriminator = Discriminator(image_shape=tuple(image_shape), **d_config)
+  latent_dim = g_config.latent_dim
+  conditional = g_config.get('num_classes', 0) > 0
+  loss_config = config.loss
+
+  def latents(rng, index):
+    keys = per_example_keys(rng, index)
+    return jax.vmap(lambda k: jax.random.normal(k, (latent_dim,)))(keys)
+
+  def labels_of(batch):
+    return batch['label'] if conditional else None
+
+  def init(rng, batch):
+    g_rng, d_rng = jax.random.split(rng)
+    x = to_float(batch['image'][:2])
+    labels = batch['label'][:2] if conditional else None
+    g_vars = generator.init(g_rng, jnp.zeros((2, latent_dim)), labels, train=False)
+    d_vars = discriminator.init(d_rng, x, labels)
+    params = {'generator': g_vars['params'], 'discriminator': d_vars['params']}
+    extra = {'batch_stats': g_vars.get('batch_stats', {}), 'ema': g_vars['params']}
+    return params, extra
+
+  def make_optimizer(cfg):
+    return {'generator': optim.make_optimizer(cfg.optim, cfg.train.steps),
+            'discriminator': optim.make_optimizer(cfg.d_optim, cfg.train.steps)}
+
+  def make_step(tx):
+
+    def step(state: state_lib.TrainState, batch, *, axis_name):
+      gen = generator_per_device if axis_name else generator
+      rng = state_lib.step_key(state)
+      real, labels = to_float(batch['image']), labels_of(batch)
+      params, opt_state, stats = state.params, dict(state.opt_state), state.extra['batch_stats']
+
+      def generate(g_params, stats, rng):
+        fake, updated = gen.apply({'params': g_params, 'batch_stats': stats},
+                                  latents(rng, batch['index']), labels, train=True,
+                                  mutable=['batch_stats'])
+        return fake, updated.get('batch_stats', {})
+
+      def d_loss_fn(d_params, fake, rng):
+        d = lambda x: discriminator.apply({'params': d_params}, x, labels)
+        real_logits, fake_logits = d(real), d(fake)
+        loss = gan_losses.discriminator_loss(real_logits, fake_logits, loss_config.kind)
+        if loss_config.gp_weight:
+          loss += loss_config.gp_weight * gan_losses.gradient_penalty(d, real, fake, rng)
+        if loss_config.r1_gamma:
+          loss += 0.5 * loss_config.r1_gamma * gan_losses.r1_penalty(d, real)
+        return loss, (real_logits, fake_logits)
+
+      def update(name, grads):
+        grads = parallel.mean_over_devices(grads, axis_name)
+        updates, opt_state[name] = tx[name].update(grads, opt_state[name], params[name])
+        params[name] = optax.apply_updates(params[name], updates)
+        return optax.tree.norm(grads)
+
+      for i in range(loss_config.d_steps):  # unrolled: d_steps is static config
+        d_rng = jax.random.fold_in(rng, i)
+        fake, _ = generate(params['generator'], stats, jax.random.fold_in(d_rng, 0))
+        (d_loss, (real_logits, fake_logits)), d_grads = jax.value_and_grad(
+            d_loss_fn, has_aux=True)(params['discriminator'], jax.lax.stop_gradient(fake),
+                                     jax.random.fold_in(d_rng, 1))
+        d_grad_norm = update('discriminator', d_grads)
+
+      def g_loss_fn(g_params):
+        fake, new_stats = generate(g_params, stats, jax.random.fold_in(rng, 1000))
+        logits = discriminator.apply({'params': params['discriminator']}, fake, labels)
+        return gan_losses.generator_loss(logits, loss_config.kind), new_stats
+
+      (g_loss, new_stats), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
+          params['generator'])
+      g_grad_norm = update('generator', g_grads)
+      acc_real, acc_fake = gan_losses.discriminator_accuracy(real_logits, fake_logits,
+                                                             loss_config.kind)
+      metrics = parallel.mean_over_devices(
+          {'d_loss': d_loss, 'g_loss': g_loss, 'd_accuracy_real': acc_real,
+           'd_accuracy_fake': acc_fake}, axis_name)
+      metrics.update(loss=metrics['d_loss'] + metrics['g_loss'], d_grad_norm=d_grad_norm,
+                     g_grad_norm=g_grad_norm)
+      ema = gan_losses.ema_update(state.extra['ema'], params['generator'],
+                                  loss_config.ema_decay)
+      new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                                extra={'batch_stats': new_stats, 'ema': ema})
+      return new_state, metrics
+
+    return step
+
+  def export(state):
+    """The EMA generator, as ordinary flax variables for `Generator.apply`."""
+    variables = {'params': state.extra['ema']}
+    if state.extra['batch_stats']:
+      variables['batch_stats'] = state.extra['batch_stats']
+    return variables
+
+  def sample(variables, z, labels=None):
+    return generator.apply(variables, z, labels, train=False)
+
+  sample_jit = jax.jit(sample)
+
+  def view_labels(num):
+    return jnp.arange(num) % g_config.num_classes if conditional else None
+
+  def view_sample(variables, arrays, rng, num):
+    z = jax.random.normal(rng, (num, latent_dim))
+    return views_lib.square(np.asarray(sample_jit(variables, z, view_labels(num))))
+
+  def view_interpolate(variables, arrays, rng, num):
+    """Rows walk the latent line between two random samples (spherical interpolation)."""
+    rows, cols = max(num // 10, 1), 10
+    a, b = jax.random.normal(rng, (2, rows, 1, latent_dim))
+    t = jnp.linspace(0.0, 1.0, cols)[None, :, None]
+    z = _slerp(a, b, t).reshape(rows * cols, latent_dim)
+    labels = jnp.repeat(view_labels(rows), cols) if conditional else None
+    images = np.asarray(sample_jit(variables, z, labels))
+    return images.reshape(rows, cols, *images.shape[1:])
+
+  def view_mix(variables, arrays, rng, num):
+    """Each row: sample A, blends of A and B's latents at 1/4, 1/2, 3/4, sample B."""
+    rows = max(num // 5, 1)
+    a, b = jax.random.normal(rng, (2, rows, 1, latent_dim))
+    t = jnp.asarray([0.0, 0.25, 0.5, 0.75, 1.0])[None, :, None]
+    z = _slerp(a, b, t).reshape(rows * 5, latent_dim)
+    labels = jnp.repeat(view_labels(rows), 5) if conditional else None
+    images = np.asarray(sample_jit(variables, z, labels))
+    return images.reshape(rows, 5, *images.shape[1:])
+
+  def eval_metrics(variables, batch, rng):
+    del variables, rng  # image quality needs the classifier: see launch.evaluate
+    return {'examples': jnp.ones(batch['image'].shape[0])}
+
+  def evaluate(variables, data, rng, eval_config=config.eval):
+    from genjax.tasks import gan_evaluation  # pylint: disable=import-outside-toplevel
+    return gan_evaluation.evaluate(lambda z, y: sample_jit(variables, z, y), data, rng,
+                                   eval_config, latent_dim,
+                                   g_config.num_classes if conditional else 0)
+
+  return Task(name='gan', model=generator, init=init, loss=None, eval_metrics=eval_metrics,
+              evaluate=evaluate,
+              views={'sample': view_sample, 'interpolate': view_interpolate, 'mix': view_mix},
+              default_view='sample', make_step=make_step, optimizer=make_optimizer,
+              export=export)
+
+
+def _slerp(a: jax.Array, b: jax.Array, t: jax.Array) -> jax.Array:
+  """Spherical interpolation: stays on the Gaussian shell where the generator was trained."""
+  a_n = a / jnp.linalg.norm(a, axis=-1, keepdims=True)
+  b_n = b / jnp.linalg.norm(b, axis=-1, keepdims=True)
+  omega = jnp.arccos(jnp.clip(jnp.sum(a_n * b_n, -1, keepdims=True), -1.0, 1.0))
+  so = jnp.sin(omega)
+  return (jnp.sin((1.0 - t) * omega) / so) * a + (jnp.sin(t * omega) / so) * b
