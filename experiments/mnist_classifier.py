@@ -18,13 +18,13 @@ def get_config():
   c.data.batch_size = 128
 
   c.model.num_classes = 10
-  c.model.widths = (32, 64)  # 3x3 conv + 2x2 max-pool per width
+  c.model.widths = (16, 32)  # 3x3 conv + 2x2 max-pool per width
   c.model.hidden = 128  # the feature size of FID and precision/recall
   c.model.dropout = 0.3
 
   c.optim.learning_rate = 1e-3
   c.optim.warmup_steps = 100
-  c.train.steps = 3_000
+  c.train.steps = 2_000  # ~2.5 min on a 2-core CPU
   c.train.log_every = 200
   c.train.eval_every = 1_000
   c.train.checkpoint_every = 1_000

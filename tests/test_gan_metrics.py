@@ -157,9 +157,10 @@ def test_precision_recall_when_fake_covers_half_the_modes():
   centres = 10.0 * np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
   real = _clusters(rng, centres, 250, dim)
   fake = _clusters(rng, centres[:2], 250, dim)  # fresh draws from two of the four modes
-  precision, recall = precision_recall(real, fake, k=3, batch_size=300)
-  assert precision >= 0.97
-  assert recall == pytest.approx(0.5, abs=0.03)
+  # k=5: with k=3 a few tail samples of the same distribution fall outside (~0.97).
+  precision, recall = precision_recall(real, fake, k=5, batch_size=300)
+  assert precision >= 0.98
+  assert recall == pytest.approx(0.5, abs=0.02)
 
 
 def test_precision_recall_matches_brute_force_with_ragged_batches():

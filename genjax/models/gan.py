@@ -112,6 +112,7 @@ class Generator(nn.Module):
       raise ValueError(f'expected latents of shape [batch, {self.latent_dim}], '
                        f'got {tuple(z.shape)}')
     batch = z.shape[0]
+    labels = None if labels is None else jnp.asarray(labels)
     _check_labels('Generator', labels, self.num_classes, batch)
     if self.num_classes > 0:
       embed = nn.Embed(self.num_classes, self.embed_dim or self.latent_dim, name='class_embed')
@@ -165,6 +166,7 @@ class Discriminator(nn.Module):
   def __call__(self, x: Array, labels: Array | None = None) -> Array:
     check_images(x, self.image_shape)
     batch = x.shape[0]
+    labels = None if labels is None else jnp.asarray(labels)
     _check_labels('Discriminator', labels, self.num_classes, batch)
     if self.num_classes > 0 and self.conditioning == 'concat':
       onehot = jax.nn.one_hot(labels, self.num_classes, dtype=x.dtype)
