@@ -22,11 +22,11 @@ def get_config():
 
   c.model.generator = ml_collections.ConfigDict()
   c.model.generator.latent_dim = 64
-  c.model.generator.widths = (128, 64)  # channels after each 2x upsampling: 7 -> 14 -> 28
+  c.model.generator.widths = (64, 32)  # channels after each 2x upsampling: 7 -> 14 -> 28
   c.model.generator.num_classes = 0  # > 0: class-conditional (see mnist_cdcgan.py)
   c.model.generator.norm = 'batch'  # 'batch' | 'layer' | 'none'
   c.model.discriminator = ml_collections.ConfigDict()
-  c.model.discriminator.widths = (64, 128)  # stride-2 convs: 28 -> 14 -> 7
+  c.model.discriminator.widths = (32, 64)  # stride-2 convs: 28 -> 14 -> 7
   c.model.discriminator.num_classes = 0
   c.model.discriminator.conditioning = 'projection'
 
@@ -42,11 +42,11 @@ def get_config():
   c.optim.schedule = 'constant'
   c.d_optim = c.optim.copy_and_resolve_references()  # the discriminator's optimizer
 
-  c.train.steps = 10_000
+  c.train.steps = 12_000
   c.train.log_every = 200
   c.train.eval_every = 0  # image quality needs the classifier: launch.evaluate
-  c.train.checkpoint_every = 1_000
-  c.train.sample_every = 500
+  c.train.checkpoint_every = 2_000
+  c.train.sample_every = 1_000
 
   c.eval.classifier_workdir = 'runs/mnist_classifier'
   c.eval.num_samples = 10_000  # generated images scored by FID/IS/precision/recall

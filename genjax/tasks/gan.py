@@ -107,8 +107,11 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
            'd_accuracy_fake': acc_fake}, axis_name)
       metrics.update(loss=metrics['d_loss'] + metrics['g_loss'], d_grad_norm=d_grad_norm,
                      g_grad_norm=g_grad_norm)
-      ema = gan_losses.ema_update(state.extra['ema'], params['generator'],
-                                  loss_config.ema_decay)
+      # Warm the average up (decay (1+t)/(10+t) until it reaches ema_decay): otherwise the
+      # early EMA is mostly the random initialisation and early samples show noise.
+      step_f = state.step.astype(jnp.float32)
+      decay = jnp.minimum(loss_config.ema_decay, (1.0 + step_f) / (10.0 + step_f))
+      ema = gan_losses.ema_update(state.extra['ema'], params['generator'], decay)
       new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                                 extra={'batch_stats': new_stats, 'ema': ema})
       return new_state, metrics
