@@ -25,6 +25,8 @@ _NUM = flags.DEFINE_integer('num', 64, 'How many pictures (pairs for interpolate
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed for latents and noise.')
 _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step; default the latest.')
 _OUT = flags.DEFINE_string('out', None, 'PNG path; default WORKDIR/samples/MODE_stepN.png.')
+_CLASS = flags.DEFINE_list('class', None, 'Class-conditional models: the class(es) to draw, '
+                           'e.g. --class=7 or --class=3,5; default all classes in turn.')
 flags.mark_flags_as_required(['workdir'])
 
 
@@ -39,8 +41,11 @@ def main(argv):
           f'--mode={mode!r}: the {task.name} family draws {sorted(task.views)}.')
     # Test images feed the modes that start from data; generation alone does not need them.
     test = datasets.load(config.data).test if mode != 'sample' else {}
-    grid = loop.view_grid(task, mode, task.inference_variables(state), test, jax.random.PRNGKey(_SEED.value),
-                          _NUM.value)
+    extra = {'classes': [int(c) for c in _CLASS.value]} if _CLASS.value else {}
+    if extra and task.name != 'gan':
+      raise common.ConfigError(f'--class: the {task.name} family is not class-conditional.')
+    grid = loop.view_grid(task, mode, task.inference_variables(state), test,
+                          jax.random.PRNGKey(_SEED.value), _NUM.value, **extra)
     step = int(state.step)
     out = _OUT.value or os.path.join(_WORKDIR.value, 'samples', f'{mode}_step{step}.png')
     image_writer.save_png(out, grid)

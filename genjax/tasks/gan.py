@@ -14,6 +14,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from genjax.config import ConfigError
 from genjax.models.gan import Discriminator, Generator
 from genjax.tasks import gan_losses, views as views_lib
 from genjax.tasks.base import Task, per_example_keys, to_float
@@ -42,9 +43,9 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
 
   def init(rng, batch):
     g_rng, d_rng = jax.random.split(rng)
-    x = to_float(batch['image'][:2])
-    labels = batch['label'][:2] if conditional else None
-    g_vars = generator.init(g_rng, jnp.zeros((2, latent_dim)), labels, train=False)
+    x = to_float(batch['image'][:1])
+    labels = batch['label'][:1] if conditional else None
+    g_vars = generator.init(g_rng, jnp.zeros((1, latent_dim)), labels, train=False)
     d_vars = discriminator.init(d_rng, x, labels)
     params = {'generator': g_vars['params'], 'discriminator': d_vars['params']}
     extra = {'batch_stats': g_vars.get('batch_stats', {}), 'ema': g_vars['params']}
@@ -130,30 +131,40 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
 
   sample_jit = jax.jit(sample)
 
-  def view_labels(num):
-    return jnp.arange(num) % g_config.num_classes if conditional else None
+  def view_labels(num, classes=None):
+    """Labels for `num` pictures: the requested classes in turn, else all classes in turn."""
+    if classes and not conditional:
+      raise ConfigError('--class needs a class-conditional model (model.generator.num_classes'
+                        ' > 0, as in experiments/mnist_cdcgan.py).')
+    if not conditional:
+      return None
+    bad = [c for c in classes or () if not 0 <= c < g_config.num_classes]
+    if bad:
+      raise ConfigError(f'--class {bad}: the model has classes 0..{g_config.num_classes - 1}.')
+    pool = np.asarray(classes) if classes else np.arange(g_config.num_classes)
+    return jnp.asarray(np.resize(pool, num))
 
-  def view_sample(variables, arrays, rng, num):
+  def view_sample(variables, arrays, rng, num, classes=None):
     z = jax.random.normal(rng, (num, latent_dim))
-    return views_lib.square(np.asarray(sample_jit(variables, z, view_labels(num))))
+    return views_lib.square(np.asarray(sample_jit(variables, z, view_labels(num, classes))))
 
-  def view_interpolate(variables, arrays, rng, num):
+  def view_interpolate(variables, arrays, rng, num, classes=None):
     """Rows walk the latent line between two random samples (spherical interpolation)."""
     rows, cols = max(num // 10, 1), 10
     a, b = jax.random.normal(rng, (2, rows, 1, latent_dim))
     t = jnp.linspace(0.0, 1.0, cols)[None, :, None]
     z = _slerp(a, b, t).reshape(rows * cols, latent_dim)
-    labels = jnp.repeat(view_labels(rows), cols) if conditional else None
+    labels = jnp.repeat(view_labels(rows, classes), cols) if conditional else None
     images = np.asarray(sample_jit(variables, z, labels))
     return images.reshape(rows, cols, *images.shape[1:])
 
-  def view_mix(variables, arrays, rng, num):
+  def view_mix(variables, arrays, rng, num, classes=None):
     """Each row: sample A, blends of A and B's latents at 1/4, 1/2, 3/4, sample B."""
     rows = max(num // 5, 1)
     a, b = jax.random.normal(rng, (2, rows, 1, latent_dim))
     t = jnp.asarray([0.0, 0.25, 0.5, 0.75, 1.0])[None, :, None]
     z = _slerp(a, b, t).reshape(rows * 5, latent_dim)
-    labels = jnp.repeat(view_labels(rows), 5) if conditional else None
+    labels = jnp.repeat(view_labels(rows, classes), 5) if conditional else None
     images = np.asarray(sample_jit(variables, z, labels))
     return images.reshape(rows, 5, *images.shape[1:])
 

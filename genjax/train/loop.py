@@ -89,9 +89,9 @@ def make_eval_fn(task, mesh):
   return evaluate
 
 
-def view_grid(task, mode: str, params, arrays: dict, rng, num: int) -> np.ndarray:
+def view_grid(task, mode: str, params, arrays: dict, rng, num: int, **options) -> np.ndarray:
   """A task view ([rows, cols, H, W, C] in [0, 1]) as one uint8 grid image."""
-  pictures = np.asarray(task.views[mode](params, arrays, rng, num))
+  pictures = np.asarray(task.views[mode](params, arrays, rng, num, **options))
   rows, cols = pictures.shape[:2]
   return image_writer.make_grid(pictures.reshape(rows * cols, *pictures.shape[2:]), ncol=cols)
 
