@@ -18,7 +18,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from absl import app, flags
 
 from genjax import tasks
@@ -58,8 +57,7 @@ def bench_experiment(name: str) -> dict:
   task = tasks.build(config, data.image_shape)
   tx = task.make_optimizer(config)
   batch_size = config.data.batch_size
-  example = {k: v[:batch_size] for k, v in data.train.items()}
-  example['index'] = np.arange(batch_size, dtype=np.int32)
+  example = loop.example_batch(data.train, batch_size)
   state = loop.init_state(task, config, tx, example, mesh)
   step = parallel.compile_step(task.train_step(tx), mesh, config.parallel.strategy)
 

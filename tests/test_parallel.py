@@ -16,8 +16,7 @@ def _losses(config, strategy, devices, steps=20):
   data = datasets.load(config.data)
   task = tasks.build(config, data.image_shape)
   tx = task.make_optimizer(config)
-  example = {k: v[:config.data.batch_size] for k, v in data.train.items()}
-  example['index'] = np.arange(config.data.batch_size, dtype=np.int32)
+  example = loop.example_batch(data.train, config.data.batch_size)
   state = loop.init_state(task, config, tx, example, mesh)
   step = parallel.compile_step(task.train_step(tx), mesh, strategy)
   out = []

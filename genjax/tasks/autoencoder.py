@@ -11,7 +11,7 @@ from genjax.evaluation import auroc as auroc_lib
 from genjax.evaluation import image_metrics, pca
 from genjax.models import Autoencoder
 from genjax.tasks import losses, noise, views as views_lib
-from genjax.tasks.base import Task, per_example_keys, to_float
+from genjax.tasks.base import Task, float_images, per_example_keys, to_float
 
 
 def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Task:
@@ -58,18 +58,14 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
                   [:len(chunk)])
     return np.concatenate(outs)
 
-  def images(arrays, n=None):
-    x = arrays['image'] if n is None else arrays['image'][:n]
-    return np.asarray(x, np.float32) / 255.0
-
   def evaluate(params, data, rng, eval_config=config.eval):
     bs = eval_config.batch_size
-    test = images(data.test)
+    test = float_images(data.test)
     recon = run_batched(lambda x: batched_reconstruct(params, x), test, bs)
     results = {
         'mse': image_metrics.mse(recon, test),
         'psnr': image_metrics.psnr(recon, test),
-        'pca_mse': pca.pca_reconstruction_mse(images(data.train), test, config.model.latent_dim),
+        'pca_mse': pca.pca_reconstruction_mse(float_images(data.train), test, config.model.latent_dim),
         'latent_dim': config.model.latent_dim,
         'num_examples': int(len(test)),
     }
@@ -80,7 +76,7 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
       results['denoised_psnr'] = image_metrics.psnr(denoised, test)
     if data.anomaly:
       # Anomaly score: how badly the model, trained on normal data only, reconstructs.
-      normal, odd = images(data.normal_test), images(data.anomaly)
+      normal, odd = float_images(data.normal_test), float_images(data.anomaly)
       scores = [image_metrics.per_image_mse(
           run_batched(lambda x: batched_reconstruct(params, x), a, bs), a) for a in (normal, odd)]
       labels = np.concatenate([np.zeros(len(normal)), np.ones(len(odd))])
@@ -88,12 +84,12 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
     return results
 
   def view_reconstruct(params, arrays, rng, num):
-    x = images(arrays, num)
+    x = float_images(arrays, num)
     return views_lib.interleave(x, np.asarray(batched_reconstruct(params, x)))
 
   def view_denoise(params, arrays, rng, num):
     """Rows of noisy inputs, then their denoised outputs, then the clean images."""
-    x = images(arrays, num)
+    x = float_images(arrays, num)
     noisy = np.asarray(batched_corrupt(x, rng))
     out = np.asarray(batched_reconstruct(params, noisy))
     return views_lib.interleave(np.clip(noisy, 0, 1), out, x)

@@ -68,6 +68,12 @@ def per_example_keys(rng: jax.Array, index: jax.Array) -> jax.Array:
   return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, index)
 
 
+def float_images(arrays: Mapping[str, np.ndarray], n: int | None = None) -> np.ndarray:
+  """Host-side `to_float` of the first `n` (default all) images of a split."""
+  x = arrays['image'] if n is None else arrays['image'][:n]
+  return np.asarray(x, np.float32) / 255.0
+
+
 def to_float(images: jax.Array) -> jax.Array:
   """uint8 [0, 255] -> float32 [0, 1]; data travels to the device as bytes (4x less)."""
   return images.astype('float32') / 255.0

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from genjax.evaluation import gan_metrics
+from genjax.tasks.base import float_images
 
 
 def load_classifier(workdir: str):
@@ -47,8 +48,7 @@ def evaluate(sample_fn: Callable, data, rng: jax.Array, eval_config, latent_dim:
 
   features = lambda x: classifier.apply(c_params, x, method=classifier.features)
   probs = lambda x: jax.nn.softmax(classifier.apply(c_params, x))
-  as_float = lambda arrays: np.asarray(arrays['image'][:n], np.float32) / 255.0
-  test, train = as_float(data.test), as_float(data.train)
+  test, train = float_images(data.test, n), float_images(data.train, n)
 
   f_fake = gan_metrics.batched_apply(features, fakes, bs)
   f_test = gan_metrics.batched_apply(features, test, bs)

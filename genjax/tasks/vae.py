@@ -11,7 +11,7 @@ from genjax.evaluation import auroc as auroc_lib
 from genjax.evaluation import iwae
 from genjax.models import VAE
 from genjax.tasks import losses, views as views_lib
-from genjax.tasks.base import Task, per_example_keys, to_float
+from genjax.tasks.base import Task, float_images, per_example_keys, to_float
 
 
 def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Task:
@@ -68,13 +68,9 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
     log_q = losses.gaussian_log_prob(z, mean[:, None], logvar[:, None])
     return log_lik + log_prior - log_q
 
-  def test_images(arrays, n=None):
-    x = arrays['image'] if n is None else arrays['image'][:n]
-    return np.asarray(x, np.float32) / 255.0
-
   def evaluate(params, data, rng, eval_config=config.eval):
     rng_elbo, rng_nll, rng_anomaly = jax.random.split(rng, 3)
-    x = test_images(data.test, eval_config.get('iwae_examples', 0) or None)
+    x = float_images(data.test, eval_config.get('iwae_examples', 0) or None)
     k = eval_config.get('iwae_samples', 1000)
     log_px = iwae.estimate_log_likelihood(log_weights, params, x, rng_nll, num_samples=k,
                                           batch_size=eval_config.get('iwae_batch_size', 100))
@@ -91,8 +87,8 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
     if data.anomaly:
       # Anomaly score: the negative ELBO (an upper bound on -log p(x)); low likelihood
       # under a model of normal data means anomalous.
-      normal = test_images(data.normal_test)
-      odd = test_images(data.anomaly)
+      normal = float_images(data.normal_test)
+      odd = float_images(data.anomaly)
       k_score = eval_config.get('anomaly_samples', 16)
       scores = [-iwae.estimate_log_likelihood(log_weights, params, a, r, num_samples=k_score,
                                               batch_size=eval_config.batch_size)
@@ -109,7 +105,7 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
     return views_lib.square(np.asarray(decode_mean(params, z)))
 
   def view_reconstruct(params, arrays, rng, num):
-    x = test_images(arrays, num)
+    x = float_images(arrays, num)
     mean, _ = model.apply(params, x, method=model.encode)
     recon = np.asarray(decode_mean(params, mean))
     return views_lib.interleave(x, recon)
@@ -117,7 +113,7 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
   def view_interpolate(params, arrays, rng, num):
     """Rows walk the latent line between pairs of test images (posterior means)."""
     rows, cols = max(num // 10, 1), 10
-    x = test_images(arrays, 2 * rows)
+    x = float_images(arrays, 2 * rows)
     mean, _ = model.apply(params, x, method=model.encode)
     start, end = mean[0::2], mean[1::2]
     t = jnp.linspace(0.0, 1.0, cols - 2)[None, :, None]

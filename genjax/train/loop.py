@@ -45,7 +45,8 @@ def init_state(task, config, tx, example: dict, mesh) -> state_lib.TrainState:
   return jax.jit(create, out_shardings=parallel.replicated(mesh))(init_rng, train_rng, example)
 
 
-def _example_batch(arrays: dict, batch_size: int) -> dict:
+def example_batch(arrays: dict, batch_size: int) -> dict:
+  """The first batch_size rows with their `index`: what `init` traces shapes from."""
   example = {k: v[:batch_size] for k, v in arrays.items()}
   example['index'] = np.arange(batch_size, dtype=np.int32)
   return example
@@ -53,7 +54,7 @@ def _example_batch(arrays: dict, batch_size: int) -> dict:
 
 @jax.jit
 def _accumulate(acc: dict, metrics: dict, step: jax.Array) -> dict:
-  """Running sums of the step metrics and the first step whose loss was not finite."""
+  """Running sums of the step metrics and the first step (1-based) whose loss was not finite."""
   finite = jnp.isfinite(metrics['loss'])
   sums = jax.tree.map(lambda a, m: a + m.astype(jnp.float32), acc['sums'], metrics)
   first_bad = jnp.where(finite, acc['first_bad'], jnp.minimum(acc['first_bad'], step))
@@ -129,7 +130,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     workdir_lib.check_or_write_config(config, workdir, allow_config_change, write=True)
   ckpt = checkpoints.Checkpointer(os.path.join(workdir, 'checkpoints'),
                                   keep=config.train.keep_checkpoints)
-  state = init_state(task, config, tx, _example_batch(data.train, config.data.batch_size), mesh)
+  state = init_state(task, config, tx, example_batch(data.train, config.data.batch_size), mesh)
   restored = ckpt.restore_latest(state)
   if restored is not None:
     state, meta = restored
@@ -156,13 +157,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     if first_bad != np.iinfo(np.int32).max:
       ckpt.wait()
       raise NonFiniteLossError(
-          f'Loss became NaN/inf at step {first_bad + 1}; stopped. The last good checkpoint '
+          f'Loss became NaN/inf at step {first_bad}; stopped. The last good checkpoint '
           f'(step {ckpt.latest_step()}) is kept in {ckpt.directory}. Lower '
           'optim.learning_rate or set optim.grad_clip_norm.')
 
   batches = pipeline.Prefetcher(data.train, config.data.batch_size, config.seed,
                                 parallel.batch_sharding(mesh), start_step=start,
                                 prefetch=config.data.prefetch)
+  eval_subset = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
   acc = None
   last_time, last_step, last_wait = time.perf_counter(), start, 0.0
   side_work = 0.0  # seconds spent on eval/samples/checkpoints: not part of steps/s
@@ -173,7 +175,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         state, metrics = step_fn(state, next(batches))
         if acc is None:
           acc = _empty_accumulator(metrics)
-        acc = _accumulate(acc, metrics, jnp.asarray(step, jnp.int32))
+        acc = _accumulate(acc, metrics, state.step)
         for hook in hooks:
           hook(step + 1, state)
         done = step + 1
@@ -196,8 +198,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
         side_start = time.perf_counter()
         if config.train.eval_every and (done % config.train.eval_every == 0 or final):
-          test = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
-          results = evaluate(task.inference_variables(state), test, config.eval.batch_size, eval_rng)
+          results = evaluate(task.inference_variables(state), eval_subset, config.eval.batch_size,
+                             eval_rng)
           writer.write(done, 'test', results)
           logging.info('test @ %d: %s', done,
                        ' '.join(f'{k}={v:.4f}' for k, v in sorted(results.items())))
