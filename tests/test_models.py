@@ -7,13 +7,14 @@ import functools
 import math
 
 import jax
+import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
 from genjax.models import VAE, Autoencoder
-from genjax.models.layers import Upsample2x, conv_kernel_init
+from genjax.models.layers import Conv2x2, Upsample2x, conv_kernel_init
 from genjax.models.vae import INIT_LOG_SCALE, MAX_LOG_SCALE, MIN_LOG_SCALE, soft_clip
 from genjax.tasks import losses
 
@@ -117,6 +118,17 @@ def test_bad_configuration_fails_early(cls):
 def test_bad_likelihood_fails_early():
     with pytest.raises(ValueError, match='bernoulli'):
         VAE(likelihood='poisson')
+
+
+def test_conv2x2_equals_flax_conv_with_the_same_parameters():
+    x = jax.random.normal(KEY, (3, 7, 5, 6))
+    layer = Conv2x2(8)
+    variables = layer.init(jax.random.key(1), x)
+    variables['params']['bias'] = jax.random.normal(jax.random.key(2), (8,))
+    reference = nn.Conv(8, (2, 2), padding='SAME')
+    assert jax.tree.map(jnp.shape, reference.init(KEY, x)) == jax.tree.map(jnp.shape, variables)
+    np.testing.assert_allclose(layer.apply(variables, x), reference.apply(variables, x),
+                               atol=1e-5)
 
 
 def test_upsample2x_is_a_4x4_stride2_transposed_conv():

