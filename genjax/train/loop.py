@@ -8,6 +8,7 @@ and read back only at log, eval and checkpoint steps.
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import time
@@ -27,6 +28,13 @@ from genjax.writers import images as image_writer
 from genjax.writers.metrics import MetricWriter
 
 Hook = Callable[[int, state_lib.TrainState], None]
+
+# Steps the host may dispatch ahead of the devices. Unbounded async dispatch queued
+# hundreds of steps between log lines; on XLA:CPU with several (fake) devices on few
+# cores, the queued programs then starved a cross-device all-reduce past XLA's 40 s
+# rendezvous timeout and the process aborted. Waiting on the step K back keeps the
+# devices' queue full (the host is still K steps ahead) while bounding it.
+MAX_STEPS_IN_FLIGHT = 4
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -166,6 +174,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                                 prefetch=config.data.prefetch)
   eval_subset = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
   acc = None
+  in_flight = collections.deque()
   last_time, last_step, last_wait = time.perf_counter(), start, 0.0
   side_work = 0.0  # seconds spent on eval/samples/checkpoints: not part of steps/s
   stop = preemption.Flag()
@@ -176,6 +185,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         if acc is None:
           acc = _empty_accumulator(metrics)
         acc = _accumulate(acc, metrics, state.step)
+        in_flight.append(acc['count'])
+        if len(in_flight) > MAX_STEPS_IN_FLIGHT:
+          in_flight.popleft().block_until_ready()
         for hook in hooks:
           hook(step + 1, state)
         done = step + 1
@@ -194,15 +206,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           means['steps_per_s'] = rate
           writer.write(done, 'train', means)
           logging.info(_progress_line(done, config.train.steps, means, rate))
+          warning = task.diagnose(done, means) if task.diagnose is not None else None
+          if warning:
+            logging.warning('step %d: %s', done, warning)
           acc = _empty_accumulator(metrics)
 
         side_start = time.perf_counter()
         if config.train.eval_every and (done % config.train.eval_every == 0 or final):
-          results = evaluate(task.inference_variables(state), eval_subset, config.eval.batch_size,
-                             eval_rng)
-          writer.write(done, 'test', results)
-          logging.info('test @ %d: %s', done,
-                       ' '.join(f'{k}={v:.4f}' for k, v in sorted(results.items())))
+          variables = task.inference_variables(state)
+          if task.periodic_evaluate is not None:
+            results = task.periodic_evaluate(variables, data, eval_rng)
+          else:
+            results = evaluate(variables, eval_subset, config.eval.batch_size, eval_rng)
+          scalars = {k: v for k, v in results.items() if np.ndim(v) == 0}
+          if scalars:
+            writer.write(done, 'test', scalars)
+            logging.info('test @ %d: %s', done,
+                         ' '.join(f'{k}={v:.4f}' for k, v in sorted(scalars.items())))
 
         draw = task.views and config.train.sample_every
         if draw and (done % config.train.sample_every == 0 or final):
