@@ -172,3 +172,30 @@ def test_adam_steps_lower_the_discriminator_loss(kind):
   if kind != 'wasserstein':
     acc_real, acc_fake = gan_losses.discriminator_accuracy(logits_real, logits_fake, kind)
     assert float(acc_real) == 1.0 and float(acc_fake) == 1.0
+
+
+def _means(d_loss, acc_real=0.6, acc_fake=0.6):
+  return {'d_loss': d_loss, 'd_accuracy_real': acc_real, 'd_accuracy_fake': acc_fake}
+
+
+def test_divergence_monitor_warns_once_when_the_discriminator_wins_long_enough():
+  monitor = gan_losses.DivergenceMonitor('non_saturating', warn_steps=1000)
+  assert monitor(200, _means(1.3)) is None
+  # Pinned from step 400 on (the stretch starts after the healthy log at 200).
+  assert monitor(400, _means(1e-4, 1.0, 1.0)) is None
+  assert monitor(1000, _means(1e-4, 1.0, 1.0)) is None
+  message = monitor(1200, _means(1e-4, 1.0, 1.0))
+  assert message and 'since step 200' in message and 'diverged' in message
+  assert monitor(1400, _means(1e-4, 1.0, 1.0)) is None  # said once per stretch
+  assert monitor(1600, _means(1.2)) is None  # recovered: a new stretch may warn again
+  assert monitor(2400, _means(1e-4, 1.0, 1.0)) is None
+  assert monitor(2600, _means(1e-4, 1.0, 1.0))
+
+
+def test_divergence_monitor_judges_a_critic_by_its_accuracy():
+  monitor = gan_losses.DivergenceMonitor('wasserstein', warn_steps=300)
+  # A Wasserstein critic's loss has no floor: -50 alone is not divergence.
+  assert monitor(100, _means(-50.0, 0.7, 0.8)) is None
+  assert monitor(300, _means(-50.0, 0.7, 0.8)) is None
+  assert monitor(500, _means(-50.0, 1.0, 1.0)) is None
+  assert monitor(700, _means(-50.0, 1.0, 1.0))

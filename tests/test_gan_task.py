@@ -45,3 +45,16 @@ def test_class_on_unconditional_model_is_refused(tmp_path):
   with pytest.raises(ConfigError, match='class-conditional'):
     task.views['sample'](task.inference_variables(state), {}, jax.random.PRNGKey(0), 4,
                          classes=[1])
+
+
+def test_image_quality_is_measured_during_training_when_the_classifier_exists(tmp_path):
+  from genjax.writers.metrics import read_metrics  # pylint: disable=import-outside-toplevel
+  classifier = str(tmp_path / 'classifier')
+  loop.train_and_evaluate(tiny.classifier(4), classifier)
+  c = tiny.gan(8, classifier_workdir=classifier)
+  c.train.eval_every = 4
+  c.eval.num_examples = 64
+  loop.train_and_evaluate(c, str(tmp_path / 'gan'))
+  rows = [r for r in read_metrics(tmp_path / 'gan') if r.get('split') == 'test']
+  assert [r['step'] for r in rows] == [4, 8]
+  assert {'fid', 'inception_score', 'precision', 'recall'} <= set(rows[0])

@@ -25,7 +25,13 @@ class Task:
   init(rng, batch) -> (params, extra)      parameters and non-trained collections
   make_step(tx) -> step_fn                 step_fn(state, batch, *, axis_name)
   eval_metrics(params, batch, rng) -> {name: [B] per-example values}
+      what the loop averages over eval.num_examples test examples every eval_every steps
   evaluate(params, data, rng) -> {name: float}   the full launch.evaluate report
+  periodic_evaluate(params, data, rng) -> {name: float}
+      replaces eval_metrics in training where per-example means do not fit (a GAN's
+      FID needs generated samples and a classifier)
+  diagnose(step, train_means) -> warning text or None
+      called at each log step: failure modes the loss alone does not show
   views: {mode: fn(params, test_arrays, rng, num) -> [rows, cols, H, W, C] in [0, 1]}
       the pictures launch.sample draws; `views[default_view]` is drawn during training
   """
@@ -33,7 +39,7 @@ class Task:
   model: Any
   init: Callable[[jax.Array, Batch], tuple[Any, Any]]
   loss: Callable[[Any, Batch, jax.Array], tuple[jax.Array, dict]] | None
-  eval_metrics: Callable[[Any, Batch, jax.Array], dict]
+  eval_metrics: Callable[[Any, Batch, jax.Array], dict] | None
   evaluate: Callable[..., dict]
   views: Mapping[str, Callable[..., np.ndarray]]
   default_view: str
@@ -42,6 +48,8 @@ class Task:
   make_step: Callable[[Any], parallel.StepFn] | None = None
   optimizer: Callable[[Any], Any] | None = None
   export: Callable[[Any], Any] | None = None
+  periodic_evaluate: Callable[..., dict] | None = None
+  diagnose: Callable[[int, dict], str | None] | None = None
 
   def train_step(self, tx) -> parallel.StepFn:
     if self.make_step is not None:

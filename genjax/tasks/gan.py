@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from absl import logging
 import ml_collections
 import numpy as np
 import optax
@@ -85,21 +86,24 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
         params[name] = optax.apply_updates(params[name], updates)
         return optax.tree.norm(grads)
 
+      # The last discriminator step's fakes also train the generator (as PyTorch's DCGAN
+      # does): one generator forward per step, its backward taken through `jax.vjp`.
       for i in range(loss_config.d_steps):  # unrolled: d_steps is static config
         d_rng = jax.random.fold_in(rng, i)
-        fake, _ = generate(params['generator'], stats, jax.random.fold_in(d_rng, 0))
+        fake, g_vjp, new_stats = jax.vjp(
+            lambda g: generate(g, stats, jax.random.fold_in(d_rng, 0)), params['generator'],
+            has_aux=True)
         (d_loss, (real_logits, fake_logits)), d_grads = jax.value_and_grad(
             d_loss_fn, has_aux=True)(params['discriminator'], jax.lax.stop_gradient(fake),
                                      jax.random.fold_in(d_rng, 1))
         d_grad_norm = update('discriminator', d_grads)
 
-      def g_loss_fn(g_params):
-        fake, new_stats = generate(g_params, stats, jax.random.fold_in(rng, 1000))
+      def g_loss_of_fake(fake):  # against the discriminator just updated
         logits = discriminator.apply({'params': params['discriminator']}, fake, labels)
-        return gan_losses.generator_loss(logits, loss_config.kind), new_stats
+        return gan_losses.generator_loss(logits, loss_config.kind)
 
-      (g_loss, new_stats), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
-          params['generator'])
+      g_loss, d_fake = jax.value_and_grad(g_loss_of_fake)(fake)
+      (g_grads,) = g_vjp(d_fake)
       g_grad_norm = update('generator', g_grads)
       acc_real, acc_fake = gan_losses.discriminator_accuracy(real_logits, fake_logits,
                                                              loss_config.kind)
@@ -168,21 +172,32 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
     images = np.asarray(sample_jit(variables, z, labels))
     return images.reshape(rows, 5, *images.shape[1:])
 
-  def eval_metrics(variables, batch, rng):
-    del variables, rng  # image quality needs the classifier: see launch.evaluate
-    return {'examples': jnp.ones(batch['image'].shape[0])}
-
-  def evaluate(variables, data, rng, eval_config=config.eval):
+  def evaluate(variables, data, rng, eval_config=config.eval, num_samples=None):
     from genjax.tasks import gan_evaluation  # pylint: disable=import-outside-toplevel
     return gan_evaluation.evaluate(lambda z, y: sample_jit(variables, z, y), data, rng,
                                    eval_config, latent_dim,
-                                   g_config.num_classes if conditional else 0)
+                                   g_config.num_classes if conditional else 0, num_samples)
 
-  return Task(name='gan', model=generator, init=init, loss=None, eval_metrics=eval_metrics,
+  missing_classifier_warned = []
+
+  def periodic_evaluate(variables, data, rng):
+    """FID/IS/precision/recall on eval.num_examples samples, if the classifier exists."""
+    try:
+      return evaluate(variables, data, rng, num_samples=config.eval.num_examples)
+    except FileNotFoundError as e:
+      if not missing_classifier_warned:  # training goes on; say it once
+        missing_classifier_warned.append(True)
+        logging.warning('No image-quality metrics during training: %s', e)
+      return {}
+
+  diagnose = gan_losses.DivergenceMonitor(loss_config.kind,
+                                          loss_config.pinned_warn_steps)
+
+  return Task(name='gan', model=generator, init=init, loss=None, eval_metrics=None,
               evaluate=evaluate,
               views={'sample': view_sample, 'interpolate': view_interpolate, 'mix': view_mix},
               default_view='sample', make_step=make_step, optimizer=make_optimizer,
-              export=export)
+              export=export, periodic_evaluate=periodic_evaluate, diagnose=diagnose)
 
 
 def _slerp(a: jax.Array, b: jax.Array, t: jax.Array) -> jax.Array:

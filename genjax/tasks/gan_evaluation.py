@@ -8,6 +8,7 @@ can be read: a perfect generator scores like the test set.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Callable
 
@@ -19,6 +20,7 @@ from genjax.evaluation import gan_metrics
 from genjax.tasks.base import float_images
 
 
+@functools.lru_cache(maxsize=4)  # periodic evaluation during training reuses it
 def load_classifier(workdir: str):
   """(model, params) of a trained `classifier` experiment, or a message saying how."""
   from genjax.train import restore  # pylint: disable=import-outside-toplevel
@@ -33,10 +35,14 @@ def load_classifier(workdir: str):
 
 
 def evaluate(sample_fn: Callable, data, rng: jax.Array, eval_config, latent_dim: int,
-             num_classes: int) -> dict:
-  """`sample_fn(z, labels) -> images [B, H, W, C] in [0, 1]` (labels None if unconditional)."""
+             num_classes: int, num_samples: int | None = None) -> dict:
+  """`sample_fn(z, labels) -> images [B, H, W, C] in [0, 1]` (labels None if unconditional).
+
+  `num_samples` (default `eval_config.num_samples`) generated images are compared with
+  as many test (and train) images.
+  """
   classifier, c_params = load_classifier(eval_config.classifier_workdir)
-  n, bs = eval_config.num_samples, eval_config.batch_size
+  n, bs = num_samples or eval_config.num_samples, eval_config.batch_size
 
   def generate(z_and_labels):
     z, labels = z_and_labels[..., :latent_dim], z_and_labels[..., latent_dim]

@@ -102,3 +102,42 @@ def ema_update(ema_params: Any, params: Any, decay: float) -> Any:
   The usual generator EMA for evaluation and samples (decay ~0.999).
   """
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema_params, params)
+
+
+class DivergenceMonitor:
+  """Warns when the discriminator has won outright for `warn_steps` steps or more.
+
+  Called at each log step with that interval's mean train metrics. "Won" means the
+  discriminator loss is pinned near 0 (non-saturating, hinge), or, for a Wasserstein
+  critic whose loss has no floor, that it separates every real and fake example. Then
+  the generator's gradient has vanished and training has diverged; the loss curves
+  alone look calm. NaN is the loop's business (it stops the run).
+  """
+
+  def __init__(self, kind: str, warn_steps: int = 1000, threshold: float = 0.01):
+    _check_kind(kind)
+    self.kind, self.warn_steps, self.threshold = kind, warn_steps, threshold
+    self.pinned_since: int | None = None  # first log step of the current pinned stretch
+    self.last_step = 0
+    self.warned = False
+
+  def _pinned(self, means: dict) -> bool:
+    if self.kind == 'wasserstein':
+      return min(means['d_accuracy_real'], means['d_accuracy_fake']) >= 1.0 - self.threshold
+    return means['d_loss'] < self.threshold
+
+  def __call__(self, step: int, means: dict) -> str | None:
+    previous, self.last_step = self.last_step, step
+    if not self._pinned(means):
+      self.pinned_since, self.warned = None, False
+      return None
+    if self.pinned_since is None:
+      self.pinned_since = previous  # the stretch began after the last healthy log
+    if self.warned or step - self.pinned_since < self.warn_steps:
+      return None
+    self.warned = True  # once per stretch
+    return (f'the discriminator has won outright since step {self.pinned_since} '
+            f'(d_loss={means["d_loss"]:.3g}, accuracy real {means["d_accuracy_real"]:.3f} / '
+            f'fake {means["d_accuracy_fake"]:.3f}): the generator gets no gradient and training '
+            'has diverged. Look at the samples/ grids; try a lower d_optim.learning_rate, '
+            "loss.r1_gamma > 0, or loss.kind='hinge'.")
