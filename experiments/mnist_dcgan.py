@@ -26,7 +26,7 @@ def get_config():
   c.model.generator.num_classes = 0  # > 0: class-conditional (see mnist_cdcgan.py)
   c.model.generator.norm = 'batch'  # 'batch' | 'layer' | 'none'
   c.model.discriminator = ml_collections.ConfigDict()
-  c.model.discriminator.widths = (32, 64)  # stride-2 convs: 28 -> 14 -> 7
+  c.model.discriminator.widths = (64, 128)  # stride-2 convs: 28 -> 14 -> 7
   c.model.discriminator.num_classes = 0
   c.model.discriminator.conditioning = 'projection'
 
@@ -35,6 +35,7 @@ def get_config():
   c.loss.r1_gamma = 0.0  # R1 penalty on real data
   c.loss.d_steps = 1  # discriminator updates per generator update
   c.loss.ema_decay = 0.999  # generator EMA used for samples and evaluation
+  c.loss.pinned_warn_steps = 1000  # warn when D has won outright this long (divergence)
 
   c.optim.name = 'adam'  # the generator's optimizer
   c.optim.learning_rate = 2e-4
@@ -42,9 +43,9 @@ def get_config():
   c.optim.schedule = 'constant'
   c.d_optim = c.optim.copy_and_resolve_references()  # the discriminator's optimizer
 
-  c.train.steps = 12_000
+  c.train.steps = 14_000
   c.train.log_every = 200
-  c.train.eval_every = 0  # image quality needs the classifier: launch.evaluate
+  c.train.eval_every = 2_000  # FID/IS on eval.num_examples samples (needs the classifier)
   c.train.checkpoint_every = 2_000
   c.train.sample_every = 1_000
 
