@@ -24,7 +24,8 @@ from genjax import tasks
 from genjax.data import datasets, pipeline
 from genjax.train import loop, parallel
 
-_EXPERIMENTS = flags.DEFINE_list('experiments', ['mnist_vae', 'mnist_ae', 'fruits_vae', 'fruits_ae'],
+_EXPERIMENTS = flags.DEFINE_list('experiments', ['mnist_vae', 'mnist_ae', 'fruits_vae', 'fruits_ae',
+                                                 'mnist_dcgan', 'fruits_dcgan', 'mnist_classifier'],
                                  'Experiment modules under experiments/.')
 _STEPS = flags.DEFINE_integer('steps', 200, 'Timed steps per experiment (after warmup).')
 _WARMUP = flags.DEFINE_integer('warmup', 20, 'Untimed steps after compilation.')

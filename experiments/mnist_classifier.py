@@ -5,6 +5,8 @@ Score, for the GAN experiments (eval.classifier_workdir points here).
   python -m launch.evaluate --workdir=runs/mnist_classifier     # test accuracy
 """
 
+import ml_collections
+
 from genjax.config import base_config
 
 
@@ -29,4 +31,10 @@ def get_config():
   c.train.eval_every = 1_000
   c.train.checkpoint_every = 1_000
   c.train.sample_every = 0  # a classifier draws no pictures
+
+  # Synthetic training data from a trained class-conditional GAN (mnist_augment.py):
+  # each training example is replaced by a generated one with probability `fraction`.
+  c.augment = ml_collections.ConfigDict()
+  c.augment.generator_workdir = ''  # '' = off: the plain classifier
+  c.augment.fraction = 0.5
   return c

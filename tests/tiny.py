@@ -67,6 +67,14 @@ def gan(steps=8, classifier_workdir=''):
   return c
 
 
+def conditional_gan(steps=8, classifier_workdir=''):
+  """`gan` with a class embedding in G and a projection discriminator (as mnist_cdcgan)."""
+  c = gan(steps, classifier_workdir)
+  c.model.generator.num_classes = 10
+  c.model.discriminator.num_classes = 10
+  return c
+
+
 def classifier(steps=8):
   c = mnist_classifier.get_config()
   c.data.num_train = 256
@@ -83,7 +91,16 @@ def classifier(steps=8):
   return c
 
 
+def classifier_augmented(generator_workdir, fraction=0.5, steps=8):
+  """`classifier` trained on samples of the GAN in `generator_workdir` (mnist_augment:gan)."""
+  c = classifier(steps)
+  c.augment.generator_workdir = generator_workdir
+  c.augment.fraction = fraction
+  return c
+
+
 def get_config(name='vae'):
   """For the command line: --config=tests/tiny.py:vae (or ae, fruits_vae, fruits_ae)."""
   return {'vae': vae, 'ae': ae, 'fruits_vae': fruits_vae_config,
-          'fruits_ae': fruits_ae_config, 'gan': gan, 'classifier': classifier}[name]()
+          'fruits_ae': fruits_ae_config, 'gan': gan, 'conditional_gan': conditional_gan,
+          'classifier': classifier}[name]()

@@ -1,7 +1,17 @@
 """The classifier family: the evaluation network behind FID, Inception Score and
-precision/recall, and the baseline of the GAN data-augmentation experiment."""
+precision/recall, and the baseline of the GAN data-augmentation experiment.
+
+Synthetic augmentation (`config.augment`, see experiments/mnist_augment.py): with
+`augment.generator_workdir` set, a trained class-conditional GAN is loaded once when the
+task is built, and inside the loss each training example is replaced, with probability
+`augment.fraction`, by a generated image of a uniformly random class. Every random choice
+(replace or not, class, latent) comes from the example's own key, so the batch seen is
+the same under 'jit', 'pmap' and one device. The generator is a frozen constant.
+"""
 
 from __future__ import annotations
+
+import os
 
 import jax
 import jax.numpy as jnp
@@ -9,33 +19,42 @@ import ml_collections
 import numpy as np
 import optax
 
+from genjax.config import ConfigError
 from genjax.models.classifier import Classifier
 from genjax.tasks.base import Task, per_example_keys, to_float
+
+# Folded into the step key for the augmentation draws, so they never reuse the dropout
+# keys (which are the step key folded with each example's index).
+_AUGMENT_SALT = 0x5A17
 
 
 def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Task:
   model = Classifier(image_shape=tuple(image_shape), **config.model)
+  synthesize = make_synthesizer(config, image_shape)
 
   def init(rng, batch):
     return model.init(rng, to_float(batch['image'][:1])), {}
 
-  def logits_of(params, batch, rng, train):
-    x = to_float(batch['image'])
+  def logits_of(params, x, index, rng, train):
     if not train:
       return model.apply(params, x)
     # Dropout masks per example, so they do not depend on the device layout.
-    keys = per_example_keys(rng, batch['index'])
+    keys = per_example_keys(rng, index)
     one = lambda xi, k: model.apply(params, xi[None], train=True, rngs={'dropout': k})[0]
     return jax.vmap(one)(x, keys)
 
   def loss(params, batch, rng):
-    logits = logits_of(params, batch, rng, train=True)
-    xent = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label'])
-    accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
-    return jnp.mean(xent), {'accuracy': accuracy}
+    x, labels, metrics = to_float(batch['image']), batch['label'], {}
+    if synthesize is not None:
+      x, labels, metrics['synthetic_fraction'] = synthesize(
+          x, labels, batch['index'], jax.random.fold_in(rng, _AUGMENT_SALT))
+    logits = logits_of(params, x, batch['index'], rng, train=True)
+    xent = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    metrics['accuracy'] = jnp.mean(jnp.argmax(logits, -1) == labels)
+    return jnp.mean(xent), metrics
 
   def eval_metrics(params, batch, rng):
-    logits = logits_of(params, batch, rng, train=False)
+    logits = logits_of(params, to_float(batch['image']), None, rng, train=False)
     return {'loss': optax.softmax_cross_entropy_with_integer_labels(logits, batch['label']),
             'accuracy': (jnp.argmax(logits, -1) == batch['label']).astype(jnp.float32)}
 
@@ -52,3 +71,78 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
 
   return Task(name='classifier', model=model, init=init, loss=loss,
               eval_metrics=eval_metrics, evaluate=evaluate, views={}, default_view='')
+
+
+def _train_command(workdir: str) -> str:
+  return ('python -m launch.main --config=experiments/mnist_cdcgan.py '
+          f'--workdir={workdir or "runs/mnist_cdcgan"}')
+
+
+def make_synthesizer(config: ml_collections.ConfigDict, image_shape):
+  """None when augmentation is off, else `synthesize(x, labels, index, rng)`.
+
+  `synthesize` returns (x, labels, share of the batch replaced): x float [B, H, W, C] in
+  [0, 1] with each example replaced by a generated one with probability
+  `augment.fraction`; replaced examples carry the class they were generated for.
+  """
+  augment = config.get('augment', None)
+  if augment is None:
+    return None
+  workdir, fraction = augment.get('generator_workdir', ''), float(augment.get('fraction', 0.0))
+  if not 0.0 <= fraction <= 1.0:
+    raise ConfigError(f'config.augment.fraction must be in [0, 1], got {fraction!r}.')
+  if not workdir or fraction == 0.0:
+    return None  # exactly the plain classifier
+
+  from genjax.train import restore, workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+  if not os.path.exists(os.path.join(workdir, workdir_lib.CONFIG_FILE)):
+    raise FileNotFoundError(
+        f'config.augment.generator_workdir={workdir!r} holds no trained GAN. Train the '
+        f'class-conditional GAN first:\n  {_train_command(workdir)}\n(augment.generator_workdir'
+        "='' trains the classifier without synthetic data).")
+  # The saved config is checked before the checkpoint is read: a wrong kind of model
+  # is named as such, not reported as a shape mismatch.
+  g_config = workdir_lib.read_config(workdir)
+  if g_config.task != 'gan':
+    raise ConfigError(f'config.augment.generator_workdir={workdir!r} holds a '
+                      f'{g_config.task!r} experiment, not a GAN; train one with\n  '
+                      f'{_train_command(workdir)}')
+  num_classes = int(config.model.num_classes)
+  g_classes = int(g_config.model.generator.get('num_classes', 0))
+  if g_classes != num_classes:
+    what = 'unconditional' if g_classes == 0 else f'conditional on {g_classes} classes'
+    raise ConfigError(
+        f'config.augment.generator_workdir={workdir!r} holds a GAN that is {what}; '
+        f'augmentation needs a class-conditional generator with num_classes={num_classes} '
+        f'(config.model.num_classes). Train one with\n  {_train_command(workdir)}')
+  g_shape = tuple(restore.image_shape(g_config))
+  if g_config.data.name != config.data.name or g_shape != tuple(image_shape):
+    raise ConfigError(
+        f'config.augment.generator_workdir={workdir!r} was trained on {g_config.data.name} '
+        f'{g_shape} images; this classifier trains on {config.data.name} '
+        f'{tuple(image_shape)}. Train a class-conditional GAN of the same dataset.')
+  try:
+    _, generator, g_variables = restore.load(workdir)
+  except FileNotFoundError as e:  # a config.json but no checkpoint yet
+    raise FileNotFoundError(f'config.augment.generator_workdir={workdir!r}: {e}\nTrain it '
+                            f'first:\n  {_train_command(workdir)}') from e
+
+  # Host copies: the loss closes over them as constants, whatever the mesh.
+  frozen = jax.tree.map(np.asarray, jax.device_get(g_variables))
+  latent_dim = int(g_config.model.generator.latent_dim)
+
+  def draw(key):
+    k_replace, k_label, k_latent = jax.random.split(key, 3)
+    return (jax.random.uniform(k_replace) < fraction,
+            jax.random.randint(k_label, (), 0, num_classes),
+            jax.random.normal(k_latent, (latent_dim,)))
+
+  def synthesize(x, labels, index, rng):
+    replace, fake_labels, z = jax.vmap(draw)(per_example_keys(rng, index))
+    variables = jax.tree.map(lambda v: jax.lax.stop_gradient(jnp.asarray(v)), frozen)
+    fake = jax.lax.stop_gradient(generator.apply(variables, z, fake_labels, train=False))
+    x = jnp.where(replace[:, None, None, None], fake.astype(x.dtype), x)
+    labels = jnp.where(replace, fake_labels, labels)
+    return x, labels, jnp.mean(replace.astype(jnp.float32))
+
+  return synthesize
