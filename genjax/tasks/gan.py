@@ -191,7 +191,7 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
       return {}
 
   diagnose = gan_losses.DivergenceMonitor(loss_config.kind,
-                                          loss_config.pinned_warn_steps)
+                                          loss_config.get('pinned_warn_steps', 1000))
 
   return Task(name='gan', model=generator, init=init, loss=None, eval_metrics=None,
               evaluate=evaluate,
