@@ -10,10 +10,11 @@ import pytest
 from experiments import mnist_augment
 from genjax import config as config_lib, tasks
 from genjax.config import ConfigError
-from genjax.data import datasets, pipeline
-from genjax.train import loop, parallel, workdir as workdir_lib
+from genjax.data import datasets
+from genjax.train import loop, workdir as workdir_lib
 from genjax.writers import metrics as metrics_lib
 from tests import tiny
+from tests.test_parallel import step_metrics
 
 SHAPE = (28, 28, 1)
 
@@ -59,19 +60,7 @@ def test_fraction_zero_or_no_generator_is_the_plain_classifier(cgan_workdir):
 
 
 def _run(config, strategy, steps=3):
-  mesh = parallel.make_mesh(jax.devices())
-  data = datasets.load(config.data)
-  task = tasks.build(config, data.image_shape)
-  tx = task.make_optimizer(config)
-  state = loop.init_state(task, config, tx, loop.example_batch(data.train, 32), mesh)
-  step = parallel.compile_step(task.train_step(tx), mesh, strategy)
-  out = []
-  with pipeline.Prefetcher(data.train, config.data.batch_size, config.seed,
-                           parallel.batch_sharding(mesh)) as batches:
-    for _ in range(steps):
-      state, metrics = step(state, next(batches))
-      out.append((metrics['loss'], metrics['synthetic_fraction']))
-  return np.asarray(jax.device_get(out))
+  return step_metrics(config, strategy, jax.devices(), steps, ('loss', 'synthetic_fraction'))
 
 
 def test_pmap_and_jit_draw_the_same_synthetic_batch(cgan_workdir):

@@ -11,7 +11,8 @@ from genjax.train import loop, parallel
 from tests import tiny
 
 
-def _losses(config, strategy, devices, steps=20):
+def step_metrics(config, strategy, devices, steps=20, names=('loss',)):
+  """[steps, len(names)] of the named step metrics, training `config` under `strategy`."""
   mesh = parallel.make_mesh(devices)
   data = datasets.load(config.data)
   task = tasks.build(config, data.image_shape)
@@ -24,8 +25,12 @@ def _losses(config, strategy, devices, steps=20):
                            parallel.batch_sharding(mesh)) as batches:
     for _ in range(steps):
       state, metrics = step(state, next(batches))
-      out.append(metrics['loss'])
+      out.append([metrics[name] for name in names])
   return np.asarray(jax.device_get(out))
+
+
+def _losses(config, strategy, devices, steps=20):
+  return step_metrics(config, strategy, devices, steps)[:, 0]
 
 
 @pytest.mark.parametrize('make_config', [tiny.vae, tiny.ae, tiny.gan, tiny.classifier],
