@@ -59,9 +59,13 @@ def compile_step(step_fn: StepFn, mesh: Mesh, strategy: str, donate: bool = True
         out_shardings=(replicated(mesh), replicated(mesh)),
         donate_argnums=donate_argnums)
   if strategy == 'pmap':
+    # check_vma=False: with it on, JAX differentiates the replicated state as an
+    # implicit broadcast and psums its gradient over devices inside grad; our own
+    # pmean would then average the *sum*, giving device_count x the gradient
+    # (invisible under Adam's scale invariance, wrong with clipping or SGD).
     per_device = jax.shard_map(
         lambda state, batch: step_fn(state, batch, axis_name=AXIS),
-        mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
+        mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()), check_vma=False)
     return jax.jit(per_device, donate_argnums=donate_argnums)
   raise ConfigError(f"config.parallel.strategy={strategy!r} is not one of ('jit', 'pmap').")
 
