@@ -17,9 +17,9 @@ import importlib
 import time
 
 import jax
-import jax.numpy as jnp
 from absl import app, flags
 
+from bench.peak import matmul_peak
 from genjax import tasks
 from genjax.data import datasets, pipeline
 from genjax.train import loop, parallel
@@ -34,20 +34,6 @@ _NUM_TRAIN = flags.DEFINE_integer('num_train', 10_000, 'Training examples loaded
                                   'of 50k fruits takes ~10 s and does not change the step).')
 
 
-def matmul_peak(sizes=(512, 1024, 2048), repeats=5) -> float:
-  """Best float32 FLOP/s of a jitted square matmul: the machine's practical peak."""
-  best = 0.0
-  for n in sizes:
-    a = jnp.ones((n, n), jnp.float32)
-    f = jax.jit(lambda x: x @ x)
-    f(a).block_until_ready()
-    for _ in range(repeats):
-      start = time.perf_counter()
-      f(a).block_until_ready()
-      best = max(best, 2 * n**3 / (time.perf_counter() - start))
-  return best
-
-
 def bench_experiment(name: str) -> dict:
   config = importlib.import_module(f'experiments.{name}').get_config()
   config.parallel.strategy = _STRATEGY.value
@@ -55,14 +41,14 @@ def bench_experiment(name: str) -> dict:
   config.data.num_test = 1000
   mesh = parallel.make_mesh()
   data = datasets.load(config.data)
-  task = tasks.build(config, data.image_shape)
+  task = tasks.build(config, data.spec)
   tx = task.make_optimizer(config)
   batch_size = config.data.batch_size
-  example = loop.example_batch(data.train, batch_size)
+  example = data.train_source(batch_size, config.seed).example()
   state = loop.init_state(task, config, tx, example, mesh)
   step = parallel.compile_step(task.train_step(tx), mesh, config.parallel.strategy)
 
-  with pipeline.Prefetcher(data.train, batch_size, config.seed,
+  with pipeline.Prefetcher(data.train_source(batch_size, config.seed),
                            parallel.batch_sharding(mesh)) as batches:
     first = next(batches)
     start = time.perf_counter()

@@ -11,9 +11,12 @@ from absl import flags, logging
 
 from genjax.config import ConfigError
 from genjax.data.files import DataError
+from genjax.data.tokenizers import TokenizerError
+from genjax.tasks.lm_sampling import PromptError
 from genjax.train.workdir import ConfigChangedError
 
-USER_ERRORS = (ConfigError, DataError, ConfigChangedError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DataError, ConfigChangedError, FileNotFoundError, TokenizerError,
+               PromptError)
 
 
 @contextlib.contextmanager

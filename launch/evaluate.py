@@ -37,7 +37,7 @@ def main(argv):
       eval_config.iwae_samples = _IWAE_SAMPLES.value
     if _IWAE_EXAMPLES.value is not None:
       eval_config.iwae_examples = _IWAE_EXAMPLES.value
-    data = datasets.load(config.data)
+    data = datasets.load(config.data, workdir=_WORKDIR.value)
     start = time.perf_counter()
     results = task.evaluate(task.inference_variables(state), data, jax.random.PRNGKey(_SEED.value),
                             eval_config=eval_config)

@@ -29,8 +29,8 @@ def cgan_workdir(tmp_path_factory):
 def _loss(config, n=64, seed=0):
   """(loss, metrics) of a freshly initialised classifier on the first n train images."""
   data = datasets.load(config.data)
-  task = tasks.build(config, data.image_shape)
-  batch = loop.example_batch(data.train, n)
+  task = tasks.build(config, data.spec)
+  batch = data.train_source(n, 0).example()
   params, _ = task.init(jax.random.PRNGKey(0), batch)
   loss, metrics = jax.jit(task.loss)(params, batch, jax.random.PRNGKey(seed))
   return float(loss), jax.device_get(metrics)

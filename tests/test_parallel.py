@@ -15,13 +15,13 @@ def step_metrics(config, strategy, devices, steps=20, names=('loss',)):
   """[steps, len(names)] of the named step metrics, training `config` under `strategy`."""
   mesh = parallel.make_mesh(devices)
   data = datasets.load(config.data)
-  task = tasks.build(config, data.image_shape)
+  task = tasks.build(config, data.spec)
   tx = task.make_optimizer(config)
-  example = loop.example_batch(data.train, config.data.batch_size)
+  example = data.train_source(config.data.batch_size, config.seed).example()
   state = loop.init_state(task, config, tx, example, mesh)
   step = parallel.compile_step(task.train_step(tx), mesh, strategy)
   out = []
-  with pipeline.Prefetcher(data.train, config.data.batch_size, config.seed,
+  with pipeline.Prefetcher(data.train_source(config.data.batch_size, config.seed),
                            parallel.batch_sharding(mesh)) as batches:
     for _ in range(steps):
       state, metrics = step(state, next(batches))
@@ -39,8 +39,8 @@ def _losses(config, strategy, devices, steps=20):
   return step_metrics(config, strategy, devices, steps, ('loss',) + norms)
 
 
-@pytest.mark.parametrize('make_config', [tiny.vae, tiny.ae, tiny.gan, tiny.classifier],
-                         ids=['vae', 'denoising_ae', 'gan', 'classifier'])
+@pytest.mark.parametrize('make_config', [tiny.vae, tiny.ae, tiny.gan, tiny.classifier, tiny.lm],
+                         ids=['vae', 'denoising_ae', 'gan', 'classifier', 'lm_with_dropout'])
 def test_strategies_agree_with_one_device(make_config):
   config = make_config(steps=20)
   assert jax.device_count() == 4

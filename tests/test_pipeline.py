@@ -35,9 +35,9 @@ def test_drops_incomplete_last_batch_and_rejects_huge_batches():
 def test_resume_replays_the_same_batches():
   mesh = parallel.make_mesh()
   sharding = parallel.batch_sharding(mesh)
-  with pipeline.Prefetcher(_arrays(), 8, seed=0, sharding=sharding) as full:
+  with pipeline.Prefetcher(pipeline.ArraySource(_arrays(), 8, seed=0), sharding) as full:
     uninterrupted = [np.asarray(next(full)['label']) for _ in range(30)]
-  with pipeline.Prefetcher(_arrays(), 8, seed=0, sharding=sharding, start_step=17) as resumed:
+  with pipeline.Prefetcher(pipeline.ArraySource(_arrays(), 8, seed=0), sharding, start_step=17) as resumed:
     tail = [np.asarray(next(resumed)['label']) for _ in range(13)]
   for a, b in zip(uninterrupted[17:], tail):
     np.testing.assert_array_equal(a, b)
@@ -45,7 +45,7 @@ def test_resume_replays_the_same_batches():
 
 def test_batches_are_sharded_over_all_devices():
   mesh = parallel.make_mesh()
-  with pipeline.Prefetcher(_arrays(), 8, seed=0, sharding=parallel.batch_sharding(mesh)) as it:
+  with pipeline.Prefetcher(pipeline.ArraySource(_arrays(), 8, seed=0), parallel.batch_sharding(mesh)) as it:
     batch = next(it)
   assert batch['image'].shape == (8, 1, 1, 1)
   assert len(batch['image'].sharding.device_set) == jax.device_count()
@@ -55,7 +55,7 @@ def test_batches_are_sharded_over_all_devices():
 def test_errors_in_the_producer_reach_the_consumer():
   mesh = parallel.make_mesh()
   bad = {'image': np.zeros((10, 3)), 'label': np.zeros((10,))}
-  with pipeline.Prefetcher(bad, 6, seed=0, sharding=parallel.batch_sharding(mesh)) as it:
+  with pipeline.Prefetcher(pipeline.ArraySource(bad, 6, seed=0), parallel.batch_sharding(mesh)) as it:
     with pytest.raises(ValueError):  # 6 rows do not split over 4 devices
       next(it)
 

@@ -1,6 +1,7 @@
 """Tiny versions of the experiments: seconds to train, same code paths."""
 
-from experiments import fruits_ae, fruits_vae, mnist_ae, mnist_classifier, mnist_dcgan, mnist_vae
+from experiments import (fruits_ae, fruits_vae, mnist_ae, mnist_classifier, mnist_dcgan, mnist_vae,
+                         python_code, shakespeare_char)
 
 
 def _shrink(c, steps=8):
@@ -99,8 +100,44 @@ def classifier_augmented(generator_workdir, fraction=0.5, steps=8):
   return c
 
 
+def _shrink_lm(c, steps):
+  c.data.max_train_chars = 20_000
+  c.data.num_val_windows = 16
+  c.data.batch_size = 8
+  c.model.block_size = 16
+  c.model.num_layers = 2
+  c.model.num_heads = 2
+  c.model.width = 16
+  c.optim.warmup_steps = 2
+  c.train.steps = steps
+  c.train.log_every = 4
+  c.train.eval_every = 4
+  c.train.checkpoint_every = 4
+  c.train.sample_every = 8
+  c.eval.batch_size = 8
+  c.sample.max_new_tokens = 20
+  return c
+
+
+def lm(steps=8, dropout=0.1):
+  """Tiny Shakespeare, characters (as shakespeare_char), with dropout on."""
+  c = _shrink_lm(shakespeare_char.get_config('cpu'), steps)
+  c.model.dropout = dropout
+  return c
+
+
+def code_lm(steps=8):
+  """A few stdlib files, BPE (as python_code); parse_rate on 2 headers."""
+  c = _shrink_lm(python_code.get_config(), steps)
+  c.data.max_files = 40
+  c.data.vocab_size = 512  # byte fallback needs 259 + the characters
+  c.eval.parse_samples = 2
+  c.eval.parse_max_new_tokens = 8
+  return c
+
+
 def get_config(name='vae'):
   """For the command line: --config=tests/tiny.py:vae (or ae, fruits_vae, fruits_ae)."""
   return {'vae': vae, 'ae': ae, 'fruits_vae': fruits_vae_config,
           'fruits_ae': fruits_ae_config, 'gan': gan, 'conditional_gan': conditional_gan,
-          'classifier': classifier}[name]()
+          'classifier': classifier, 'lm': lm, 'code_lm': code_lm}[name]()

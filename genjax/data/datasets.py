@@ -1,7 +1,10 @@
-"""`load(config.data)`: the arrays an experiment trains and evaluates on.
+"""`load(config.data)`: the data an experiment trains and evaluates on.
 
-Everything is held in host memory as uint8 images [N, H, W, C] and int32 labels (MNIST is
-47 MB); the pipeline gathers batches from these arrays.
+Image datasets are held in host memory as uint8 images [N, H, W, C] and int32 labels
+(MNIST is 47 MB); the pipeline gathers batches from these arrays. Text corpora
+(`genjax.data.text`) are token streams read as random windows. Both answer the loop
+the same way: `spec` (what the model's shapes depend on), `train_source(batch_size,
+seed)` (the batches) and `test` (arrays of fixed evaluation examples).
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ import ml_collections
 import numpy as np
 
 from genjax.config import ConfigError
-from genjax.data import files, fruits, mnist
+from genjax.data import files, fruits, mnist, pipeline
 
 DATASETS = ('mnist', 'fashion-mnist', 'fruits')
+TEXT_DATASETS = ('tinyshakespeare', 'python_stdlib', 'text')
 Arrays = dict[str, np.ndarray]
 
 
@@ -27,6 +31,14 @@ class Dataset:
   anomaly: Arrays
   normal_test: Arrays
   image_shape: tuple[int, int, int]
+
+  @property
+  def spec(self) -> tuple[int, int, int]:
+    """What an image family's model shapes depend on: (height, width, channels)."""
+    return self.image_shape
+
+  def train_source(self, batch_size: int, seed: int) -> pipeline.ArraySource:
+    return pipeline.ArraySource(self.train, batch_size, seed)
 
 
 def _arrays(images: np.ndarray, labels: np.ndarray) -> Arrays:
@@ -47,9 +59,18 @@ def binarize_fixed(images: np.ndarray, seed: int = 0) -> np.ndarray:
   return np.where(rng.random(images.shape) < images / 255.0, 255, 0).astype(np.uint8)
 
 
-def load(data: ml_collections.ConfigDict) -> Dataset:
+def load(data: ml_collections.ConfigDict, workdir: str | None = None):
+  """The dataset `data` names: a `Dataset` of images or a `text.TextData`.
+
+  `workdir` matters only for text: a tokenizer saved there is reused, and one built
+  from the training text is saved there.
+  """
+  if data.name in TEXT_DATASETS:
+    from genjax.data import text  # pylint: disable=import-outside-toplevel
+    return text.load_text(data, data.block_size, workdir)
   if data.name not in DATASETS:
-    raise ConfigError(f'config.data.name={data.name!r} is not one of {DATASETS}.')
+    raise ConfigError(f'config.data.name={data.name!r} is not one of '
+                      f'{DATASETS + TEXT_DATASETS}.')
   if data.name == 'fruits':
     size = data.get('image_size', 32)
     train = _arrays(*fruits.load_fruits('train', data.get('num_train', None) or None, size=size))

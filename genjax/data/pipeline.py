@@ -72,20 +72,42 @@ def host_batch(arrays: Mapping[str, np.ndarray], order: EpochOrder, step: int) -
   return batch
 
 
+class ArraySource:
+  """Batches of examples held in host arrays, in epochs (see `EpochOrder`).
+
+  A batch source is what the `Prefetcher` reads: `batch(step)` gives this process's rows
+  of global batch `step`, `example()` the arrays `init` traces shapes from, and
+  `steps_per_epoch` what checkpoints record. Text corpora have their own source
+  (`genjax.data.text.WindowSource`) with the same three members.
+  """
+
+  def __init__(self, arrays: Mapping[str, np.ndarray], batch_size: int, seed: int):
+    lengths = {k: len(v) for k, v in arrays.items()}
+    if len(set(lengths.values())) != 1:
+      raise ValueError(f'Arrays of different lengths: {lengths}')
+    self.arrays, self.batch_size = arrays, batch_size
+    self.order = EpochOrder(next(iter(lengths.values())), batch_size, seed)
+    self.steps_per_epoch = self.order.steps_per_epoch
+
+  def batch(self, step: int) -> dict:
+    return host_batch(self.arrays, self.order, step)
+
+  def example(self) -> dict:
+    """The first batch_size rows with their `index` (global batch shape)."""
+    example = {k: v[:self.batch_size] for k, v in self.arrays.items()}
+    example['index'] = np.arange(self.batch_size, dtype=np.int32)
+    return example
+
+
 class Prefetcher:
-  """Iterates device batches from `start_step`, produced by a background thread.
+  """Iterates device batches of `source` from `start_step`, made by a background thread.
 
   `wait_seconds` accumulates the time `next()` spent blocked: the data-wait figure the
   benchmark reports.
   """
 
-  def __init__(self, arrays: Mapping[str, np.ndarray], batch_size: int, seed: int,
-               sharding: NamedSharding, start_step: int = 0, prefetch: int = 2):
-    lengths = {k: len(v) for k, v in arrays.items()}
-    if len(set(lengths.values())) != 1:
-      raise ValueError(f'Arrays of different lengths: {lengths}')
-    self.order = EpochOrder(next(iter(lengths.values())), batch_size, seed)
-    self.arrays, self.sharding = arrays, sharding
+  def __init__(self, source, sharding: NamedSharding, start_step: int = 0, prefetch: int = 2):
+    self.source, self.sharding = source, sharding
     self.step = start_step
     self.wait_seconds = 0.0
     self._queue: queue.Queue = queue.Queue(maxsize=max(prefetch, 1))
@@ -97,7 +119,7 @@ class Prefetcher:
     # The stream is endless; the loop decides when to stop reading.
     try:
       while not self._stop.is_set():
-        self._put(place(host_batch(self.arrays, self.order, step), self.sharding))
+        self._put(place(self.source.batch(step), self.sharding))
         step += 1
     except BaseException as e:  # surfaced in the consumer, not lost in the thread
       self._put(e)

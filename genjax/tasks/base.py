@@ -34,6 +34,7 @@ class Task:
       called at each log step: failure modes the loss alone does not show
   views: {mode: fn(params, test_arrays, rng, num) -> [rows, cols, H, W, C] in [0, 1]}
       the pictures launch.sample draws; `views[default_view]` is drawn during training
+      (a text family's view returns a str instead, written as samples/step_N.txt)
   """
   name: str
   model: Any
@@ -50,6 +51,8 @@ class Task:
   export: Callable[[Any], Any] | None = None
   periodic_evaluate: Callable[..., dict] | None = None
   diagnose: Callable[[int, dict], str | None] | None = None
+  # Families that generate text: a `lm_sampling.TextSampler` (prompt in, text out).
+  sampler: Any = None
 
   def train_step(self, tx) -> parallel.StepFn:
     if self.make_step is not None:

@@ -53,13 +53,6 @@ def init_state(task, config, tx, example: dict, mesh) -> state_lib.TrainState:
   return jax.jit(create, out_shardings=parallel.replicated(mesh))(init_rng, train_rng, example)
 
 
-def example_batch(arrays: dict, batch_size: int) -> dict:
-  """The first batch_size rows with their `index`: what `init` traces shapes from."""
-  example = {k: v[:batch_size] for k, v in arrays.items()}
-  example['index'] = np.arange(batch_size, dtype=np.int32)
-  return example
-
-
 @jax.jit
 def _accumulate(acc: dict, metrics: dict, step: jax.Array) -> dict:
   """Running sums of the step metrics and the first step (1-based) whose loss was not finite."""
@@ -100,9 +93,31 @@ def make_eval_fn(task, mesh):
 
 def view_grid(task, mode: str, params, arrays: dict, rng, num: int, **options) -> np.ndarray:
   """A task view ([rows, cols, H, W, C] in [0, 1]) as one uint8 grid image."""
-  pictures = np.asarray(task.views[mode](params, arrays, rng, num, **options))
+  return _as_grid(task.views[mode](params, arrays, rng, num, **options))
+
+
+def _as_grid(pictures) -> np.ndarray:
+  pictures = np.asarray(pictures)
   rows, cols = pictures.shape[:2]
   return image_writer.make_grid(pictures.reshape(rows * cols, *pictures.shape[2:]), ncol=cols)
+
+
+def write_sample(task, variables, arrays: dict, rng, step: int, workdir: str,
+                 writer: MetricWriter, is_lead: bool) -> None:
+  """The default view at `step`: samples/step_N.png for images, .txt for text."""
+  view = task.views[task.default_view](variables, arrays, rng, 64)
+  if isinstance(view, str):  # a language model's sample
+    if is_lead:
+      path = os.path.join(workdir, 'samples', f'step_{step:08d}.txt')
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      with open(path, 'w', encoding='utf-8') as f:
+        f.write(view)
+    writer.write_text(step, 'samples', view)
+    return
+  grid = _as_grid(view)
+  if is_lead:
+    image_writer.save_png(os.path.join(workdir, 'samples', f'step_{step:08d}.png'), grid)
+  writer.write_images(step, 'samples', grid)
 
 
 def _progress_line(step: int, total: int, metrics: dict, steps_per_s: float) -> str:
@@ -129,8 +144,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   mesh = parallel.make_mesh()
   parallel.check_batch_size(config.data.batch_size, mesh)
   workdir_lib.check_or_write_config(config, workdir, allow_config_change, write=False)
-  data = datasets.load(config.data)
-  task = tasks.build(config, data.image_shape)
+  data = datasets.load(config.data, workdir=workdir)
+  task = tasks.build(config, data.spec)
   tx = task.make_optimizer(config)
 
   is_lead = jax.process_index() == 0
@@ -138,7 +153,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     workdir_lib.check_or_write_config(config, workdir, allow_config_change, write=True)
   ckpt = checkpoints.Checkpointer(os.path.join(workdir, 'checkpoints'),
                                   keep=config.train.keep_checkpoints)
-  state = init_state(task, config, tx, example_batch(data.train, config.data.batch_size), mesh)
+  source = data.train_source(config.data.batch_size, config.seed)
+  state = init_state(task, config, tx, source.example(), mesh)
   restored = ckpt.restore_latest(state)
   if restored is not None:
     state, meta = restored
@@ -150,14 +166,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   eval_rng = jax.random.PRNGKey(config.seed + 1)  # same eval noise at every eval
   sample_rng = jax.random.PRNGKey(config.seed + 2)  # same latents: samples comparable over time
   writer = MetricWriter(workdir, enabled=is_lead)
-  order = pipeline.EpochOrder(len(data.train['label']), config.data.batch_size, config.seed)
 
   last_saved = start
 
   def save(step: int) -> None:
     nonlocal last_saved
     last_saved = step
-    ckpt.save(step, state, {'step': step, 'epoch': step // order.steps_per_epoch,
+    ckpt.save(step, state, {'step': step, 'epoch': step // source.steps_per_epoch,
                             'seed': config.seed})
 
   def check_finite(acc) -> None:
@@ -169,8 +184,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           f'(step {ckpt.latest_step()}) is kept in {ckpt.directory}. Lower '
           'optim.learning_rate or set optim.grad_clip_norm.')
 
-  batches = pipeline.Prefetcher(data.train, config.data.batch_size, config.seed,
-                                parallel.batch_sharding(mesh), start_step=start,
+  batches = pipeline.Prefetcher(source, parallel.batch_sharding(mesh), start_step=start,
                                 prefetch=config.data.prefetch)
   eval_subset = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
   acc = None
@@ -226,11 +240,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
         draw = task.views and config.train.sample_every
         if draw and (done % config.train.sample_every == 0 or final):
-          grid = view_grid(task, task.default_view, task.inference_variables(state), data.test,
-                           sample_rng, 64)
-          if is_lead:
-            image_writer.save_png(os.path.join(workdir, 'samples', f'step_{done:08d}.png'), grid)
-          writer.write_images(done, 'samples', grid)
+          write_sample(task, task.inference_variables(state), data.test, sample_rng, done,
+                       workdir, writer, is_lead)
 
         if done % config.train.checkpoint_every == 0 or final:
           check_finite(acc)

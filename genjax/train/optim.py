@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import ml_collections
 import optax
 
@@ -25,15 +26,27 @@ def learning_rate_schedule(optim: ml_collections.ConfigDict, total_steps: int) -
   return optax.join_schedules([warmup, decay], [optim.warmup_steps])
 
 
+def _is_matrix(params):
+  return jax.tree.map(lambda p: p.ndim >= 2, params)
+
+
+def decay_mask(optim: ml_collections.ConfigDict):
+  """Which parameters weight decay applies to: all, or (`optim.decay_only_matrices`) the
+  weight matrices and embeddings, not biases and normalisation scales (GPT-2/nanoGPT)."""
+  return _is_matrix if optim.get('decay_only_matrices', False) else None
+
+
 def make_optimizer(optim: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
   """Clipping (optional) followed by the named optimizer on the schedule."""
   lr = learning_rate_schedule(optim, total_steps)
   if optim.name == 'adam':
     tx = optax.adam(lr, b1=optim.b1, b2=optim.b2, eps=optim.eps)
   elif optim.name == 'adamw':
-    tx = optax.adamw(lr, b1=optim.b1, b2=optim.b2, eps=optim.eps, weight_decay=optim.weight_decay)
+    tx = optax.adamw(lr, b1=optim.b1, b2=optim.b2, eps=optim.eps, weight_decay=optim.weight_decay,
+                     mask=decay_mask(optim))
   elif optim.name == 'lamb':
-    tx = optax.lamb(lr, b1=optim.b1, b2=optim.b2, eps=optim.eps, weight_decay=optim.weight_decay)
+    tx = optax.lamb(lr, b1=optim.b1, b2=optim.b2, eps=optim.eps, weight_decay=optim.weight_decay,
+                    mask=decay_mask(optim))
   elif optim.name == 'sgd':
     tx = optax.sgd(lr, momentum=optim.b1 or None)
   else:

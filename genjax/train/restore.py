@@ -21,11 +21,32 @@ def image_shape(config) -> tuple[int, int, int]:
   raise ValueError(f'Unknown data.name {config.data.name!r} in the saved config.')
 
 
-def abstract_state(task, config, shape) -> state_lib.TrainState:
+def is_text(config) -> bool:
+  return config.data.name in datasets.TEXT_DATASETS
+
+
+def data_spec(config, workdir: str):
+  """What `tasks.build` needs besides the config: the image shape, or the tokenizer
+  saved with a text experiment (so sampling and evaluation need nothing else)."""
+  if is_text(config):
+    from genjax.data import tokenizers  # pylint: disable=import-outside-toplevel
+    return tokenizers.load_tokenizer(os.path.join(workdir, 'tokenizer'))
+  return image_shape(config)
+
+
+def _example(config, spec) -> dict:
+  """A one-row batch of the right shapes and dtypes, for tracing `init`."""
+  if is_text(config):
+    return {'tokens': np.zeros((1, config.data.block_size + 1), np.int32),
+            'index': np.zeros((1,), np.int32)}
+  return {'image': np.zeros((1, *spec), np.uint8), 'label': np.zeros((1,), np.int32),
+          'index': np.zeros((1,), np.int32)}
+
+
+def abstract_state(task, config, spec) -> state_lib.TrainState:
   """Shapes, dtypes and (single-device) shardings of the state, computed without FLOPs."""
   tx = task.make_optimizer(config)
-  example = {'image': np.zeros((1, *shape), np.uint8), 'label': np.zeros((1,), np.int32),
-             'index': np.zeros((1,), np.int32)}
+  example = _example(config, spec)
 
   def create(rng):
     params, extra = task.init(rng, example)
@@ -39,9 +60,9 @@ def abstract_state(task, config, shape) -> state_lib.TrainState:
 def load_state(workdir: str, step: int | None = None):
   """(config, task, TrainState) restored from `workdir` (latest step by default)."""
   config = workdir_lib.read_config(workdir)
-  shape = image_shape(config)
-  task = tasks.build(config, shape)
-  like = abstract_state(task, config, shape)
+  spec = data_spec(config, workdir)
+  task = tasks.build(config, spec)
+  like = abstract_state(task, config, spec)
   ckpt = checkpoints.Checkpointer(os.path.join(workdir, 'checkpoints'), async_save=False)
   try:
     if step is None:

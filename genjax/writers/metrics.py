@@ -114,6 +114,14 @@ class MetricWriter:
     self._tb.add_image(name, grid, global_step=int(step), dataformats='HWC')
     self._tb.flush()
 
+  def write_text(self, step: int, name: str, text: str) -> None:
+    """Writes text (a language model's sample) to TensorBoard's text tab."""
+    if not self.enabled:
+      return
+    # TensorBoard renders markdown; a code block keeps line breaks and indentation.
+    self._tb.add_text(name, '```\n' + text + '\n```', global_step=int(step))
+    self._tb.flush()
+
   def flush(self) -> None:
     if self.enabled:
       self._file.flush()

@@ -1,0 +1,205 @@
+r"""Language-model benchmark: JAX vs PyTorch, FLOP/s vs this machine's peak, cached decoding.
+
+  python -m bench.lm                                   # all three parts
+  python -m bench.lm --parts=torch --torch_python=/work/torchvenv/bin/python
+  python -m bench.lm --parts=flops,generation
+
+Parts (every figure from this one run on this machine):
+  torch       nanoGPT's CPU shakespeare_char model (4 layers, 128 wide, context 64, batch
+              12) trained `--steps` steps by our compiled step, then by the PyTorch
+              reference `bench/torch_gpt.py` on exactly the same tokens, batch positions
+              and validation windows (handed over in an .npz). Reports tokens/s of each,
+              their ratio, wall time and validation loss. PyTorch runs in its own
+              interpreter (`--torch_python`: a venv with torch==2.13.0; see torch_gpt.py).
+  flops       the default size (6 layers, 384 wide, context 256, batch 64): XLA's FLOP
+              count of the compiled train step over its measured time, against the float32
+              matmul peak measured first (`bench.peak.matmul_peak`).
+  generation  500 new tokens with the key/value cache vs nanoGPT's recompute-the-context
+              loop (`generate_uncached`), batch 1, both compiled; tokens/s and the speed-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+
+from bench.peak import matmul_peak
+from experiments import shakespeare_char
+from genjax import tasks
+from genjax.data import datasets, pipeline
+from genjax.models import decoding
+from genjax.train import loop, parallel
+
+_PARTS = flags.DEFINE_list('parts', ['torch', 'flops', 'generation'], 'Which parts to run.')
+_STEPS = flags.DEFINE_integer('steps', 2000, 'torch part: training steps of each framework.')
+_TORCH_PYTHON = flags.DEFINE_string('torch_python', '/work/torchvenv/bin/python',
+                                    'An interpreter with torch==2.13.0 installed.')
+_TORCH_THREADS = flags.DEFINE_list('torch_threads', ['2', '1'],
+                                   'torch.set_num_threads values to try; the best is compared.')
+_FLOPS_STEPS = flags.DEFINE_integer('flops_steps', 3, 'flops part: timed steps (after one).')
+_NEW_TOKENS = flags.DEFINE_integer('new_tokens', 500, 'generation part: tokens to generate.')
+
+TORCH_SCRIPT = os.path.join(os.path.dirname(__file__), 'torch_gpt.py')
+
+
+def _setup(config):
+  mesh = parallel.make_mesh()
+  data = datasets.load(config.data)
+  task = tasks.build(config, data.spec)
+  tx = task.make_optimizer(config)
+  source = data.train_source(config.data.batch_size, config.seed)
+  state = loop.init_state(task, config, tx, source.example(), mesh)
+  step = parallel.compile_step(task.train_step(tx), mesh, config.parallel.strategy)
+  return mesh, data, task, source, state, step
+
+
+def train_jax(config, steps: int) -> dict:
+  """Our step on our pipeline, timed as torch_gpt.py times PyTorch (steps 2..N)."""
+  mesh, data, task, source, state, step = _setup(config)
+  with pipeline.Prefetcher(source, parallel.batch_sharding(mesh)) as batches:
+    start = time.perf_counter()
+    state, metrics = step(state, next(batches))
+    jax.block_until_ready(metrics)
+    first_step_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(steps - 1):
+      state, metrics = step(state, next(batches))
+    jax.block_until_ready((state, metrics))
+    train_s = time.perf_counter() - start
+  tokens = (steps - 1) * config.data.batch_size * config.data.block_size
+  report = task.evaluate(state.params, data, jax.random.PRNGKey(0))
+  return {'train_seconds': train_s, 'tokens_per_s': tokens / train_s,
+          'first_step_seconds': first_step_s, 'val_loss': report['loss'],
+          'wall_seconds': first_step_s + train_s}
+
+
+def _torch_inputs(config, data, steps: int, path: str) -> None:
+  """The exact tokens, batch starts and validation windows of the JAX run, for PyTorch."""
+  source = data.train_source(config.data.batch_size, config.seed)
+  starts = np.stack([source.starts(s) for s in range(steps)])
+  first = source.batch(0)['tokens']
+  block = config.data.block_size
+  assert np.array_equal(first[0], data.train_tokens[starts[0, 0]:starts[0, 0] + block + 1])
+  np.savez(path, train_tokens=data.train_tokens.astype(np.int64), starts=starts,
+           val_windows=data.test['tokens'].astype(np.int64),
+           vocab_size=np.int64(data.tokenizer.vocab_size))
+
+
+def train_torch(config, data, steps: int, threads: str) -> dict:
+  with tempfile.TemporaryDirectory() as tmp:
+    npz = os.path.join(tmp, 'tokens.npz')
+    _torch_inputs(config, data, steps, npz)
+    m = config.model
+    cmd = [_TORCH_PYTHON.value, TORCH_SCRIPT, f'--tokens_npz={npz}', f'--steps={steps}',
+           f'--n_layer={m.num_layers}', f'--n_head={m.num_heads}', f'--n_embd={m.width}',
+           f'--dropout={m.dropout}', f'--lr={config.optim.learning_rate}',
+           f'--min_lr={config.optim.learning_rate * config.optim.end_learning_rate_factor}',
+           f'--warmup_iters={config.optim.warmup_steps}', f'--beta2={config.optim.b2}',
+           f'--threads={threads}', '--quiet']
+    start = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+  if out.returncode != 0:
+    raise RuntimeError(f'{" ".join(cmd)} failed:\n{out.stderr[-3000:]}')
+  result = json.loads(out.stdout.strip().splitlines()[-1])
+  result['process_wall_seconds'] = wall
+  return result
+
+
+def part_torch() -> None:
+  config = shakespeare_char.get_config('cpu')
+  config.train.steps = _STEPS.value
+  data = datasets.load(config.data)
+  print(f'## JAX vs PyTorch: shakespeare_char:cpu, {_STEPS.value} steps, '
+        f'{len(data.test["tokens"])} validation windows', flush=True)
+  jax_result = train_jax(config, _STEPS.value)
+  print(f'jax {jax.__version__}: {jax_result["tokens_per_s"]:.0f} tokens/s, train '
+        f'{jax_result["train_seconds"]:.1f} s (+ first step with compile '
+        f'{jax_result["first_step_seconds"]:.1f} s), val loss {jax_result["val_loss"]:.4f}',
+        flush=True)
+  best = None
+  for threads in _TORCH_THREADS.value:
+    r = train_torch(config, data, _STEPS.value, threads)
+    print(f'torch {r["torch_version"]} ({r["num_threads"]} threads): {r["tokens_per_s"]:.0f} '
+          f'tokens/s, train {r["train_seconds"]:.1f} s, val loss {r["val_loss"]:.4f}',
+          flush=True)
+    if best is None or r['tokens_per_s'] > best['tokens_per_s']:
+      best = r
+  print(f'tokens/s ratio jax / best torch: {jax_result["tokens_per_s"] / best["tokens_per_s"]:.2f}'
+        f'; train wall ratio torch / jax: {best["train_seconds"] / jax_result["train_seconds"]:.2f}',
+        flush=True)
+
+
+def part_flops(peak: float) -> None:
+  config = shakespeare_char.get_config()
+  mesh, data, task, source, state, step = _setup(config)
+  with pipeline.Prefetcher(source, parallel.batch_sharding(mesh)) as batches:
+    first = next(batches)
+    start = time.perf_counter()
+    compiled = step.lower(state, first).compile()
+    compile_s = time.perf_counter() - start
+    flops = float((compiled.cost_analysis() or {}).get('flops', float('nan')))
+    state, metrics = compiled(state, first)
+    jax.block_until_ready(metrics)
+    start = time.perf_counter()
+    for _ in range(_FLOPS_STEPS.value):
+      state, metrics = compiled(state, next(batches))
+    jax.block_until_ready((state, metrics))
+    per_step = (time.perf_counter() - start) / _FLOPS_STEPS.value
+  m, b, t = config.model, config.data.batch_size, config.data.block_size
+  n = 12 * m.num_layers * m.width ** 2  # matmul weights in the blocks
+  analytic = 6 * b * t * (n + m.width * data.tokenizer.vocab_size) \
+      + 12 * m.num_layers * b * t * t * m.width  # + attention scores and mixing, fwd + bwd
+  print(f'## Default size train step (batch {b} x context {t}, {m.num_layers} layers, '
+        f'width {m.width}): compile {compile_s:.1f} s, {per_step:.2f} s/step, '
+        f'{b * t / per_step:.0f} tokens/s', flush=True)
+  print(f'XLA FLOPs/step {flops / 1e9:.1f} G (6ND + attention estimate {analytic / 1e9:.1f} G); '
+        f'{flops / per_step / 1e9:.1f} GFLOP/s = {100 * flops / per_step / peak:.1f}% of the '
+        f'{peak / 1e9:.1f} GFLOP/s matmul peak', flush=True)
+
+
+def part_generation() -> None:
+  print(f'## Generation of {_NEW_TOKENS.value} tokens, batch 1', flush=True)
+  for size in ('cpu', 'default'):
+    config = shakespeare_char.get_config(size)
+    data = datasets.load(config.data)
+    task = tasks.build(config, data.spec)
+    variables = task.model.init(jax.random.PRNGKey(0), np.zeros((1, 8), np.int32))
+    prompt = np.asarray(data.tokenizer.encode('\n' * 8), np.int32)[None]
+    times = {}
+    for name, fn in (('cached', decoding.generate_jit), ('uncached', decoding.generate_uncached_jit)):
+      run = lambda: fn(task.model, variables, prompt, jax.random.PRNGKey(1),
+                       max_new_tokens=_NEW_TOKENS.value, temperature=0.8, top_k=200)
+      jax.block_until_ready(run())  # compile
+      start = time.perf_counter()
+      jax.block_until_ready(run())
+      times[name] = time.perf_counter() - start
+    print(f'{size}: cached {_NEW_TOKENS.value / times["cached"]:.0f} tokens/s, uncached '
+          f'{_NEW_TOKENS.value / times["uncached"]:.0f} tokens/s: '
+          f'{times["uncached"] / times["cached"]:.1f}x faster with the cache', flush=True)
+
+
+def main(argv):
+  del argv
+  print(f'devices: {jax.device_count()} x {jax.devices()[0].device_kind}, jax {jax.__version__}, '
+        f'python {sys.version.split()[0]}', flush=True)
+  if 'torch' in _PARTS.value:
+    part_torch()
+  if 'flops' in _PARTS.value:
+    peak = matmul_peak()
+    print(f'measured float32 matmul peak: {peak / 1e9:.1f} GFLOP/s', flush=True)
+    part_flops(peak)
+  if 'generation' in _PARTS.value:
+    part_generation()
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,265 @@
+"""A GPT decoder-only language model, layer for layer as nanoGPT (karpathy/nanoGPT model.py).
+
+Token + learned position embeddings, pre-LayerNorm blocks of causal multi-head
+self-attention and a GELU MLP, a final LayerNorm, and logits from the token embedding
+(tied weights). Besides the plain forward over up to ``block_size`` tokens it runs
+incrementally on a key/value cache, which ``genjax.models.decoding`` uses to generate.
+
+::
+
+    model = DecoderLM(vocab_size=65, block_size=256)
+    variables = model.init(rng, tokens)                 # tokens: int [B, T], T <= 256
+    logits = model.apply(variables, tokens)             # float32 [B, T, 65]
+    logits = model.apply(variables, tokens, train=True, rngs={'dropout': key})
+
+    cache = model.init_cache(batch_size=B)
+    logits, cache = model.apply(variables, prompt, cache=cache, cache_index=0)
+    logits, cache = model.apply(variables, next_token[:, None], cache=cache,
+                                cache_index=prompt.shape[1])
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from genjax.models.layers import Dtype
+
+Array = jnp.ndarray
+# Per layer {'keys', 'values'}, each [batch, block_size, num_heads, head_dim].
+Cache = tuple[dict[str, Array], ...]
+
+INIT_STDDEV = 0.02
+# torch.nn.LayerNorm's default; flax's is 1e-6.
+LAYER_NORM_EPSILON = 1e-5
+
+
+def _dense(features: int, use_bias: bool, dtype: Dtype, name: str,
+           stddev: float = INIT_STDDEV) -> nn.Dense:
+  return nn.Dense(features, use_bias=use_bias, dtype=dtype, name=name,
+                  kernel_init=nn.initializers.normal(stddev=stddev),
+                  bias_init=nn.initializers.zeros)
+
+
+def _layer_norm(use_bias: bool, dtype: Dtype, name: str) -> nn.LayerNorm:
+  # flax computes the statistics in float32 whatever ``dtype`` is.
+  return nn.LayerNorm(epsilon=LAYER_NORM_EPSILON, use_bias=use_bias, dtype=dtype, name=name)
+
+
+def _residual_stddev(num_layers: int) -> float:
+  # GPT-2's scaling of the projections that write into the residual stream: the stream's
+  # variance then does not grow with depth.
+  return INIT_STDDEV / math.sqrt(2 * num_layers)
+
+
+def cached_attention_mask(cache_index: Array | int, length: int, block_size: int) -> Array:
+  """``[1, 1, length, block_size]``: query i (at cache_index + i) sees keys at <= its position.
+
+  Cache slots past the queries, stale from an earlier, longer context, stay masked.
+  """
+  query_positions = cache_index + jnp.arange(length)
+  key_positions = jnp.arange(block_size)
+  return (key_positions[None, :] <= query_positions[:, None])[None, None]
+
+
+class CausalSelfAttention(nn.Module):
+  """Multi-head causal self-attention with one fused qkv projection (nanoGPT's c_attn)."""
+  num_heads: int
+  num_layers: int
+  dropout: float = 0.0
+  use_bias: bool = False
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array, train: bool, cache: dict[str, Array] | None = None,
+               cache_index: Array | int | None = None
+               ) -> tuple[Array, dict[str, Array] | None]:
+    batch, length, width = x.shape
+    head_dim = width // self.num_heads
+    qkv = _dense(3 * width, self.use_bias, self.dtype, 'c_attn')(x)
+    q, k, v = (part.reshape(batch, length, self.num_heads, head_dim)
+               for part in jnp.split(qkv, 3, axis=-1))
+    if cache is None:
+      # is_causal (no explicit mask) lets the backend pick its fused kernel.
+      y = jax.nn.dot_product_attention(q, k, v, is_causal=True)
+    else:
+      start = (0, cache_index, 0, 0)
+      cache = {'keys': lax.dynamic_update_slice(cache['keys'], k.astype(cache['keys'].dtype),
+                                                start),
+               'values': lax.dynamic_update_slice(cache['values'],
+                                                  v.astype(cache['values'].dtype), start)}
+      block_size = cache['keys'].shape[1]
+      mask = cached_attention_mask(cache_index, length, block_size)
+      y = jax.nn.dot_product_attention(q, cache['keys'].astype(q.dtype),
+                                       cache['values'].astype(q.dtype), mask=mask)
+    y = y.reshape(batch, length, width)
+    y = _dense(width, self.use_bias, self.dtype, 'c_proj',
+               stddev=_residual_stddev(self.num_layers))(y)
+    return nn.Dropout(self.dropout)(y, deterministic=not train), cache
+
+
+class MLP(nn.Module):
+  """Dense(mlp_ratio * width) -> exact (erf) GELU, as torch's nn.GELU() -> Dense(width)."""
+  num_layers: int
+  mlp_ratio: int = 4
+  dropout: float = 0.0
+  use_bias: bool = False
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array, train: bool) -> Array:
+    width = x.shape[-1]
+    x = _dense(self.mlp_ratio * width, self.use_bias, self.dtype, 'c_fc')(x)
+    x = nn.gelu(x, approximate=False)
+    x = _dense(width, self.use_bias, self.dtype, 'c_proj',
+               stddev=_residual_stddev(self.num_layers))(x)
+    return nn.Dropout(self.dropout)(x, deterministic=not train)
+
+
+class Block(nn.Module):
+  """Pre-LayerNorm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
+  num_heads: int
+  num_layers: int
+  mlp_ratio: int = 4
+  dropout: float = 0.0
+  use_bias: bool = False
+  dtype: Dtype = jnp.float32
+
+  # Positional arguments only: nn.remat marks ``train`` static by its position.
+  @nn.compact
+  def __call__(self, x: Array, train: bool, cache: dict[str, Array] | None = None,
+               cache_index: Array | int | None = None
+               ) -> tuple[Array, dict[str, Array] | None]:
+    attention = CausalSelfAttention(self.num_heads, self.num_layers, self.dropout,
+                                    self.use_bias, self.dtype, name='attn')
+    y, cache = attention(_layer_norm(self.use_bias, self.dtype, 'ln_1')(x), train, cache,
+                         cache_index)
+    # The residual stream keeps the embeddings' float32 (bfloat16 branches promote when
+    # added), as under torch autocast.
+    x = x + y
+    mlp = MLP(self.num_layers, self.mlp_ratio, self.dropout, self.use_bias, self.dtype,
+              name='mlp')
+    x = x + mlp(_layer_norm(self.use_bias, self.dtype, 'ln_2')(x), train)
+    return x, cache
+
+
+# Activations recomputed in the backward pass; ``train`` (argument 2, counting self) is
+# static because it switches dropout on and off.
+RematBlock = nn.remat(Block, static_argnums=(2,))
+
+
+class DecoderLM(nn.Module):
+  """GPT decoder (nanoGPT): int tokens ``[B, T]`` -> float32 next-token logits ``[B, T, vocab]``.
+
+  Without a cache, ``T <= block_size`` tokens sit at positions ``0..T-1``. With
+  ``cache`` (from ``init_cache``) and ``cache_index`` (an int, possibly traced), they sit
+  at ``cache_index..cache_index+T-1``: their keys and values are written into the cache
+  there, each attends to the cache up to its own position, and the call returns
+  ``(logits, new_cache)``. The caller keeps ``cache_index + T <= block_size`` (checked
+  only when cache_index is a concrete value: a traced one is clamped by XLA).
+
+  Attributes:
+    vocab_size: number of token ids.
+    block_size: context length, the number of learned positions.
+    num_layers: transformer blocks.
+    num_heads: attention heads; must divide width.
+    width: embedding size.
+    mlp_ratio: hidden size of the MLP over width.
+    dropout: rate on the embeddings, the attention output projection and the MLP
+      output (as nanoGPT; not on the attention probabilities, so fused attention kernels
+      stay usable). Active only with ``train=True``, from the 'dropout' rng collection.
+    use_bias: biases in the dense layers and LayerNorms (nanoGPT's shakespeare_char
+      config trains without).
+    dtype: computation dtype (float32 or bfloat16). Parameters, LayerNorm statistics,
+      the attention softmax, the residual stream and the logits stay float32.
+    remat: rematerialise each block's activations in the backward pass (nn.remat).
+  """
+  vocab_size: int
+  block_size: int = 256
+  num_layers: int = 6
+  num_heads: int = 6
+  width: int = 384
+  mlp_ratio: int = 4
+  dropout: float = 0.0
+  use_bias: bool = False
+  dtype: Dtype = jnp.float32
+  remat: bool = False
+
+  def __post_init__(self) -> None:
+    # Bad configs fail when the module is built, before anything is traced.
+    for name in ('vocab_size', 'block_size', 'num_layers', 'num_heads', 'width', 'mlp_ratio'):
+      if getattr(self, name) <= 0:
+        raise ValueError(f'DecoderLM: {name} must be positive, got {getattr(self, name)}')
+    if self.width % self.num_heads:
+      raise ValueError(f'DecoderLM: width ({self.width}) must be divisible by num_heads '
+                       f'({self.num_heads})')
+    if not 0.0 <= self.dropout < 1.0:
+      raise ValueError(f'DecoderLM: dropout must be in [0, 1), got {self.dropout}')
+    super().__post_init__()
+
+  @nn.nowrap
+  def init_cache(self, batch_size: int, dtype: Dtype | None = None) -> Cache:
+    """Zero keys and values for every layer; needs no parameters (a plain method)."""
+    head_dim = self.width // self.num_heads
+    shape = (batch_size, self.block_size, self.num_heads, head_dim)
+    dtype = self.dtype if dtype is None else dtype
+    return tuple({'keys': jnp.zeros(shape, dtype), 'values': jnp.zeros(shape, dtype)}
+                 for _ in range(self.num_layers))
+
+  @nn.nowrap
+  def _check_call(self, tokens: Array, cache: Cache | None, cache_index: Any) -> None:
+    if tokens.ndim != 2 or not jnp.issubdtype(tokens.dtype, jnp.integer):
+      raise ValueError(f'DecoderLM expects integer tokens of shape [batch, length], got '
+                       f'{tokens.dtype} {tuple(tokens.shape)}')
+    length = tokens.shape[1]
+    if length > self.block_size:
+      raise ValueError(f'{length} tokens exceed block_size={self.block_size}: crop the '
+                       f'prompt/context to its last {self.block_size} tokens')
+    if cache is None:
+      if cache_index is not None:
+        raise ValueError('cache_index was given without a cache: pass '
+                         'cache=model.init_cache(batch_size) as well')
+      return
+    if cache_index is None:
+      raise ValueError('a cache needs a cache_index: the position of the first token')
+    if len(cache) != self.num_layers:
+      raise ValueError(f'cache has {len(cache)} layers, the model {self.num_layers}: build '
+                       f'it with model.init_cache(batch_size)')
+    expected = (tokens.shape[0], self.block_size)
+    if tuple(cache[0]['keys'].shape[:2]) != expected:
+      raise ValueError(f'cache keys start with shape {tuple(cache[0]["keys"].shape[:2])}, '
+                       f'expected [batch, block_size] = {expected}')
+    if isinstance(cache_index, int) and not 0 <= cache_index <= self.block_size - length:
+      raise ValueError(f'cache_index {cache_index} + {length} tokens does not fit in '
+                       f'block_size={self.block_size}')
+
+  @nn.compact
+  def __call__(self, tokens: Array, *, train: bool = False, cache: Cache | None = None,
+               cache_index: Array | int | None = None) -> Array | tuple[Array, Cache]:
+    tokens = jnp.asarray(tokens)
+    self._check_call(tokens, cache, cache_index)
+    embedding_init = nn.initializers.normal(stddev=INIT_STDDEV)
+    wte = nn.Embed(self.vocab_size, self.width, embedding_init=embedding_init, name='wte')
+    wpe = nn.Embed(self.block_size, self.width, embedding_init=embedding_init, name='wpe')
+    positions = jnp.arange(tokens.shape[1])
+    if cache is not None:
+      positions = positions + cache_index
+    x = wte(tokens) + wpe(positions)[None]
+    x = nn.Dropout(self.dropout)(x, deterministic=not train)
+
+    block_cls = RematBlock if self.remat else Block
+    new_cache = []
+    for i in range(self.num_layers):
+      block = block_cls(self.num_heads, self.num_layers, self.mlp_ratio, self.dropout,
+                        self.use_bias, self.dtype, name=f'h_{i}')
+      x, layer_cache = block(x, train, None if cache is None else cache[i], cache_index)
+      new_cache.append(layer_cache)
+
+    # Final norm and the tied-embedding logits in float32 whatever the computation dtype.
+    x = _layer_norm(self.use_bias, jnp.float32, 'ln_f')(x)
+    logits = wte.attend(x.astype(jnp.float32))
+    return logits if cache is None else (logits, tuple(new_cache))
