@@ -56,13 +56,16 @@ def bench_experiment(name: str) -> dict:
     compile_s = time.perf_counter() - start
     flops = float((compiled.cost_analysis() or {}).get('flops', float('nan')))
     state, metrics = compiled(state, first)
+    in_flight = loop.DispatchLimiter()  # fake CPU devices abort on unbounded dispatch
     for _ in range(_WARMUP.value):
       state, metrics = compiled(state, next(batches))
+      in_flight(metrics['loss'])
     jax.block_until_ready(metrics)
     wait_before = batches.wait_seconds
     start = time.perf_counter()
     for _ in range(_STEPS.value):
       state, metrics = compiled(state, next(batches))
+      in_flight(metrics['loss'])
     jax.block_until_ready((state, metrics))
     elapsed = time.perf_counter() - start
     wait = batches.wait_seconds - wait_before

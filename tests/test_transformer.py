@@ -305,3 +305,13 @@ def test_generation_shorter_than_the_slide_window(variables):
                                  temperature=0.0)
   np.testing.assert_array_equal(out, oracle)
   np.testing.assert_array_equal(lengths, [3, 3])
+
+
+@pytest.mark.parametrize('impl', ['einsum'])
+def test_attention_implementations_agree(init_variables, forward, impl):
+  x = tokens(2, BLOCK)
+  other = DecoderLM(**TINY, attention=impl)
+  np.testing.assert_allclose(jax.jit(other.apply)(init_variables, x),
+                             forward(init_variables, x), atol=1e-5)
+  with pytest.raises(ValueError, match='attention must be one of'):
+    DecoderLM(**TINY, attention='flash')

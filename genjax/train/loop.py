@@ -37,6 +37,23 @@ Hook = Callable[[int, state_lib.TrainState], None]
 MAX_STEPS_IN_FLIGHT = 4
 
 
+class DispatchLimiter:
+  """Keeps at most `limit` steps dispatched ahead of the devices (see MAX_STEPS_IN_FLIGHT).
+
+  Call it with an array each step produces; it waits on the one `limit` steps back.
+  Benchmarks and research loops that drive a compiled step themselves need it too.
+  """
+
+  def __init__(self, limit: int = MAX_STEPS_IN_FLIGHT):
+    self.limit = limit
+    self._pending = collections.deque()
+
+  def __call__(self, value: jax.Array) -> None:
+    self._pending.append(value)
+    if len(self._pending) > self.limit:
+      self._pending.popleft().block_until_ready()
+
+
 class NonFiniteLossError(FloatingPointError):
   """Training produced NaN/inf; the last good checkpoint is kept."""
 
@@ -188,7 +205,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                                 prefetch=config.data.prefetch)
   eval_subset = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
   acc = None
-  in_flight = collections.deque()
+  in_flight = DispatchLimiter()
   last_time, last_step, last_wait = time.perf_counter(), start, 0.0
   side_work = 0.0  # seconds spent on eval/samples/checkpoints: not part of steps/s
   stop = preemption.Flag()
@@ -199,9 +216,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         if acc is None:
           acc = _empty_accumulator(metrics)
         acc = _accumulate(acc, metrics, state.step)
-        in_flight.append(acc['count'])
-        if len(in_flight) > MAX_STEPS_IN_FLIGHT:
-          in_flight.popleft().block_until_ready()
+        in_flight(acc['count'])
         for hook in hooks:
           hook(step + 1, state)
         done = step + 1
