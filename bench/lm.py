@@ -161,7 +161,8 @@ def part_flops(peak: float) -> None:
     start = time.perf_counter()
     compiled = step.lower(state, first).compile()
     compile_s = time.perf_counter() - start
-    flops = float((compiled.cost_analysis() or {}).get('flops', float('nan')))
+    # XLA counts the FLOPs of one device's program; the step runs on all of them.
+    flops = jax.device_count() * float((compiled.cost_analysis() or {}).get('flops', float('nan')))
     state, metrics = compiled(state, first)
     jax.block_until_ready(metrics)
     start = time.perf_counter()

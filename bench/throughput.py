@@ -54,7 +54,8 @@ def bench_experiment(name: str) -> dict:
     start = time.perf_counter()
     compiled = step.lower(state, first).compile()
     compile_s = time.perf_counter() - start
-    flops = float((compiled.cost_analysis() or {}).get('flops', float('nan')))
+    # XLA counts the FLOPs of one device's program; the step runs on all of them.
+    flops = jax.device_count() * float((compiled.cost_analysis() or {}).get('flops', float('nan')))
     state, metrics = compiled(state, first)
     in_flight = loop.DispatchLimiter()  # fake CPU devices abort on unbounded dispatch
     for _ in range(_WARMUP.value):

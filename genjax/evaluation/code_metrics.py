@@ -1,9 +1,9 @@
 """`parse_rate`: does a code model complete held-out function headers into valid Python?
 
 The prompts are the `def` lines of functions in the validation files (never trained
-on). A completion is cut where the function ends (the first non-blank line back at the
-header's indentation) or where generation stopped, minus a last line that generation
-cut off mid-way; the header plus that body must then pass `ast.parse`. A model that
+on). A completion is cut where the function ends (the first non-blank line indented
+less than the body's first line) or where generation stopped, minus a last line that
+generation cut off mid-way; the header plus that body must then pass `ast.parse`. A model that
 has learned indentation, brackets and statements scores near 1; random tokens score 0.
 """
 
@@ -44,15 +44,27 @@ def function_headers(texts: Iterable[str], num: int, seed: int = 0) -> list[str]
   return headers[:num]
 
 
+def _indent(line: str) -> int:
+  return len(line) - len(line.lstrip(' \t'))
+
+
 def cut_completion(completion: str, finished: bool) -> str:
-  """The function body a completion proposes (see the module docstring)."""
+  """The function body a completion proposes (see the module docstring).
+
+  The body's indentation is that of its first non-blank line; the function ends at the
+  first non-blank line indented less (a model that writes a method body, then the next
+  method one level out, has finished the function there).
+  """
   lines = completion.split('\n')
   if not finished and len(lines) > 1:
     lines = lines[:-1]  # generation stopped mid-line
-  body = []
+  body, body_indent = [], None
   for line in lines:
-    if line.strip() and not line[0].isspace() and body:
-      break  # back at the header's indentation: the function has ended
+    if line.strip():
+      if body_indent is None:
+        body_indent = _indent(line)
+      elif _indent(line) < body_indent:
+        break
     body.append(line)
   return '\n'.join(body).rstrip() + '\n'
 

@@ -139,7 +139,11 @@ def write_sample(task, variables, arrays: dict, rng, step: int, workdir: str,
 
 def _progress_line(step: int, total: int, metrics: dict, steps_per_s: float) -> str:
   eta = (total - step) / steps_per_s if steps_per_s > 0 else float('inf')
-  eta_text = time.strftime('%H:%M:%S', time.gmtime(eta)) if math.isfinite(eta) else '?'
+  if math.isfinite(eta):
+    minutes, seconds = divmod(int(eta), 60)
+    eta_text = f'{minutes // 60:02d}:{minutes % 60:02d}:{seconds:02d}'  # hours may pass 24
+  else:
+    eta_text = '?'
   hidden = ('loss', 'steps_per_s', 'data_wait_fraction')
   shown = ' '.join(f'{k}={v:.4g}' for k, v in sorted(metrics.items()) if k not in hidden)
   return (f'step {step}/{total} loss={metrics["loss"]:.4f} {shown} | '
