@@ -7,6 +7,10 @@ asynchronous and atomic (Orbax writes to a temporary directory and renames it), 
 interrupted save never leaves a half checkpoint that looks finished. If the latest
 checkpoint still cannot be read, `restore_latest` warns and falls back to the one
 before.
+
+In a multi-process run every process calls `save` and `restore` (Orbax coordinates
+them: each writes its shards, process 0 the metadata and the final rename) on one
+directory all of them see.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
+from jax.experimental import multihost_utils
 
 
 class Checkpointer:
@@ -68,10 +73,13 @@ class Checkpointer:
   def _set_aside(self, step: int) -> str:
     """Moves a damaged step out of the manager's sight (kept, not deleted)."""
     aside = os.path.join(self.directory + '.damaged', str(step))
-    os.makedirs(os.path.dirname(aside), exist_ok=True)
-    if os.path.exists(aside):
-      shutil.rmtree(aside)
-    os.replace(os.path.join(self.directory, str(step)), aside)
+    if jax.process_index() == 0:  # the directory is shared: one process moves it
+      os.makedirs(os.path.dirname(aside), exist_ok=True)
+      if os.path.exists(aside):
+        shutil.rmtree(aside)
+      os.replace(os.path.join(self.directory, str(step)), aside)
+    if jax.process_count() > 1:  # the others look again only once it has moved
+      multihost_utils.sync_global_devices(f'genjax_checkpoint_set_aside_{step}')
     self.manager.reload()
     return aside
 

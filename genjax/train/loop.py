@@ -267,7 +267,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           save(done)
         side_work += time.perf_counter() - side_start
 
-        if stop.requested:
+        if stop.should_stop(done):
           check_finite(acc)
           if last_saved != done:
             save(done)
