@@ -8,9 +8,12 @@ convolutional variant is one override away: --config.model.arch=conv.
   python -m launch.main --config=experiments/mnist_vae.py --workdir=runs/mnist_vae
   python -m launch.evaluate --workdir=runs/mnist_vae      # nll, elbo in nats
   python -m launch.sample --workdir=runs/mnist_vae --mode=interpolate
+  python -m launch.sweep --config=experiments/mnist_vae.py --workdir=runs/mnist_vae_sweep \
+      --parallel=2 --config.train.steps=20000        # get_sweep(): 2 learning rates x 2 seeds
 """
 
 from genjax.config import base_config
+from genjax.sweeps import product
 
 
 def get_config():
@@ -45,3 +48,8 @@ def get_config():
   c.eval.iwae_batch_size = 100
   c.eval.anomaly_samples = 16  # importance samples in the anomaly score
   return c
+
+
+def get_sweep():
+  """Learning rate x seed: does the default rate win, and by more than seed noise?"""
+  return product(**{'optim.learning_rate': [1e-3, 3e-4], 'seed': [0, 1]})
