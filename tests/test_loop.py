@@ -40,8 +40,10 @@ def _sigterm_at(stop_step):
   return hook
 
 
-def test_preempted_and_resumed_equals_uninterrupted(tmp_path):
-  config = tiny.vae(steps=12)
+@pytest.mark.parametrize('make_config', [tiny.vae, tiny.lm], ids=['vae', 'lm_with_dropout'])
+def test_preempted_and_resumed_equals_uninterrupted(tmp_path, make_config):
+  # The LM replays its random text windows (from seed and step) and dropout keys.
+  config = make_config(steps=12)
   config.train.checkpoint_every = 100  # only the preemption and the end save
   straight = loop.train_and_evaluate(config, str(tmp_path / 'straight'))
 
