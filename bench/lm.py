@@ -53,6 +53,8 @@ _TORCH_THREADS = flags.DEFINE_list('torch_threads', ['2', '1'],
                                    'torch.set_num_threads values to try; the best is compared.')
 _FLOPS_STEPS = flags.DEFINE_integer('flops_steps', 3, 'flops part: timed steps (after one).')
 _NEW_TOKENS = flags.DEFINE_integer('new_tokens', 500, 'generation part: tokens to generate.')
+_ATTENTION = flags.DEFINE_string('attention', 'xla', "model.attention for every part: 'xla' | "
+                                 "'einsum' | 'cudnn'.")
 
 TORCH_SCRIPT = os.path.join(os.path.dirname(__file__), 'torch_gpt.py')
 
@@ -125,6 +127,7 @@ def train_torch(config, data, steps: int, threads: str) -> dict:
 
 def part_torch() -> None:
   config = shakespeare_char.get_config('cpu')
+  config.model.attention = _ATTENTION.value
   config.train.steps = _STEPS.value
   data = datasets.load(config.data)
   print(f'## JAX vs PyTorch: shakespeare_char:cpu, {_STEPS.value} steps, '
@@ -155,6 +158,7 @@ def part_torch() -> None:
 
 def part_flops(peak: float) -> None:
   config = shakespeare_char.get_config()
+  config.model.attention = _ATTENTION.value
   mesh, data, task, source, state, step = _setup(config)
   with pipeline.Prefetcher(source, parallel.batch_sharding(mesh)) as batches:
     first = next(batches)
@@ -188,6 +192,7 @@ def part_generation() -> None:
   print(f'## Generation of {_NEW_TOKENS.value} tokens, batch 1', flush=True)
   for size in ('cpu', 'default'):
     config = shakespeare_char.get_config(size)
+    config.model.attention = _ATTENTION.value
     data = datasets.load(config.data)
     task = tasks.build(config, data.spec)
     variables = task.model.init(jax.random.PRNGKey(0), np.zeros((1, 8), np.int32))
