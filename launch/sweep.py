@@ -12,7 +12,9 @@ overrides (`optim.learning_rate=0.001,seed=0`). Locally at most --parallel run a
 each pinned to its own share of the cores (and GPUs); with --backend=slurm the points
 go to SLURM as one job array. A failed point is reported and the others go on. The same
 command again skips finished points and resumes the rest. At the end DIR/summary.csv,
-DIR/summary.md and DIR/summary_<field>.svg rank the runs by --metric.
+DIR/summary.md and DIR/summary_<field>.svg rank the runs by --metric. With --vectorize
+(local) points that differ only in shape-free values train at once, one vmapped step
+per group (genjax.sweeps.vectorized).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from genjax.config import ConfigError
-from genjax.sweeps import local, slurm, spec, state, summary
+from genjax.sweeps import local, slurm, spec, state, summary, vectorized
 from launch import common
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +41,10 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Sweep directory: one sub-workdi
 _PARALLEL = flags.DEFINE_integer('parallel', 1, 'Points running at once (local: on this '
                                  'machine; slurm: the array\'s task limit).')
 _BACKEND = flags.DEFINE_enum('backend', 'local', ['local', 'slurm'], 'Where points run.')
+_VECTORIZE = flags.DEFINE_bool('vectorize', False, 'local: train points that differ only in '
+                                'shape-free values (learning rate, seed, ...) at once, one '
+                                'vmapped step per group, in this process '
+                                '(genjax.sweeps.vectorized).')
 _SUMMARIZE = flags.DEFINE_bool('summarize', False, 'Only write DIR/summary.* from what has '
                                'run so far (works while the sweep runs).')
 _METRIC = flags.DEFINE_string('metric', 'loss', 'Column that ranks the runs: a train metric '
@@ -120,7 +126,9 @@ def main(argv):
       done = sum(state.read_status(r.run_dir)['status'] == 'done' for r in runs)
       report(f'sweep of {len(runs)} points in {sweep_dir}'
              + (f' ({done} done before, skipped)' if done else ''))
-      if _BACKEND.value == 'local':
+      if _BACKEND.value == 'local' and _VECTORIZE.value:
+        results = vectorized.run_local_vectorized(_CONFIG.value, runs, report)
+      elif _BACKEND.value == 'local':
         results = local.run_local(runs, _PARALLEL.value, report)
       else:
         try:

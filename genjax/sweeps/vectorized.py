@@ -1,0 +1,312 @@
+"""Trains sweep points that differ only in shape-free values at once: `jax.vmap` over
+stacked train states, one jitted step for all of them (`launch.sweep --vectorize`).
+
+    groups = group_points(config, points)        # by the values that change shapes
+    train_vectorized(config, points, workdirs)   # one group: one compiled step
+
+Vectorized fields (VECTORIZABLE, plus every float `loss.*` field) enter the step as
+traced scalars: each point's config copy holds a tracer there, and the task, its
+optimizer and its step are built from that copy inside the vmapped function, so the
+optimizer state is created with the point's own hyperparameters too. Each point keeps
+its own seed (init and train keys as `loop.init_state`), its own batch order
+(`data.train_source(batch_size, seed)`) and its own eval noise; results equal separate
+runs to float tolerance.
+
+Each workdir gets what `launch.main` writes there: config.json, metrics.jsonl (train rows
+every log_every, test rows every eval_every, same names) and Orbax checkpoints that
+`launch.evaluate` reads. Not written: samples/ and TensorBoard images (the metrics
+writer still writes TensorBoard scalars). The group runs on one device (the first);
+it does not resume: a point with checkpoints already is refused (resume it without
+--vectorize). A loss field that turns out not to trace (a Python `if` on it) raises
+JAX's concretization error; the sweep then groups by the loss fields too and tries again.
+Families with `periodic_evaluate` (a GAN's FID) get no test rows here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from genjax import config as config_lib
+from genjax import tasks
+from genjax.data import datasets, pipeline
+from genjax.sweeps import state as sweep_state
+from genjax.train import checkpoints, parallel, state as state_lib, workdir as workdir_lib
+from genjax.writers.metrics import MetricWriter
+
+VECTORIZABLE = ('optim.learning_rate', 'optim.weight_decay', 'optim.b1', 'optim.b2',
+                'optim.eps', 'seed')
+
+
+def _get(config, field: str) -> Any:
+  for part in field.split('.'):
+    config = config[part]
+  return config
+
+
+def _set(config, field: str, value: Any) -> None:
+  *path, last = field.split('.')
+  for part in path:
+    config = config[part]
+  config[last] = value
+
+
+def is_vectorizable(config: ml_collections.ConfigDict, field: str,
+                    loss_traced: bool = True) -> bool:
+  if field in VECTORIZABLE:
+    return True
+  # Loss weights scale terms of the loss; they trace unless a family branches on them.
+  return loss_traced and field.startswith('loss.') and isinstance(_get(config, field), float)
+
+
+def apply_point(config: ml_collections.ConfigDict, point: dict) -> ml_collections.ConfigDict:
+  cfg = ml_collections.ConfigDict(config.to_dict())
+  for field, value in point.items():
+    _set(cfg, field, value)
+  return cfg
+
+
+def group_points(config: ml_collections.ConfigDict, points: Sequence[dict],
+                 loss_traced: bool = True) -> list[list[int]]:
+  """Indices of the points, grouped by the values of their non-vectorizable fields."""
+  groups: dict[str, list[int]] = {}
+  for i, point in enumerate(points):
+    key = repr(sorted((k, repr(v)) for k, v in point.items()
+                      if not is_vectorizable(config, k, loss_traced)))
+    groups.setdefault(key, []).append(i)
+  return list(groups.values())
+
+
+def _traced_config(config, fields: Sequence[str], values: dict):
+  """A config copy that may hold tracers: the swept fields set to this point's values."""
+  cfg = ml_collections.ConfigDict(config.to_dict(), type_safe=False)
+  for field in fields:
+    _set(cfg, field, values[field])
+  return cfg
+
+
+def _stack(trees: Sequence[Any]) -> Any:
+  return jax.tree.map(lambda *xs: np.stack(xs), *trees)
+
+
+def _unstack(tree: Any, i: int) -> Any:
+  # Host slices put back: indexing the device arrays would compile a slice per leaf shape.
+  return jax.tree.map(lambda x: jax.device_put(np.asarray(x[i])), tree)
+
+
+def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[dict],
+                     workdirs: Sequence[str],
+                     errors: dict[int, str] | None = None,
+                     loss_traced: bool = True) -> list[state_lib.TrainState]:
+  """Trains `points` (overrides of `base_config`, differing only in vectorizable fields)
+  into `workdirs`, all at once; returns each point's final state.
+
+  A point whose loss turns NaN/inf raises FloatingPointError, or, given `errors`, is
+  recorded there ({index: message}) and stops writing (its last good checkpoint kept)
+  while the others train on: the points never mix under vmap.
+  """
+  strict = errors is None
+  errors = {} if errors is None else errors
+  configs = [apply_point(base_config, p) for p in points]
+  for cfg in configs:
+    config_lib.validate(cfg)
+  fields = sorted({k for p in points for k in p})
+  structural = [f for f in fields if not is_vectorizable(base_config, f, loss_traced)]
+  for f in structural:
+    if len({repr(_get(c, f)) for c in configs}) > 1:
+      raise ValueError(f'{f} differs between the points; group them with group_points().')
+  traced = [f for f in fields if f not in structural]
+  hparams = {f: np.asarray([_get(c, f) for c in configs],
+                           np.int32 if f == 'seed' else np.float32) for f in traced}
+  config = configs[0]
+  workdirs = [os.path.abspath(w) for w in workdirs]
+  for cfg, wd in zip(configs, workdirs):
+    ckpt_dir = os.path.join(wd, 'checkpoints')
+    if os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir):
+      raise ValueError(f'{wd} has checkpoints already: a vectorized sweep does not resume; '
+                       'run it without --vectorize.')
+    workdir_lib.check_or_write_config(cfg, wd, write=True)
+
+  data = datasets.load(config.data, workdir=workdirs[0])
+  sources = [data.train_source(c.data.batch_size, c.seed) for c in configs]
+  device = jax.devices()[0]
+
+  def build(h):
+    cfg = _traced_config(config, traced, h)
+    task = tasks.build(cfg, data.spec)
+    return task, task.make_optimizer(cfg)
+
+  def init(h, example):
+    task, tx = build(h)
+    init_rng, train_rng = jax.random.split(jax.random.PRNGKey(h['seed'] if 'seed' in h
+                                                             else config.seed))
+    params, extra = task.init(init_rng, example)
+    return state_lib.create(params, tx, train_rng, extra)
+
+  def step(h, state, batch):
+    task, tx = build(h)
+    return task.train_step(tx)(state, batch, axis_name=None)
+
+  def eval_batch(h, params, batch, rng):
+    task, _ = build(h)
+    per_example = task.eval_metrics(params, batch, rng)
+    mask = batch['mask'].astype(jnp.float32)
+    return {k: jnp.sum(v * mask) for k, v in per_example.items()}, jnp.sum(mask)
+
+  h = jax.device_put(hparams, device)
+  examples = jax.device_put(_stack([s.example() for s in sources]), device)
+  state = jax.jit(jax.vmap(init))(h, examples)
+  step_fn = jax.jit(jax.vmap(step), donate_argnums=(1,))
+  eval_fn = jax.jit(jax.vmap(eval_batch, in_axes=(0, 0, None, 0)))
+  add = jax.jit(lambda acc, m: jax.tree.map(lambda a, b: a + b.astype(jnp.float32), acc, m))
+  task0, _ = build({f: hparams[f][0] for f in traced})
+  eval_rngs = jnp.stack([jax.random.PRNGKey(c.seed + 1) for c in configs])
+  eval_subset = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
+  one_device = parallel.batch_sharding(parallel.make_mesh([device]))
+  ckpts = [checkpoints.Checkpointer(os.path.join(w, 'checkpoints'),
+                                    keep=config.train.keep_checkpoints) for w in workdirs]
+  writers = [MetricWriter(w) for w in workdirs]
+
+  def check_finite(sums: dict, done: int) -> None:
+    for i, loss in enumerate(np.asarray(sums['loss'])):
+      if i not in errors and not np.isfinite(loss):
+        errors[i] = (f'Loss became NaN/inf by step {done}; stopped. The last good checkpoint '
+                     f'is kept in {ckpts[i].directory}.')
+        if strict:
+          raise FloatingPointError(f'{workdirs[i]}: {errors[i]}')
+
+  def save(done: int) -> None:
+    host = jax.device_get(state)
+    for i, (cfg, ckpt) in enumerate(zip(configs, ckpts)):
+      if i in errors:
+        continue
+      meta = {'step': done, 'epoch': done // sources[i].steps_per_epoch, 'seed': cfg.seed}
+      ckpt.save(done, _unstack(host, i), meta)
+
+  def evaluate() -> list[dict[str, float]]:
+    totals, count = None, 0.0
+    for j, batch in enumerate(pipeline.eval_batches(eval_subset, config.eval.batch_size,
+                                                    one_device)):
+      rngs = jax.vmap(jax.random.fold_in, in_axes=(0, None))(eval_rngs, j)  # as loop's eval
+      sums, n = eval_fn(h, task0.inference_variables(state), batch, rngs)
+      totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+      count += float(n[0])
+    totals = jax.device_get(totals)
+    return [{k: float(v[i]) / count for k, v in totals.items()} for i in range(len(points))]
+
+  acc, last_time, last_step, wait, side = None, time.perf_counter(), 0, 0.0, 0.0
+  try:
+    for s in range(config.train.steps):
+      began = time.perf_counter()
+      by_seed: dict[int, dict] = {}  # equal seeds: the same batch, built once
+      batch = _stack([by_seed.setdefault(c.seed, src.batch(s))
+                      for c, src in zip(configs, sources)])
+      batch = jax.device_put(batch, device)
+      wait += time.perf_counter() - began
+      state, metrics = step_fn(h, state, batch)
+      if acc is None:
+        acc = jax.tree.map(lambda m: jnp.zeros(m.shape, jnp.float32), metrics)
+      acc = add(acc, metrics)
+      done = s + 1
+      final = done == config.train.steps
+      if done % config.train.log_every == 0 or final:
+        sums = jax.device_get(acc)
+        now = time.perf_counter()
+        elapsed = now - last_time - side
+        check_finite(sums, done)
+        for i, writer in enumerate(writers):
+          if i in errors:
+            continue
+          means = {k: float(v[i]) / (done - last_step) for k, v in sums.items()}
+          means['data_wait_fraction'] = wait / elapsed
+          means['steps_per_s'] = (done - last_step) / elapsed
+          writer.write(done, 'train', means)
+        acc, last_time, last_step, wait, side = None, now, done, 0.0, 0.0
+      side_start = time.perf_counter()
+      if config.train.eval_every and task0.eval_metrics is not None and (
+          done % config.train.eval_every == 0 or final):
+        for i, (writer, results) in enumerate(zip(writers, evaluate())):
+          if i not in errors:
+            writer.write(done, 'test', results)
+      if done % config.train.checkpoint_every == 0 or final:
+        if acc is not None:
+          check_finite(jax.device_get(acc), done)
+        save(done)
+      side += time.perf_counter() - side_start
+  finally:
+    for ckpt in ckpts:
+      ckpt.close()
+    for writer in writers:
+      writer.close()
+  host = jax.device_get(state)
+  return [_unstack(host, i) for i in range(len(points))]
+
+
+def _run_group(config, group: Sequence[Any], report, loss_traced: bool) -> dict[str, dict]:
+  """Trains one group under the runs' locks; {name: status}. A loss field that does not
+  trace (the family branches on it) splits the group by it and tries again."""
+  names = ', '.join(r.name for r in group)
+  report(f'[start] {names}')
+  began, stamp = time.perf_counter(), time.strftime('%Y-%m-%d %H:%M:%S')
+  statuses, errors, failure = {}, {}, None
+  with contextlib.ExitStack() as locks:
+    for r in group:
+      r.run_dir.mkdir(parents=True, exist_ok=True)
+      locks.enter_context(sweep_state.run_lock(r.run_dir))  # as run_point: one runner a point
+      status = sweep_state.read_status(r.run_dir)
+      status.update(status='running', attempts=status['attempts'] + 1, returncode=None,
+                    host=socket.gethostname(), started=stamp, vectorized_with=len(group))
+      status.pop('error', None)
+      sweep_state.write_status(r.run_dir, status)
+      statuses[r.name] = status
+    try:
+      train_vectorized(config, [r.point for r in group], [str(r.run_dir) for r in group],
+                       errors, loss_traced=loss_traced)
+    except jax.errors.ConcretizationTypeError as e:
+      if not loss_traced:
+        failure = f'{type(e).__name__}: {e}'
+      else:
+        split = group_points(config, [r.point for r in group], loss_traced=False)
+        if len(split) > 1 or any(k.startswith('loss.') for r in group for k in r.point):
+          report(f'a loss field does not trace; grouping by loss fields too ({names})')
+          locks.close()
+          results = {}
+          for g in split:
+            results.update(_run_group(config, [group[i] for i in g], report, False))
+          return results
+        failure = f'{type(e).__name__}: {e}'
+    except Exception as e:  # pylint: disable=broad-except
+      # One broken group must not take the other groups down.
+      failure = f'{type(e).__name__}: {e}'
+    wall = time.perf_counter() - began
+    for i, r in enumerate(group):
+      status, error = statuses[r.name], failure or errors.get(i)
+      status.update({'status': 'done', 'returncode': 0} if error is None else
+                    {'status': 'failed', 'returncode': 1, 'error': [error]},
+                    wall_seconds=round(status['wall_seconds'] + wall, 2),
+                    finished=time.strftime('%Y-%m-%d %H:%M:%S'))
+      sweep_state.write_status(r.run_dir, status)
+      report(f'[{"done " if error is None else "FAIL "}] {r.name} in {wall:.1f} s (vectorized)'
+             + (f': {error}' if error else ''))
+  return statuses
+
+
+def run_local_vectorized(config: ml_collections.ConfigDict, runs: Sequence[Any],
+                         report=print) -> dict[str, dict[str, Any]]:
+  """The sweep's local backend with --vectorize: each group of points not yet done is one
+  vectorized run in this process; returns {name: status} as `local.run_local` does."""
+  results = {r.name: sweep_state.read_status(r.run_dir) for r in runs}
+  todo = [r for r in runs if results[r.name]['status'] != 'done']
+  groups = [[todo[i] for i in g] for g in group_points(config, [r.point for r in todo])]
+  report(f'running {len(todo)} of {len(runs)} points as {len(groups)} vectorized group(s)')
+  for group in groups:
+    results.update(_run_group(config, group, report, loss_traced=True))
+  return results
