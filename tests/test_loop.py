@@ -106,3 +106,18 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     loop.train_and_evaluate(tiny.vae(steps=8), workdir)
   assert 'step 4' in str(e.value)
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['4']
+
+
+def test_nan_before_any_checkpoint_says_so(tmp_path, monkeypatch):
+  real_build = tasks.build
+
+  def poisoned_build(config, data_spec):
+    task = real_build(config, data_spec)
+    nan_loss = lambda params, batch, rng: (lambda v, m: (v * jnp.nan, m))(
+        *task.loss(params, batch, rng))
+    return task.__class__(**{**task.__dict__, 'loss': nan_loss})
+
+  monkeypatch.setattr(tasks, 'build', poisoned_build)
+  with pytest.raises(loop.NonFiniteLossError, match='step 1;') as e:
+    loop.train_and_evaluate(tiny.vae(steps=8), str(tmp_path / 'run'))
+  assert 'No checkpoint had been written yet' in str(e.value)

@@ -200,9 +200,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     first_bad = int(acc['first_bad'])
     if first_bad != np.iinfo(np.int32).max:
       ckpt.wait()
+      latest = ckpt.latest_step()
+      kept = (f'The last good checkpoint (step {latest}) is kept in {ckpt.directory}.'
+              if latest is not None else 'No checkpoint had been written yet.')
       raise NonFiniteLossError(
-          f'Loss became NaN/inf at step {first_bad}; stopped. The last good checkpoint '
-          f'(step {ckpt.latest_step()}) is kept in {ckpt.directory}. Lower '
+          f'Loss became NaN/inf at step {first_bad}; stopped. {kept} Lower '
           'optim.learning_rate or set optim.grad_clip_norm.')
 
   batches = pipeline.Prefetcher(source, parallel.batch_sharding(mesh), start_step=start,
