@@ -38,12 +38,13 @@ import jax  # pylint: disable=wrong-import-position
 import numpy as np
 from absl import app, flags
 
+from bench import steps as bench_steps
 from bench.peak import matmul_peak
 from experiments import shakespeare_char
 from genjax import tasks
 from genjax.data import datasets, pipeline
 from genjax.models import decoding
-from genjax.train import loop, parallel
+from genjax.train import parallel
 
 _PARTS = flags.DEFINE_list('parts', ['torch', 'flops', 'generation'], 'Which parts to run.')
 _STEPS = flags.DEFINE_integer('steps', 2000, 'torch part: training steps of each framework.')
@@ -59,32 +60,12 @@ _ATTENTION = flags.DEFINE_string('attention', 'xla', "model.attention for every 
 TORCH_SCRIPT = os.path.join(os.path.dirname(__file__), 'torch_gpt.py')
 
 
-def _setup(config):
-  mesh = parallel.make_mesh()
-  data = datasets.load(config.data)
-  task = tasks.build(config, data.spec)
-  tx = task.make_optimizer(config)
-  source = data.train_source(config.data.batch_size, config.seed)
-  state = loop.init_state(task, config, tx, source.example(), mesh)
-  step = parallel.compile_step(task.train_step(tx), mesh, config.parallel.strategy)
-  return mesh, data, task, source, state, step
-
-
-def train_jax(config, steps: int) -> dict:
+def train_jax(config, steps: int, data) -> dict:
   """Our step on our pipeline, timed as torch_gpt.py times PyTorch (steps 2..N)."""
-  mesh, data, task, source, state, step = _setup(config)
+  mesh, data, task, source, state, step = bench_steps.setup(config, data)
   with pipeline.Prefetcher(source, parallel.batch_sharding(mesh)) as batches:
-    start = time.perf_counter()
-    state, metrics = step(state, next(batches))
-    jax.block_until_ready(metrics)
-    first_step_s = time.perf_counter() - start
-    start = time.perf_counter()
-    in_flight = loop.DispatchLimiter()
-    for _ in range(steps - 1):
-      state, metrics = step(state, next(batches))
-      in_flight(metrics['loss'])
-    jax.block_until_ready((state, metrics))
-    train_s = time.perf_counter() - start
+    state, first_step_s = bench_steps.run_steps(step, state, batches, 1)  # with compile
+    state, train_s = bench_steps.run_steps(step, state, batches, steps - 1)
   tokens = (steps - 1) * config.data.batch_size * config.data.block_size
   report = task.evaluate(state.params, data, jax.random.PRNGKey(0))
   return {'train_seconds': train_s, 'tokens_per_s': tokens / train_s,
@@ -133,7 +114,7 @@ def part_torch() -> None:
   print(f'## JAX vs PyTorch: shakespeare_char:cpu, {_STEPS.value} steps, '
         f'{len(data.test["tokens"])} validation windows', flush=True)
   def run_jax():
-    r = train_jax(config, _STEPS.value)
+    r = train_jax(config, _STEPS.value, data)
     print(f'jax {jax.__version__} ({jax.device_count()} CPU devices): {r["tokens_per_s"]:.0f} '
           f'tokens/s, train {r["train_seconds"]:.1f} s (+ first step with compile '
           f'{r["first_step_seconds"]:.1f} s), val loss {r["val_loss"]:.4f}', flush=True)
@@ -159,23 +140,13 @@ def part_torch() -> None:
 def part_flops(peak: float) -> None:
   config = shakespeare_char.get_config()
   config.model.attention = _ATTENTION.value
-  mesh, data, task, source, state, step = _setup(config)
+  mesh, data, task, source, state, step = bench_steps.setup(config)
   with pipeline.Prefetcher(source, parallel.batch_sharding(mesh)) as batches:
     first = next(batches)
-    start = time.perf_counter()
-    compiled = step.lower(state, first).compile()
-    compile_s = time.perf_counter() - start
-    # XLA counts the FLOPs of one device's program; the step runs on all of them.
-    flops = jax.device_count() * float((compiled.cost_analysis() or {}).get('flops', float('nan')))
-    state, metrics = compiled(state, first)
-    jax.block_until_ready(metrics)
-    start = time.perf_counter()
-    in_flight = loop.DispatchLimiter()
-    for _ in range(_FLOPS_STEPS.value):
-      state, metrics = compiled(state, next(batches))
-      in_flight(metrics['loss'])
-    jax.block_until_ready((state, metrics))
-    per_step = (time.perf_counter() - start) / _FLOPS_STEPS.value
+    compiled, compile_s, flops = bench_steps.compile_step(step, state, first)
+    state, _ = jax.block_until_ready(compiled(state, first))
+    state, seconds = bench_steps.run_steps(compiled, state, batches, _FLOPS_STEPS.value)
+    per_step = seconds / _FLOPS_STEPS.value
   m, b, t = config.model, config.data.batch_size, config.data.block_size
   n = 12 * m.num_layers * m.width ** 2  # matmul weights in the blocks
   analytic = 6 * b * t * (n + m.width * data.tokenizer.vocab_size) \

@@ -14,15 +14,14 @@ achieves against what this machine's matmul unit can do.
 from __future__ import annotations
 
 import importlib
-import time
 
 import jax
 from absl import app, flags
 
+from bench import steps as bench_steps
 from bench.peak import matmul_peak
-from genjax import tasks
-from genjax.data import datasets, pipeline
-from genjax.train import loop, parallel
+from genjax.data import pipeline
+from genjax.train import parallel
 
 _EXPERIMENTS = flags.DEFINE_list('experiments', ['mnist_vae', 'mnist_ae', 'fruits_vae', 'fruits_ae',
                                                  'mnist_dcgan', 'fruits_dcgan', 'mnist_classifier'],
@@ -39,36 +38,15 @@ def bench_experiment(name: str) -> dict:
   config.parallel.strategy = _STRATEGY.value
   config.data.num_train = _NUM_TRAIN.value
   config.data.num_test = 1000
-  mesh = parallel.make_mesh()
-  data = datasets.load(config.data)
-  task = tasks.build(config, data.spec)
-  tx = task.make_optimizer(config)
+  mesh, _, _, source, state, step = bench_steps.setup(config)
   batch_size = config.data.batch_size
-  example = data.train_source(batch_size, config.seed).example()
-  state = loop.init_state(task, config, tx, example, mesh)
-  step = parallel.compile_step(task.train_step(tx), mesh, config.parallel.strategy)
-
-  with pipeline.Prefetcher(data.train_source(batch_size, config.seed),
-                           parallel.batch_sharding(mesh)) as batches:
+  with pipeline.Prefetcher(source, parallel.batch_sharding(mesh)) as batches:
     first = next(batches)
-    start = time.perf_counter()
-    compiled = step.lower(state, first).compile()
-    compile_s = time.perf_counter() - start
-    # XLA counts the FLOPs of one device's program; the step runs on all of them.
-    flops = jax.device_count() * float((compiled.cost_analysis() or {}).get('flops', float('nan')))
-    state, metrics = compiled(state, first)
-    in_flight = loop.DispatchLimiter()  # fake CPU devices abort on unbounded dispatch
-    for _ in range(_WARMUP.value):
-      state, metrics = compiled(state, next(batches))
-      in_flight(metrics['loss'])
-    jax.block_until_ready(metrics)
+    compiled, compile_s, flops = bench_steps.compile_step(step, state, first)
+    state, _ = compiled(state, first)
+    state, _ = bench_steps.run_steps(compiled, state, batches, _WARMUP.value)
     wait_before = batches.wait_seconds
-    start = time.perf_counter()
-    for _ in range(_STEPS.value):
-      state, metrics = compiled(state, next(batches))
-      in_flight(metrics['loss'])
-    jax.block_until_ready((state, metrics))
-    elapsed = time.perf_counter() - start
+    state, elapsed = bench_steps.run_steps(compiled, state, batches, _STEPS.value)
     wait = batches.wait_seconds - wait_before
   return {
       'experiment': name,

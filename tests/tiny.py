@@ -4,6 +4,17 @@ from experiments import (fruits_ae, fruits_vae, mnist_ae, mnist_classifier, mnis
                          python_code, shakespeare_char)
 
 
+def _short_run(c, steps):
+  """`steps` steps, logging, evaluating and checkpointing every 4, samples every 8."""
+  c.optim.warmup_steps = 2
+  c.train.steps = steps
+  c.train.log_every = 4
+  c.train.eval_every = 4
+  c.train.checkpoint_every = 4
+  c.train.sample_every = 8
+  return c
+
+
 def _shrink(c, steps=8):
   c.data.num_train = 256
   c.data.num_test = 64
@@ -11,12 +22,7 @@ def _shrink(c, steps=8):
   c.model.widths = (4, 8) if c.data.name != 'fruits' else (4, 8, 8)
   c.model.hidden = (16,)
   c.model.latent_dim = 4
-  c.optim.warmup_steps = 2
-  c.train.steps = steps
-  c.train.log_every = 4
-  c.train.eval_every = 4
-  c.train.checkpoint_every = 4
-  c.train.sample_every = 8
+  _short_run(c, steps)
   c.eval.batch_size = 32
   c.eval.num_examples = 64
   return c
@@ -108,12 +114,7 @@ def _shrink_lm(c, steps):
   c.model.num_layers = 2
   c.model.num_heads = 2
   c.model.width = 16
-  c.optim.warmup_steps = 2
-  c.train.steps = steps
-  c.train.log_every = 4
-  c.train.eval_every = 4
-  c.train.checkpoint_every = 4
-  c.train.sample_every = 8
+  _short_run(c, steps)
   c.eval.batch_size = 8
   c.sample.max_new_tokens = 20
   return c
