@@ -29,11 +29,13 @@ def get_config():
   c.model.discriminator.widths = (64, 128)  # stride-2 convs: 28 -> 14 -> 7
   c.model.discriminator.num_classes = 0
   c.model.discriminator.conditioning = 'projection'
+  c.model.num_codes = 0  # > 0: InfoGAN categorical code of that many values (no labels)
 
   c.loss.kind = 'non_saturating'  # 'non_saturating' | 'hinge' | 'wasserstein'
   c.loss.gp_weight = 0.0  # WGAN-GP gradient penalty weight (10 with 'wasserstein')
   c.loss.r1_gamma = 0.0  # R1 penalty on real data
   c.loss.d_steps = 1  # discriminator updates per generator update
+  c.loss.info_weight = 1.0  # InfoGAN: weight of the code-recovery term (with num_codes)
   c.loss.ema_decay = 0.999  # generator EMA used for samples and evaluation
   c.loss.pinned_warn_steps = 1000  # warn when D has won outright this long (divergence)
 

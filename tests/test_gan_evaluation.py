@@ -88,6 +88,12 @@ def test_shuffled_labels_keep_quality_but_lose_label_accuracy(setting):
   # The images are real either way: unconditional quality does not see the labels.
   for key in ('fid', 'inception_score', 'precision', 'recall'):
     assert abs(right[key] - shifted[key]) < 0.25 * max(abs(right[key]), 1.0), key
+  # InfoGAN codes are passed like labels, but their meaning is learned: no accuracy.
+  codes = gan_evaluation.evaluate(_real_image_generator(data, lambda y: (y + 1) % 10), data,
+                                  rng, eval_config, latent_dim=4, num_classes=10,
+                                  labels_are_classes=False)
+  assert 'label_accuracy' not in codes
+  assert codes['fid'] == shifted['fid']
 
 
 def test_half_the_classes_missing_shows_in_coverage_and_recall(setting):

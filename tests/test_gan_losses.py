@@ -119,6 +119,18 @@ def test_discriminator_accuracy_uses_threshold_zero():
     np.testing.assert_allclose([acc_real, acc_fake], [0.75, 0.5])
 
 
+def test_info_loss_is_the_code_cross_entropy():
+  codes = jnp.array([0, 2, 1])
+  # Uniform logits know nothing about the code: log K.
+  np.testing.assert_allclose(gan_losses.info_loss(jnp.zeros((3, 4)), codes), np.log(4),
+                             rtol=1e-6)
+  logits = jnp.array([[2.0, 0.0, -1.0], [0.5, 0.1, 3.0], [0.0, 1.0, 0.0]])
+  log_probs = np.asarray(jax.nn.log_softmax(logits))
+  expected = -np.mean(log_probs[np.arange(3), np.asarray(codes)])
+  np.testing.assert_allclose(gan_losses.info_loss(logits, codes), expected, rtol=1e-6)
+  assert float(gan_losses.info_loss(100.0 * jax.nn.one_hot(codes, 3), codes)) < 1e-6
+
+
 def test_ema_update():
   ema = {'a': jnp.array([1.0, 2.0]), 'b': {'c': jnp.array(4.0)}}
   params = {'a': jnp.array([3.0, 0.0]), 'b': {'c': jnp.array(0.0)}}

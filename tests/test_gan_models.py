@@ -54,6 +54,21 @@ def test_discriminator_shapes_and_dtype(shape, num_classes, conditioning):
   assert bool(jnp.all(jnp.isfinite(logits)))
 
 
+def test_q_head_predicts_codes_from_the_shared_features():
+  model = Discriminator(num_codes=5, **D_TINY)
+  x = images((28, 28, 1))
+  variables = model.init(KEY, x)
+  assert {'q_hidden', 'q_codes'} <= set(variables['params'])
+  logits, code_logits = model.apply(variables, x, return_code_logits=True)
+  assert logits.shape == (4,) and code_logits.shape == (4, 5)
+  assert code_logits.dtype == jnp.float32
+  # The plain call is the same discriminator: the Q head does not touch the logit.
+  np.testing.assert_array_equal(model.apply(variables, x), logits)
+  with pytest.raises(ValueError, match='num_codes > 0'):
+    plain = Discriminator(**D_TINY)
+    plain.apply(plain.init(KEY, x), x, return_code_logits=True)
+
+
 @pytest.mark.parametrize('norm', ['layer', 'none'])
 def test_generator_without_batch_norm_has_no_batch_stats(norm):
   model = Generator(norm=norm, **G_TINY)

@@ -47,6 +47,36 @@ def test_class_on_unconditional_model_is_refused(tmp_path):
                          classes=[1])
 
 
+def test_info_gan_learns_codes_and_draws_them_on_request(tmp_path):
+  from genjax.writers.metrics import read_metrics  # pylint: disable=import-outside-toplevel
+  workdir = str(tmp_path / 'info')
+  loop.train_and_evaluate(tiny.info_gan(8), workdir)
+  train_rows = [r for r in read_metrics(workdir) if r.get('split') == 'train']
+  assert {'info_loss', 'code_accuracy'} <= set(train_rows[-1])
+  config, task, state = restore.load_state(workdir)
+  variables = task.inference_variables(state)
+  # The exported generator takes noise then the one-hot code.
+  assert variables['params']['Dense_0']['kernel'].shape[0] == 8 + 10
+  rng = jax.random.PRNGKey(0)
+  test = datasets.load(config.data).test
+  threes = task.views['sample'](variables, test, rng, 16, classes=[3])
+  also_threes = task.views['sample'](variables, test, rng, 16, classes=[3])
+  np.testing.assert_array_equal(threes, also_threes)
+  fours = task.views['sample'](variables, test, rng, 16, classes=[4])
+  assert threes.shape == (4, 4, 28, 28, 1) and not np.array_equal(threes, fours)
+  mix = task.views['mix'](variables, test, rng, 10)
+  assert mix.shape == (2, 5, 28, 28, 1)
+  with pytest.raises(ConfigError, match='codes 0..9'):
+    task.views['sample'](variables, test, rng, 4, classes=[10])
+
+
+def test_info_codes_on_a_conditional_model_are_refused(tmp_path):
+  c = tiny.conditional_gan(4)
+  c.model.num_codes = 10
+  with pytest.raises(ConfigError, match='unconditional'):
+    loop.train_and_evaluate(c, str(tmp_path / 'both'))
+
+
 def test_image_quality_is_measured_during_training_when_the_classifier_exists(tmp_path):
   from genjax.writers.metrics import read_metrics  # pylint: disable=import-outside-toplevel
   classifier = str(tmp_path / 'classifier')

@@ -82,6 +82,13 @@ def conditional_gan(steps=8, classifier_workdir=''):
   return c
 
 
+def info_gan(steps=8, classifier_workdir=''):
+  """`gan` with a 10-valued InfoGAN code: Q head in D, code one-hot in G's latent."""
+  c = gan(steps, classifier_workdir)
+  c.model.num_codes = 10
+  return c
+
+
 def classifier(steps=8):
   c = mnist_classifier.get_config()
   c.data.num_train = 256
@@ -141,4 +148,5 @@ def get_config(name='vae'):
   """For the command line: --config=tests/tiny.py:vae (or ae, fruits_vae, fruits_ae)."""
   return {'vae': vae, 'ae': ae, 'fruits_vae': fruits_vae_config,
           'fruits_ae': fruits_ae_config, 'gan': gan, 'conditional_gan': conditional_gan,
+          'info_gan': info_gan,
           'classifier': classifier, 'lm': lm, 'code_lm': code_lm}[name]()

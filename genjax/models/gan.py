@@ -135,6 +135,10 @@ class Discriminator(nn.Module):
   layer to one logit. No batch norm: each example's logit depends on that example
   only, which gradient penalties (WGAN-GP, R1) assume.
 
+  ``num_codes > 0`` adds InfoGAN's Q head (Chen et al. 2016): two dense layers on the
+  shared conv features predict which of ``num_codes`` categorical codes made a generated
+  image; ``return_code_logits=True`` returns ``(logits, code_logits [B, num_codes])``.
+
   Conditional (``num_classes > 0``), by ``conditioning``:
     'projection': logit += <embed(y), features> on the flattened conv features
       (Miyato & Koyama 2018, cGANs with projection discriminator).
@@ -145,12 +149,14 @@ class Discriminator(nn.Module):
     widths: conv channels per stride-2 layer, e.g. ``(64, 128)``.
     num_classes: > 0 makes it conditional; ``labels`` are then required.
     conditioning: 'projection' or 'concat' (see above; ignored when unconditional).
+    num_codes: > 0 adds the Q head over that many categorical codes (InfoGAN).
     dtype: computation dtype; parameters and logits stay float32.
   """
   image_shape: Sequence[int] = (28, 28, 1)
   widths: Sequence[int] = (64, 128)
   num_classes: int = 0
   conditioning: str = 'projection'
+  num_codes: int = 0
   dtype: Dtype = jnp.float32
 
   def __post_init__(self) -> None:
@@ -160,10 +166,14 @@ class Discriminator(nn.Module):
     if self.conditioning not in CONDITIONINGS:
       raise ValueError(f'unknown conditioning {self.conditioning!r}; expected one of '
                        f'{CONDITIONINGS}')
+    if self.num_codes < 0:
+      raise ValueError(f'Discriminator: num_codes must be >= 0 (0: no Q head), '
+                       f'got {self.num_codes}')
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, x: Array, labels: Array | None = None) -> Array:
+  def __call__(self, x: Array, labels: Array | None = None,
+               return_code_logits: bool = False) -> Array | tuple[Array, Array]:
     check_images(x, self.image_shape)
     batch = x.shape[0]
     labels = None if labels is None else jnp.asarray(labels)
@@ -186,4 +196,11 @@ class Discriminator(nn.Module):
                        embedding_init=nn.initializers.normal(stddev=dim ** -0.5))
       projection = jnp.sum(embed(labels) * features.astype(jnp.float32), axis=-1)
       logits = logits + projection
-    return logits
+    if not self.num_codes:
+      if return_code_logits:
+        raise ValueError('return_code_logits=True needs a Q head: set num_codes > 0')
+      return logits
+    # Built on every call so that `init` creates it; unused outputs cost nothing under jit.
+    q = nn.leaky_relu(nn.Dense(128, dtype=self.dtype, name='q_hidden')(features), LEAKY_SLOPE)
+    code_logits = nn.Dense(self.num_codes, dtype=self.dtype, name='q_codes')(q)
+    return (logits, code_logits.astype(jnp.float32)) if return_code_logits else logits

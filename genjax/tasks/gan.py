@@ -4,6 +4,13 @@ State layout: `params = {'generator', 'discriminator'}`, `opt_state` the same ke
 optax optimizers: `config.optim` for G, `config.d_optim` for D), `extra = {'batch_stats':
 generator batch-norm statistics, 'ema': EMA of the generator params}`. Samples and
 evaluation use the EMA generator (`export`).
+
+InfoGAN (`model.num_codes = K > 0`, Chen et al. 2016): the generator's latent is
+`latent_dim` Gaussian noise followed by a one-hot categorical code of K values, drawn
+uniformly; the discriminator's Q head learns to tell the code from the image and the
+generator is rewarded (`loss.info_weight`) for making it tellable. No labels are used,
+yet on MNIST the codes come to mean digits, which keeps samples off the blurry ground
+between classes. `--class=k` then draws code k.
 """
 
 from __future__ import annotations
@@ -25,19 +32,37 @@ from genjax.train import state as state_lib
 
 def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Task:
   g_config, d_config = config.model.generator, config.model.discriminator
-  generator = Generator(image_shape=tuple(image_shape), **g_config)
+  num_codes = config.model.get('num_codes', 0)
+  conditional = g_config.get('num_classes', 0) > 0
+  if num_codes < 0 or (num_codes and conditional):
+    raise ConfigError(f'model.num_codes={num_codes}: InfoGAN codes need an unconditional '
+                      'model (model.generator.num_classes=0) and num_codes >= 0.')
+  noise_dim = g_config.latent_dim
+  latent_dim = noise_dim + num_codes  # what the generator module takes
+  g_kwargs = dict(g_config, latent_dim=latent_dim, image_shape=tuple(image_shape))
+  generator = Generator(**g_kwargs)
   # Under 'pmap' each device sees a slice of the batch; batch norm then averages its
   # statistics over the 'data' axis, so the step equals the one-device step.
-  generator_per_device = Generator(image_shape=tuple(image_shape), batch_stats_axis='data',
-                                   **g_config)
-  discriminator = Discriminator(image_shape=tuple(image_shape), **d_config)
-  latent_dim = g_config.latent_dim
-  conditional = g_config.get('num_classes', 0) > 0
+  generator_per_device = Generator(batch_stats_axis='data', **g_kwargs)
+  discriminator = Discriminator(image_shape=tuple(image_shape), num_codes=num_codes,
+                                **d_config)
   loss_config = config.loss
+  info_weight = loss_config.get('info_weight', 1.0)
+
+  def with_codes(noise, codes):
+    """The generator's latent: noise, then the codes one-hot (or given as weights [B, K])."""
+    if not num_codes:
+      return noise
+    onehot = jax.nn.one_hot(codes, num_codes) if codes.ndim == 1 else codes
+    return jnp.concatenate([noise, onehot.astype(noise.dtype)], axis=-1)
 
   def latents(rng, index):
+    """(latents, codes) for a batch, each example's drawn from its own key."""
     keys = per_example_keys(rng, index)
-    return jax.vmap(lambda k: jax.random.normal(k, (latent_dim,)))(keys)
+    noise = jax.vmap(lambda k: jax.random.normal(k, (noise_dim,)))(keys)
+    codes = jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, 1), (), 0,
+                                                  max(num_codes, 1)))(keys)
+    return with_codes(noise, codes), codes
 
   def labels_of(batch):
     return batch['label'] if conditional else None
@@ -64,16 +89,26 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
       real, labels = to_float(batch['image']), labels_of(batch)
       params, opt_state, stats = state.params, dict(state.opt_state), state.extra['batch_stats']
 
-      def generate(g_params, stats, rng):
-        fake, updated = gen.apply({'params': g_params, 'batch_stats': stats},
-                                  latents(rng, batch['index']), labels, train=True,
-                                  mutable=['batch_stats'])
+      def generate(g_params, stats, z):
+        fake, updated = gen.apply({'params': g_params, 'batch_stats': stats}, z, labels,
+                                  train=True, mutable=['batch_stats'])
         return fake, updated.get('batch_stats', {})
 
-      def d_loss_fn(d_params, fake, rng):
+      def d_with_codes(d_params, x, codes):
+        """(logits, info loss, code accuracy); the last two 0 without a Q head."""
+        if not num_codes:
+          return discriminator.apply({'params': d_params}, x, labels), 0.0, 0.0
+        logits, code_logits = discriminator.apply({'params': d_params}, x, labels,
+                                                  return_code_logits=True)
+        accuracy = jnp.mean((jnp.argmax(code_logits, -1) == codes).astype(jnp.float32))
+        return logits, gan_losses.info_loss(code_logits, codes), accuracy
+
+      def d_loss_fn(d_params, fake, codes, rng):
         d = lambda x: discriminator.apply({'params': d_params}, x, labels)
-        real_logits, fake_logits = d(real), d(fake)
+        real_logits = d(real)
+        fake_logits, info, _ = d_with_codes(d_params, fake, codes)
         loss = gan_losses.discriminator_loss(real_logits, fake_logits, loss_config.kind)
+        loss += info_weight * info
         if loss_config.gp_weight:
           loss += loss_config.gp_weight * gan_losses.gradient_penalty(d, real, fake, rng)
         if loss_config.r1_gamma:
@@ -90,26 +125,30 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
       # does): one generator forward per step, its backward taken through `jax.vjp`.
       for i in range(loss_config.d_steps):  # unrolled: d_steps is static config
         d_rng = jax.random.fold_in(rng, i)
-        fake, g_vjp, new_stats = jax.vjp(
-            lambda g: generate(g, stats, jax.random.fold_in(d_rng, 0)), params['generator'],
-            has_aux=True)
+        z, codes = latents(jax.random.fold_in(d_rng, 0), batch['index'])
+        fake, g_vjp, new_stats = jax.vjp(lambda g: generate(g, stats, z), params['generator'],
+                                         has_aux=True)
         (d_loss, (real_logits, fake_logits)), d_grads = jax.value_and_grad(
             d_loss_fn, has_aux=True)(params['discriminator'], jax.lax.stop_gradient(fake),
-                                     jax.random.fold_in(d_rng, 1))
+                                     codes, jax.random.fold_in(d_rng, 1))
         d_grad_norm = update('discriminator', d_grads)
 
       def g_loss_of_fake(fake):  # against the discriminator just updated
-        logits = discriminator.apply({'params': params['discriminator']}, fake, labels)
-        return gan_losses.generator_loss(logits, loss_config.kind)
+        logits, info, code_accuracy = d_with_codes(params['discriminator'], fake, codes)
+        loss = gan_losses.generator_loss(logits, loss_config.kind)
+        return loss + info_weight * info, (loss, info, code_accuracy)
 
-      g_loss, d_fake = jax.value_and_grad(g_loss_of_fake)(fake)
+      (_, (g_loss, info, code_accuracy)), d_fake = jax.value_and_grad(
+          g_loss_of_fake, has_aux=True)(fake)
       (g_grads,) = g_vjp(d_fake)
       g_grad_norm = update('generator', g_grads)
       acc_real, acc_fake = gan_losses.discriminator_accuracy(real_logits, fake_logits,
                                                              loss_config.kind)
-      metrics = parallel.mean_over_devices(
-          {'d_loss': d_loss, 'g_loss': g_loss, 'd_accuracy_real': acc_real,
-           'd_accuracy_fake': acc_fake}, axis_name)
+      metrics = {'d_loss': d_loss, 'g_loss': g_loss, 'd_accuracy_real': acc_real,
+                 'd_accuracy_fake': acc_fake}
+      if num_codes:  # g_loss is the adversarial part; d_loss includes the info term
+        metrics.update(info_loss=info, code_accuracy=code_accuracy)
+      metrics = parallel.mean_over_devices(metrics, axis_name)
       metrics.update(loss=metrics['d_loss'] + metrics['g_loss'], d_grad_norm=d_grad_norm,
                      g_grad_norm=g_grad_norm)
       # Warm the average up (decay (1+t)/(10+t) until it reaches ema_decay): otherwise the
@@ -136,47 +175,77 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
   sample_jit = jax.jit(sample)
 
   def view_labels(num, classes=None):
-    """Labels for `num` pictures: the requested classes in turn, else all classes in turn."""
-    if classes and not conditional:
+    """Labels (conditional) or codes (InfoGAN) for `num` pictures: the requested ones in
+    turn, else all in turn; None for a plain unconditional model."""
+    count = g_config.num_classes if conditional else num_codes
+    if classes and not count:
       raise ConfigError('--class needs a class-conditional model (model.generator.num_classes'
-                        ' > 0, as in experiments/mnist_cdcgan.py).')
-    if not conditional:
+                        ' > 0, as in experiments/mnist_cdcgan.py) or InfoGAN codes '
+                        '(model.num_codes > 0).')
+    if not count:
       return None
-    bad = [c for c in classes or () if not 0 <= c < g_config.num_classes]
+    bad = [c for c in classes or () if not 0 <= c < count]
     if bad:
-      raise ConfigError(f'--class {bad}: the model has classes 0..{g_config.num_classes - 1}.')
-    pool = np.asarray(classes) if classes else np.arange(g_config.num_classes)
+      kind = 'classes' if conditional else 'codes'
+      raise ConfigError(f'--class {bad}: the model has {kind} 0..{count - 1}.')
+    pool = np.asarray(classes) if classes else np.arange(count)
     return jnp.asarray(np.resize(pool, num))
 
+  def images_of(variables, noise, labels):
+    """Images from noise [N, noise_dim] and labels/codes [N] (codes may be weights [N, K])."""
+    if num_codes:
+      return sample_jit(variables, with_codes(noise, labels))
+    return sample_jit(variables, noise, labels)
+
+  def draw(variables, noise, labels):
+    return np.asarray(images_of(variables, noise, labels))
+
   def view_sample(variables, arrays, rng, num, classes=None):
-    z = jax.random.normal(rng, (num, latent_dim))
-    return views_lib.square(np.asarray(sample_jit(variables, z, view_labels(num, classes))))
+    noise = jax.random.normal(rng, (num, noise_dim))
+    return views_lib.square(draw(variables, noise, view_labels(num, classes)))
 
   def view_interpolate(variables, arrays, rng, num, classes=None):
-    """Rows walk the latent line between two random samples (spherical interpolation)."""
+    """Rows walk the latent line between two random samples (spherical interpolation);
+    a row keeps one class (code)."""
     rows, cols = max(num // 10, 1), 10
-    a, b = jax.random.normal(rng, (2, rows, 1, latent_dim))
+    a, b = jax.random.normal(rng, (2, rows, 1, noise_dim))
     t = jnp.linspace(0.0, 1.0, cols)[None, :, None]
-    z = _slerp(a, b, t).reshape(rows * cols, latent_dim)
-    labels = jnp.repeat(view_labels(rows, classes), cols) if conditional else None
-    images = np.asarray(sample_jit(variables, z, labels))
+    noise = _slerp(a, b, t).reshape(rows * cols, noise_dim)
+    row_labels = view_labels(rows, classes)
+    labels = None if row_labels is None else jnp.repeat(row_labels, cols)
+    images = draw(variables, noise, labels)
     return images.reshape(rows, cols, *images.shape[1:])
 
   def view_mix(variables, arrays, rng, num, classes=None):
-    """Each row: sample A, blends of A and B's latents at 1/4, 1/2, 3/4, sample B."""
+    """Each row: sample A, blends of A and B's latents at 1/4, 1/2, 3/4, sample B.
+
+    With InfoGAN codes, A and B get different codes and the code is blended too (a
+    quarter of B's code, half, ...): a mix of two kinds of image, not just two styles."""
     rows = max(num // 5, 1)
-    a, b = jax.random.normal(rng, (2, rows, 1, latent_dim))
+    a, b = jax.random.normal(rng, (2, rows, 1, noise_dim))
     t = jnp.asarray([0.0, 0.25, 0.5, 0.75, 1.0])[None, :, None]
-    z = _slerp(a, b, t).reshape(rows * 5, latent_dim)
-    labels = jnp.repeat(view_labels(rows, classes), 5) if conditional else None
-    images = np.asarray(sample_jit(variables, z, labels))
+    noise = _slerp(a, b, t).reshape(rows * 5, noise_dim)
+    row_labels = view_labels(rows, classes)
+    if row_labels is None:
+      labels = None
+    elif num_codes:
+      code_a = jax.nn.one_hot(row_labels, num_codes)
+      code_b = jax.nn.one_hot((row_labels + 1 + jnp.arange(rows) % (num_codes - 1 or 1))
+                              % num_codes, num_codes)
+      labels = ((1 - t) * code_a[:, None] + t * code_b[:, None]).reshape(rows * 5, num_codes)
+    else:
+      labels = jnp.repeat(row_labels, 5)
+    images = draw(variables, noise, labels)
     return images.reshape(rows, 5, *images.shape[1:])
 
   def evaluate(variables, data, rng, eval_config=config.eval, num_samples=None):
     from genjax.tasks import gan_evaluation  # pylint: disable=import-outside-toplevel
-    return gan_evaluation.evaluate(lambda z, y: sample_jit(variables, z, y), data, rng,
-                                   eval_config, latent_dim,
-                                   g_config.num_classes if conditional else 0, num_samples)
+    # InfoGAN codes are drawn in turn like a conditional model's labels, but they are not
+    # digit labels: no label accuracy for them.
+    return gan_evaluation.evaluate(
+        lambda z, y: images_of(variables, z, y), data, rng, eval_config, noise_dim,
+        g_config.num_classes if conditional else num_codes, num_samples,
+        labels_are_classes=conditional)
 
   missing_classifier_warned = []
 

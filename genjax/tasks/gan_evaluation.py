@@ -35,8 +35,12 @@ def load_classifier(workdir: str):
 
 
 def evaluate(sample_fn: Callable, data, rng: jax.Array, eval_config, latent_dim: int,
-             num_classes: int, num_samples: int | None = None) -> dict:
+             num_classes: int, num_samples: int | None = None,
+             labels_are_classes: bool = True) -> dict:
   """`sample_fn(z, labels) -> images [B, H, W, C] in [0, 1]` (labels None if unconditional).
+
+  With `num_classes`, labels 0..num_classes-1 are passed in turn; `labels_are_classes`
+  False (InfoGAN codes) skips `label_accuracy`, as a code's meaning is learned.
 
   `num_samples` (default `eval_config.num_samples`) generated images are compared with
   as many test (and train) images.
@@ -77,6 +81,6 @@ def evaluate(sample_fn: Callable, data, rng: jax.Array, eval_config, latent_dim:
       'num_samples': int(n),
   }
   results.update(gan_metrics.coverage_summary(shares))
-  if num_classes:  # a conditional model should draw the class it is asked for
+  if num_classes and labels_are_classes:  # a conditional model should draw the class it is asked for
     results['label_accuracy'] = float(np.mean(np.argmax(p_fake, -1) == labels.astype(int)))
   return results

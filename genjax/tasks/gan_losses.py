@@ -96,6 +96,17 @@ def discriminator_accuracy(real_logits: Array, fake_logits: Array,
   return acc_real, acc_fake
 
 
+def info_loss(code_logits: Array, codes: Array) -> Array:
+  """InfoGAN's categorical term: cross-entropy of Q's code logits ``[B, K]`` against the
+  codes ``[B]`` that made the fakes, a scalar.
+
+  It lower-bounds (up to the constant log K) the mutual information between code and
+  image; both G and Q minimise it, so each code comes to mean a recognisable kind of image.
+  """
+  log_probs = jax.nn.log_softmax(code_logits.astype(jnp.float32))
+  return -jnp.mean(jnp.take_along_axis(log_probs, codes[:, None], axis=-1))
+
+
 def ema_update(ema_params: Any, params: Any, decay: float) -> Any:
   """``decay * ema + (1 - decay) * params``, leaf by leaf (decay=0 copies params).
 
