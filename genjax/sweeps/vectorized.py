@@ -97,6 +97,21 @@ def _stack(trees: Sequence[Any]) -> Any:
   return jax.tree.map(lambda *xs: np.stack(xs), *trees)
 
 
+class _StackedSource:
+  """Batch `step` of every point, stacked on a leading axis: one batch source, so the
+  `pipeline.Prefetcher` builds and places it on a background thread while the step runs.
+  Points with equal seeds draw the same batch; it is gathered once."""
+
+  def __init__(self, sources: Sequence[Any], seeds: Sequence[int]):
+    self.sources, self.seeds = list(sources), list(seeds)
+    self.steps_per_epoch = self.sources[0].steps_per_epoch
+
+  def batch(self, step: int) -> dict:
+    by_seed: dict[int, dict] = {}
+    return _stack([by_seed.setdefault(seed, source.batch(step))
+                   for seed, source in zip(self.seeds, self.sources)])
+
+
 def _unstack(tree: Any, i: int) -> Any:
   # Host slices put back: indexing the device arrays would compile a slice per leaf shape.
   return jax.tree.map(lambda x: jax.device_put(np.asarray(x[i])), tree)
@@ -202,16 +217,12 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
     totals = jax.device_get(totals)
     return [{k: float(v[i]) / count for k, v in totals.items()} for i in range(len(points))]
 
-  acc, last_time, last_step, wait, side = None, time.perf_counter(), 0, 0.0, 0.0
+  acc, last_time, last_step, side = None, time.perf_counter(), 0, 0.0
+  batches = pipeline.Prefetcher(_StackedSource(sources, [c.seed for c in configs]),
+                                one_device)
   try:
     for s in range(config.train.steps):
-      began = time.perf_counter()
-      by_seed: dict[int, dict] = {}  # equal seeds: the same batch, built once
-      batch = _stack([by_seed.setdefault(c.seed, src.batch(s))
-                      for c, src in zip(configs, sources)])
-      batch = jax.device_put(batch, device)
-      wait += time.perf_counter() - began
-      state, metrics = step_fn(h, state, batch)
+      state, metrics = step_fn(h, state, next(batches))
       if acc is None:
         acc = jax.tree.map(lambda m: jnp.zeros(m.shape, jnp.float32), metrics)
       acc = add(acc, metrics)
@@ -226,10 +237,11 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
           if i in errors:
             continue
           means = {k: float(v[i]) / (done - last_step) for k, v in sums.items()}
-          means['data_wait_fraction'] = wait / elapsed
+          means['data_wait_fraction'] = batches.wait_seconds / elapsed
           means['steps_per_s'] = (done - last_step) / elapsed
           writer.write(done, 'train', means)
-        acc, last_time, last_step, wait, side = None, now, done, 0.0, 0.0
+        acc, last_time, last_step, side = None, now, done, 0.0
+        batches.wait_seconds = 0.0
       side_start = time.perf_counter()
       if config.train.eval_every and task0.eval_metrics is not None and (
           done % config.train.eval_every == 0 or final):
@@ -242,6 +254,7 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
         save(done)
       side += time.perf_counter() - side_start
   finally:
+    batches.close()
     for ckpt in ckpts:
       ckpt.close()
     for writer in writers:
