@@ -36,7 +36,6 @@ def _check_common(name: str, image_shape: tuple[int, ...], widths: tuple[int, ..
     raise ValueError(f'{name}: widths must be positive, got {widths!r}')
   if num_classes < 0:
     raise ValueError(f'{name}: num_classes must be >= 0 (0: unconditional), got {num_classes}')
-  start_size(image_shape, len(widths))
 
 
 def _check_labels(name: str, labels: Array | None, num_classes: int, batch: int) -> None:
@@ -92,6 +91,7 @@ class Generator(nn.Module):
     self.image_shape = as_tuple(self.image_shape)
     self.widths = as_tuple(self.widths)
     _check_common('Generator', self.image_shape, self.widths, self.num_classes)
+    start_size(self.image_shape, len(self.widths))  # the upsampling must land on the size
     if self.norm not in NORMS:
       raise ValueError(f'unknown norm {self.norm!r}; expected one of {NORMS}')
     if self.latent_dim <= 0:
@@ -145,8 +145,8 @@ class Discriminator(nn.Module):
     'concat': the one-hot label is tiled over the image as extra input channels.
 
   Attributes:
-    image_shape: (height, width, channels); height and width divisible by 2**len(widths).
-    widths: conv channels per stride-2 layer, e.g. ``(64, 128)``.
+    image_shape: (height, width, channels); any size (each stride-2 conv rounds up).
+    widths: conv channels per stride-2 layer, e.g. ``(64, 128)`` or ``(64, 128, 256)``.
     num_classes: > 0 makes it conditional; ``labels`` are then required.
     conditioning: 'projection' or 'concat' (see above; ignored when unconditional).
     num_codes: > 0 adds the Q head over that many categorical codes (InfoGAN).
