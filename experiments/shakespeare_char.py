@@ -42,7 +42,7 @@ def lm_config(block_size: int) -> ml_collections.ConfigDict:
   c.model.use_bias = False
   c.model.dtype = 'float32'  # computation dtype: 'float32' | 'bfloat16'
   c.model.remat = False  # recompute block activations in the backward pass (less memory)
-  c.model.attention = 'xla'  # 'xla' | 'cudnn' (fused, NVIDIA GPUs) | 'einsum'
+  c.model.attention = 'auto'  # 'einsum' on CPU, else 'xla'; 'cudnn' (fused, NVIDIA GPUs)
 
   c.optim.name = 'adamw'
   c.optim.learning_rate = 1e-3

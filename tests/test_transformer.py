@@ -109,8 +109,10 @@ def test_cached_steps_equal_full_forward(init_variables, variables, forward, cac
   for t in range(5, BLOCK):
     logits, cache = cached_forward(params, x[:, t:t + 1], cache, t)
     steps.append(logits)
-  # Relative as well for the larger logits (|logits| ~ 20) of the scaled weights.
-  np.testing.assert_allclose(jnp.concatenate(steps, axis=1), full, atol=1e-5, rtol=1e-5)
+  # Relative as well for the larger logits (|logits| ~ 20) of the scaled weights; on CPU
+  # the full pass attends with einsums ('auto') and the cached one with
+  # dot_product_attention, whose float32 sums round differently (seen: 1.5e-5).
+  np.testing.assert_allclose(jnp.concatenate(steps, axis=1), full, atol=5e-5, rtol=1e-5)
 
 
 def test_padded_prompt_gives_the_same_next_token_logits(variables, forward, cached_forward):
@@ -307,7 +309,7 @@ def test_generation_shorter_than_the_slide_window(variables):
   np.testing.assert_array_equal(lengths, [3, 3])
 
 
-@pytest.mark.parametrize('impl', ['einsum'])
+@pytest.mark.parametrize('impl', ['xla', 'einsum'])
 def test_attention_implementations_agree(init_variables, forward, impl):
   x = tokens(2, BLOCK)
   other = DecoderLM(**TINY, attention=impl)
