@@ -36,8 +36,9 @@ def test_vectorized_equals_separate(tmp_path):
   base.train.sample_every = 0
   dirs = [str(tmp_path / f'v{i}') for i in range(len(POINTS))]
   vectorized.train_vectorized(base, POINTS, dirs)
-  # Separate runs as launch.main makes them, on one device as the vectorized group runs
-  # (the tests' 4 fake devices would split each batch: same math, other float rounding).
+  # Separate runs as launch.main makes them, on one device: the vectorized group spreads
+  # its 3 points over 3 of the tests' 4 fake devices, each point's batch whole on one
+  # (split over devices, a batch is the same math with other float rounding).
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
   script = ('import sys; from tests import tiny; from genjax.sweeps import vectorized; '
             'from genjax.train import loop; b = tiny.vae(); b.train.sample_every = 0\n'
