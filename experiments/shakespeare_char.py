@@ -2,8 +2,9 @@ r"""Character-level GPT on Tiny Shakespeare (nanoGPT's shakespeare_char), in two
 
 The default is nanoGPT's GPU config (6 layers, 6 heads, 384 wide, context 256, dropout
 0.2, batch 64, 5,000 steps); `:cpu` is its CPU config (4 layers, 4 heads, 128 wide,
-context 64, batch 12, 2,000 steps, no dropout), minutes on a laptop. Train on the first
-90% of the characters, validate on the last 10%. Any text works with --config.data.path.
+context 64, batch 12, 2,000 steps, no dropout) with a peak learning rate of 3e-3,
+minutes on a laptop. Train on the first 90% of the characters, validate on the last 10%.
+Any text works with --config.data.path.
 
   python -m launch.main --config=experiments/shakespeare_char.py:cpu --workdir=runs/shakespeare_cpu
   python -m launch.evaluate --workdir=runs/shakespeare_cpu      # loss (nats/char), bits_per_char
@@ -48,7 +49,7 @@ def lm_config(block_size: int) -> ml_collections.ConfigDict:
   c.optim.learning_rate = 1e-3
   c.optim.warmup_steps = 100
   c.optim.schedule = 'cosine'
-  c.optim.end_learning_rate_factor = 0.1  # decays to 1e-4
+  c.optim.end_learning_rate_factor = 0.1  # cosine decay to a tenth of the peak
   c.optim.b2 = 0.99
   c.optim.weight_decay = 0.1
   c.optim.decay_only_matrices = True  # no decay on biases and LayerNorm scales (nanoGPT)
@@ -86,4 +87,16 @@ def get_config(size: str = 'default'):
     c.model.dropout = 0.0
     c.data.batch_size = 12
     c.train.steps = 2_000
+    # nanoGPT keeps 1e-3 here; this small model wants more. `launch.sweep` over
+    # get_sweep(), full validation loss at 2,000 steps: 1e-3 1.9041, 2e-3 1.8079, 3e-3 1.7724.
+    c.optim.learning_rate = 3e-3
   return c
+
+
+def get_sweep(size: str = 'default'):
+  """Peak learning rate: nanoGPT's 1e-3 against larger ones (the CPU model is small).
+
+    python -m launch.sweep --config=experiments/shakespeare_char.py:cpu --workdir=DIR
+  """
+  del size  # the same rates for both sizes
+  return [{'optim.learning_rate': lr} for lr in (1e-3, 2e-3, 3e-3)]
