@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
+import pytest
 
 from genjax.sweeps import state, vectorized
 from genjax.writers.metrics import read_metrics
@@ -70,3 +72,25 @@ def test_sweep_vectorize_end_to_end(tmp_path):
     assert [s for s, _ in _losses(sweep_dir / name, 'train')] == [4, 8]
   bad = state.read_status(sweep_dir / 'optim.learning_rate=1e+30,seed=0')
   assert 'NaN' in bad['error'][0]
+
+
+def test_interrupted_group_resumes_to_the_uninterrupted_result(tmp_path):
+  import shutil  # pylint: disable=import-outside-toplevel
+  base = tiny.vae()  # 8 steps, a checkpoint every 4
+  base.train.sample_every = 0
+  whole = [str(tmp_path / f'whole{i}') for i in range(2)]
+  resumed = [str(tmp_path / f'resumed{i}') for i in range(2)]
+  want = vectorized.train_vectorized(base, POINTS[:2], whole)
+  vectorized.train_vectorized(base, POINTS[:2], resumed)
+  for wd in resumed:  # as if stopped between the checkpoints at steps 4 and 8
+    shutil.rmtree(os.path.join(wd, 'checkpoints', '8'))
+  got = vectorized.train_vectorized(base, POINTS[:2], resumed)
+  for g, w in zip(got, want):
+    assert int(g.step) == 8
+    for a, b in zip(jax.tree.leaves(g.params), jax.tree.leaves(w.params)):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # Points stopped at different checkpoints cannot be stacked: a clear refusal.
+  shutil.rmtree(os.path.join(resumed[0], 'checkpoints', '8'))
+  shutil.rmtree(os.path.join(resumed[0], 'checkpoints', '4'))
+  with pytest.raises(ValueError, match='no checkpoint step in common'):
+    vectorized.train_vectorized(base, POINTS[:2], resumed)

@@ -18,8 +18,10 @@ every log_every, test rows every eval_every, same names) and Orbax checkpoints t
 writer still writes TensorBoard scalars). The points are spread over this process's
 devices (the most that divide their number: 8 points on 2 devices, 4 each), so a group
 uses every GPU, or every core of a CPU run with
-`XLA_FLAGS=--xla_force_host_platform_device_count=N`. It does not resume: a point with checkpoints already is refused (resume it without
---vectorize). A loss field that turns out not to trace (a Python `if` on it) raises
+`XLA_FLAGS=--xla_force_host_platform_device_count=N`. An interrupted group resumes from
+the newest checkpoint step that all its points have (each restored, then stacked), with
+the same batches and keys, so the result equals an uninterrupted run; points with no
+common checkpoint step are refused (resume them without --vectorize). A loss field that turns out not to trace (a Python `if` on it) raises
 JAX's concretization error; the sweep then groups by the loss fields too and tries again.
 Families with `periodic_evaluate` (a GAN's FID) get no test rows here.
 """
@@ -119,6 +121,20 @@ def _unstack(tree: Any, i: int) -> Any:
   return jax.tree.map(lambda x: jax.device_put(np.asarray(x[i])), tree)
 
 
+def _common_start(ckpts: Sequence[checkpoints.Checkpointer]) -> int:
+  """The step to resume a group from: 0 if no point has a checkpoint, else the newest
+  step every point has; a clear error when there is none."""
+  steps = [set(ckpt.steps()) for ckpt in ckpts]
+  if not any(steps):
+    return 0
+  common = set.intersection(*steps)
+  if not common:
+    have = ', '.join(f'{c.directory}: {sorted(s) or "none"}' for c, s in zip(ckpts, steps))
+    raise ValueError('The points of this vectorized group have no checkpoint step in common '
+                     f'({have}); resume them without --vectorize.')
+  return max(common)
+
+
 def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[dict],
                      workdirs: Sequence[str],
                      errors: dict[int, str] | None = None,
@@ -146,11 +162,15 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
   config = configs[0]
   workdirs = [os.path.abspath(w) for w in workdirs]
   for cfg, wd in zip(configs, workdirs):
-    ckpt_dir = os.path.join(wd, 'checkpoints')
-    if os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir):
-      raise ValueError(f'{wd} has checkpoints already: a vectorized sweep does not resume; '
-                       'run it without --vectorize.')
     workdir_lib.check_or_write_config(cfg, wd, write=True)
+  ckpts = [checkpoints.Checkpointer(os.path.join(w, 'checkpoints'),
+                                    keep=config.train.keep_checkpoints) for w in workdirs]
+  try:
+    start = _common_start(ckpts)
+  except ValueError:
+    for ckpt in ckpts:
+      ckpt.close()
+    raise
 
   data = datasets.load(config.data, workdir=workdirs[0])
   sources = [data.train_source(c.data.batch_size, c.seed) for c in configs]
@@ -186,9 +206,11 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
   # Each point initialised by one plain jitted init, stacked: it compiles in less than
   # half the time of the vmapped init, and runs once per point only.
   init_one = jax.jit(init)
-  state = jax.device_put(_stack(jax.device_get(
-      [init_one({f: hparams[f][i] for f in traced}, source.example())
-       for i, source in enumerate(sources)])), by_point)
+  states = [init_one({f: hparams[f][i] for f in traced}, source.example())
+            for i, source in enumerate(sources)]
+  if start:
+    states = [ckpt.restore(start, like)[0] for ckpt, like in zip(ckpts, states)]
+  state = jax.device_put(_stack(jax.device_get(states)), by_point)
   step_fn = jax.jit(jax.vmap(step), donate_argnums=(1,), out_shardings=by_point)
   eval_fn = jax.jit(jax.vmap(eval_batch, in_axes=(0, 0, None, 0)))
   add = jax.jit(lambda acc, m: jax.tree.map(lambda a, b: a + b.astype(jnp.float32), acc, m))
@@ -196,8 +218,6 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
   eval_rngs = jax.device_put(np.stack([jax.random.PRNGKey(c.seed + 1) for c in configs]),
                              by_point)
   eval_subset = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
-  ckpts = [checkpoints.Checkpointer(os.path.join(w, 'checkpoints'),
-                                    keep=config.train.keep_checkpoints) for w in workdirs]
   writers = [MetricWriter(w) for w in workdirs]
 
   def check_finite(sums: dict, done: int) -> None:
@@ -227,11 +247,11 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
     totals = jax.device_get(totals)
     return [{k: float(v[i]) / count for k, v in totals.items()} for i in range(len(points))]
 
-  acc, last_time, last_step, side = None, time.perf_counter(), 0, 0.0
+  acc, last_time, last_step, side = None, time.perf_counter(), start, 0.0
   batches = pipeline.Prefetcher(_StackedSource(sources, [c.seed for c in configs]),
-                                by_point)
+                                by_point, start_step=start)
   try:
-    for s in range(config.train.steps):
+    for s in range(start, config.train.steps):
       state, metrics = step_fn(h, state, next(batches))
       if acc is None:
         acc = jax.tree.map(lambda m: jnp.zeros(m.shape, jnp.float32), metrics)
