@@ -54,8 +54,8 @@ _TORCH_THREADS = flags.DEFINE_list('torch_threads', ['2', '1'],
                                    'torch.set_num_threads values to try; the best is compared.')
 _FLOPS_STEPS = flags.DEFINE_integer('flops_steps', 3, 'flops part: timed steps (after one).')
 _NEW_TOKENS = flags.DEFINE_integer('new_tokens', 500, 'generation part: tokens to generate.')
-_ATTENTION = flags.DEFINE_string('attention', 'auto', "model.attention for every part: 'auto' | 'xla' | "
-                                 "'einsum' | 'cudnn'.")
+_ATTENTION = flags.DEFINE_string('attention', 'auto', "model.attention for every part: 'auto' "
+                                 "| 'xla' | 'einsum' | 'cudnn'.")
 
 TORCH_SCRIPT = os.path.join(os.path.dirname(__file__), 'torch_gpt.py')
 

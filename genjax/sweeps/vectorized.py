@@ -21,8 +21,9 @@ uses every GPU, or every core of a CPU run with
 `XLA_FLAGS=--xla_force_host_platform_device_count=N`. An interrupted group resumes from
 the newest checkpoint step that all its points have (each restored, then stacked), with
 the same batches and keys, so the result equals an uninterrupted run; points with no
-common checkpoint step are refused (resume them without --vectorize). A loss field that turns out not to trace (a Python `if` on it) raises
-JAX's concretization error; the sweep then groups by the loss fields too and tries again.
+common checkpoint step are refused (resume them without --vectorize). A loss field
+that turns out not to trace (a Python `if` on it) raises JAX's concretization error; the
+sweep then groups by the loss fields too and tries again.
 Families with `periodic_evaluate` (a GAN's FID) get no test rows here.
 """
 
@@ -121,18 +122,36 @@ def _unstack(tree: Any, i: int) -> Any:
   return jax.tree.map(lambda x: jax.device_put(np.asarray(x[i])), tree)
 
 
-def _common_start(ckpts: Sequence[checkpoints.Checkpointer]) -> int:
+def _checkpointers(workdirs: Sequence[str], **kwargs) -> list[checkpoints.Checkpointer]:
+  return [checkpoints.Checkpointer(os.path.join(w, 'checkpoints'), **kwargs) for w in workdirs]
+
+
+def _common_start(workdirs: Sequence[str]) -> int:
   """The step to resume a group from: 0 if no point has a checkpoint, else the newest
   step every point has; a clear error when there is none."""
-  steps = [set(ckpt.steps()) for ckpt in ckpts]
+  ckpts = _checkpointers(workdirs, async_save=False)
+  try:
+    steps = [set(ckpt.steps()) for ckpt in ckpts]
+  finally:
+    for ckpt in ckpts:
+      ckpt.close()
   if not any(steps):
     return 0
   common = set.intersection(*steps)
   if not common:
-    have = ', '.join(f'{c.directory}: {sorted(s) or "none"}' for c, s in zip(ckpts, steps))
+    have = ', '.join(f'{w}: {sorted(s) or "none"}' for w, s in zip(workdirs, steps))
     raise ValueError('The points of this vectorized group have no checkpoint step in common '
                      f'({have}); resume them without --vectorize.')
   return max(common)
+
+
+def _restore(workdirs: Sequence[str], step: int, likes: Sequence[Any]) -> list[Any]:
+  ckpts = _checkpointers(workdirs, async_save=False)
+  try:
+    return [ckpt.restore(step, like)[0] for ckpt, like in zip(ckpts, likes)]
+  finally:
+    for ckpt in ckpts:
+      ckpt.close()
 
 
 def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[dict],
@@ -163,14 +182,7 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
   workdirs = [os.path.abspath(w) for w in workdirs]
   for cfg, wd in zip(configs, workdirs):
     workdir_lib.check_or_write_config(cfg, wd, write=True)
-  ckpts = [checkpoints.Checkpointer(os.path.join(w, 'checkpoints'),
-                                    keep=config.train.keep_checkpoints) for w in workdirs]
-  try:
-    start = _common_start(ckpts)
-  except ValueError:
-    for ckpt in ckpts:
-      ckpt.close()
-    raise
+  start = _common_start(workdirs)
 
   data = datasets.load(config.data, workdir=workdirs[0])
   sources = [data.train_source(c.data.batch_size, c.seed) for c in configs]
@@ -209,7 +221,7 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
   states = [init_one({f: hparams[f][i] for f in traced}, source.example())
             for i, source in enumerate(sources)]
   if start:
-    states = [ckpt.restore(start, like)[0] for ckpt, like in zip(ckpts, states)]
+    states = _restore(workdirs, start, states)
   state = jax.device_put(_stack(jax.device_get(states)), by_point)
   step_fn = jax.jit(jax.vmap(step), donate_argnums=(1,), out_shardings=by_point)
   eval_fn = jax.jit(jax.vmap(eval_batch, in_axes=(0, 0, None, 0)))
@@ -218,6 +230,7 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
   eval_rngs = jax.device_put(np.stack([jax.random.PRNGKey(c.seed + 1) for c in configs]),
                              by_point)
   eval_subset = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
+  ckpts = _checkpointers(workdirs, keep=config.train.keep_checkpoints)
   writers = [MetricWriter(w) for w in workdirs]
 
   def check_finite(sums: dict, done: int) -> None:

@@ -81,6 +81,6 @@ def evaluate(sample_fn: Callable, data, rng: jax.Array, eval_config, latent_dim:
       'num_samples': int(n),
   }
   results.update(gan_metrics.coverage_summary(shares))
-  if num_classes and labels_are_classes:  # a conditional model should draw the class it is asked for
+  if num_classes and labels_are_classes:  # a conditional model draws the class asked for
     results['label_accuracy'] = float(np.mean(np.argmax(p_fake, -1) == labels.astype(int)))
   return results

@@ -100,8 +100,8 @@ def info_loss(code_logits: Array, codes: Array) -> Array:
   """InfoGAN's categorical term: cross-entropy of Q's code logits ``[B, K]`` against the
   codes ``[B]`` that made the fakes, a scalar.
 
-  It lower-bounds (up to the constant log K) the mutual information between code and
-  image; both G and Q minimise it, so each code comes to mean a recognisable kind of image.
+  log K minus it lower-bounds the mutual information between code and image (uniform
+  codes); G and Q both minimise it, so that each code should mean a tellable kind of image.
   """
   log_probs = jax.nn.log_softmax(code_logits.astype(jnp.float32))
   return -jnp.mean(jnp.take_along_axis(log_probs, codes[:, None], axis=-1))
