@@ -77,10 +77,14 @@ def test_sweep_vectorize_end_to_end(tmp_path):
 def test_interrupted_group_resumes_to_the_uninterrupted_result(tmp_path):
   import shutil  # pylint: disable=import-outside-toplevel
   base = tiny.vae()  # 8 steps, a checkpoint every 4
-  base.train.sample_every = 0
+  base.train.sample_every = 4
   whole = [str(tmp_path / f'whole{i}') for i in range(2)]
   resumed = [str(tmp_path / f'resumed{i}') for i in range(2)]
   want = vectorized.train_vectorized(base, POINTS[:2], whole)
+  for wd in whole:  # each point's own sample grids, as a separate run draws them
+    assert sorted(os.listdir(os.path.join(wd, 'samples'))) == ['step_00000004.png',
+                                                               'step_00000008.png']
+  base.train.sample_every = 0
   vectorized.train_vectorized(base, POINTS[:2], resumed)
   for wd in resumed:  # as if stopped between the checkpoints at steps 4 and 8
     shutil.rmtree(os.path.join(wd, 'checkpoints', '8'))

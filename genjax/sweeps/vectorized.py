@@ -14,8 +14,8 @@ runs to float tolerance.
 
 Each workdir gets what `launch.main` writes there: config.json, metrics.jsonl (train rows
 every log_every, test rows every eval_every, same names) and Orbax checkpoints that
-`launch.evaluate` reads. Not written: samples/ and TensorBoard images (the metrics
-writer still writes TensorBoard scalars). The points are spread over this process's
+`launch.evaluate` reads, and sample grids (samples/, TensorBoard images) every
+sample_every steps. The points are spread over this process's
 devices (the most that divide their number: 8 points on 2 devices, 4 each), so a group
 uses every GPU, or every core of a CPU run with
 `XLA_FLAGS=--xla_force_host_platform_device_count=N`. An interrupted group resumes from
@@ -44,7 +44,7 @@ from genjax import config as config_lib
 from genjax import tasks
 from genjax.data import datasets, pipeline
 from genjax.sweeps import state as sweep_state
-from genjax.train import checkpoints, parallel, state as state_lib, workdir as workdir_lib
+from genjax.train import checkpoints, loop, parallel, state as state_lib, workdir as workdir_lib
 from genjax.writers.metrics import MetricWriter
 
 VECTORIZABLE = ('optim.learning_rate', 'optim.weight_decay', 'optim.b1', 'optim.b2',
@@ -249,6 +249,14 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
       meta = {'step': done, 'epoch': done // sources[i].steps_per_epoch, 'seed': cfg.seed}
       ckpt.save(done, _unstack(host, i), meta)
 
+  def write_samples(done: int) -> None:
+    """Each point's default view, with its own sample key, as `loop` draws it."""
+    host = jax.device_get(state)
+    for i, (cfg, writer, wd) in enumerate(zip(configs, writers, workdirs)):
+      if i not in errors:
+        loop.write_sample(task0, task0.inference_variables(_unstack(host, i)), data.test,
+                          jax.random.PRNGKey(cfg.seed + 2), done, wd, writer, is_lead=True)
+
   def evaluate() -> list[dict[str, float]]:
     totals, count = None, 0.0
     for j, batch in enumerate(pipeline.eval_batches(eval_subset, config.eval.batch_size,
@@ -291,6 +299,9 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
         for i, (writer, results) in enumerate(zip(writers, evaluate())):
           if i not in errors:
             writer.write(done, 'test', results)
+      if task0.views and config.train.sample_every and (
+          done % config.train.sample_every == 0 or final):
+        write_samples(done)
       if done % config.train.checkpoint_every == 0 or final:
         if acc is not None:
           check_finite(jax.device_get(acc), done)
