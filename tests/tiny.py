@@ -96,11 +96,7 @@ def classifier(steps=8):
   c.data.batch_size = 32
   c.model.widths = (4, 8)
   c.model.hidden = 16
-  c.optim.warmup_steps = 2
-  c.train.steps = steps
-  c.train.log_every = 4
-  c.train.eval_every = 4
-  c.train.checkpoint_every = 4
+  _short_run(c, steps)  # its sample_every draws nothing: a classifier has no views
   c.eval.batch_size = 32
   return c
 

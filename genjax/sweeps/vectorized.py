@@ -51,12 +51,6 @@ VECTORIZABLE = ('optim.learning_rate', 'optim.weight_decay', 'optim.b1', 'optim.
                 'optim.eps', 'seed')
 
 
-def _get(config, field: str) -> Any:
-  for part in field.split('.'):
-    config = config[part]
-  return config
-
-
 def _set(config, field: str, value: Any) -> None:
   *path, last = field.split('.')
   for part in path:
@@ -69,7 +63,8 @@ def is_vectorizable(config: ml_collections.ConfigDict, field: str,
   if field in VECTORIZABLE:
     return True
   # Loss weights scale terms of the loss; they trace unless a family branches on them.
-  return loss_traced and field.startswith('loss.') and isinstance(_get(config, field), float)
+  return (loss_traced and field.startswith('loss.')
+          and isinstance(config_lib.get_path(config, field), float))
 
 
 def apply_point(config: ml_collections.ConfigDict, point: dict) -> ml_collections.ConfigDict:
@@ -173,10 +168,10 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
   fields = sorted({k for p in points for k in p})
   structural = [f for f in fields if not is_vectorizable(base_config, f, loss_traced)]
   for f in structural:
-    if len({repr(_get(c, f)) for c in configs}) > 1:
+    if len({repr(config_lib.get_path(c, f)) for c in configs}) > 1:
       raise ValueError(f'{f} differs between the points; group them with group_points().')
   traced = [f for f in fields if f not in structural]
-  hparams = {f: np.asarray([_get(c, f) for c in configs],
+  hparams = {f: np.asarray([config_lib.get_path(c, f) for c in configs],
                            np.int32 if f == 'seed' else np.float32) for f in traced}
   config = configs[0]
   workdirs = [os.path.abspath(w) for w in workdirs]

@@ -58,11 +58,14 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
     return jnp.concatenate([noise, onehot.astype(noise.dtype)], axis=-1)
 
   def latents(rng, index):
-    """(latents, codes) for a batch, each example's drawn from its own key."""
+    """(latents, codes) for a batch, each example's drawn from its own key (codes None
+    without InfoGAN codes)."""
     keys = per_example_keys(rng, index)
     noise = jax.vmap(lambda k: jax.random.normal(k, (noise_dim,)))(keys)
+    if not num_codes:
+      return noise, None
     codes = jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, 1), (), 0,
-                                                  max(num_codes, 1)))(keys)
+                                                  num_codes))(keys)
     return with_codes(noise, codes), codes
 
   def labels_of(batch):
