@@ -19,6 +19,7 @@ def get_config():
   c.data.num_train = 0
   c.data.num_test = 0
   c.data.batch_size = 64
+  c.data.clusters = 0  # > 0: condition G and D on k-means clusters of the images (no labels)
 
   c.model.generator = ml_collections.ConfigDict()
   c.model.generator.latent_dim = 64

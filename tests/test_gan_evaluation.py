@@ -108,3 +108,27 @@ def test_half_the_classes_missing_shows_in_coverage_and_recall(setting):
   assert half['recall'] < full['recall'] - 0.25
   assert half['fid'] > 3 * full['fid']
   assert half['inception_score'] < full['inception_score']
+
+
+def test_a_label_prior_draws_each_label_its_share_of_the_samples(setting):
+  data, eval_config = setting
+  seen = []
+
+  def recording(z, y):  # batches are generated under jit: record through a callback
+    jax.debug.callback(lambda labels: seen.append(np.asarray(labels)), y)
+    return _real_image_generator(data)(z, y)
+
+  prior = np.asarray([0.5, 0.3, 0.2] + [0.0] * 7)
+  r = gan_evaluation.evaluate(recording, data, jax.random.PRNGKey(0), eval_config,
+                              latent_dim=4, num_classes=10, labels_are_classes=False,
+                              label_prior=prior)
+  counts = np.bincount(np.concatenate(seen), minlength=10)
+  np.testing.assert_array_equal(counts, [200, 120, 80] + [0] * 7)
+  assert 'label_accuracy' not in r and sum(r['class_shares'][:3]) > 0.6
+
+
+def test_allocation_rounds_to_exactly_n_by_largest_remainder():
+  allocate = gan_evaluation._allocate  # pylint: disable=protected-access
+  np.testing.assert_array_equal(np.bincount(allocate(np.asarray([0.335, 0.333, 0.332]), 10)),
+                                [4, 3, 3])
+  assert len(allocate(np.full(7, 1 / 7), 100)) == 100

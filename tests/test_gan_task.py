@@ -88,3 +88,28 @@ def test_image_quality_is_measured_during_training_when_the_classifier_exists(tm
   rows = [r for r in read_metrics(tmp_path / 'gan') if r.get('split') == 'test']
   assert [r['step'] for r in rows] == [4, 8]
   assert {'fid', 'inception_score', 'precision', 'recall'} <= set(rows[0])
+
+
+def test_self_conditioned_gan_trains_on_clusters_and_draws_them(tmp_path):
+  workdir = str(tmp_path / 'clusters')
+  loop.train_and_evaluate(tiny.self_conditioned_gan(4), workdir)
+  saved = np.load(tmp_path / 'clusters' / 'clusters.npz')
+  assert saved['centroids'].shape[0] == 8 and len(saved['labels']) == 256
+  config, task, state = restore.load_state(workdir)
+  data = datasets.load(config.data, workdir=workdir)
+  np.testing.assert_array_equal(data.train['cluster'], saved['labels'])
+  variables = task.inference_variables(state)
+  assert variables['params']['class_embed']['embedding'].shape[0] == 8
+  rng = jax.random.PRNGKey(0)
+  fives = task.views['sample'](variables, {}, rng, 16, classes=[5])
+  sixes = task.views['sample'](variables, {}, rng, 16, classes=[6])
+  assert fives.shape == (4, 4, 28, 28, 1) and not np.array_equal(fives, sixes)
+  with pytest.raises(ConfigError, match='clusters 0..7'):
+    task.views['sample'](variables, {}, rng, 4, classes=[8])
+
+
+def test_clusters_with_class_labels_are_refused(tmp_path):
+  c = tiny.conditional_gan(4)
+  c.data.clusters = 8
+  with pytest.raises(ConfigError, match='data.clusters=8 conditions the model'):
+    loop.train_and_evaluate(c, str(tmp_path / 'both'))

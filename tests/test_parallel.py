@@ -40,9 +40,9 @@ def _losses(config, strategy, devices, steps=20):
 
 
 @pytest.mark.parametrize('make_config', [tiny.vae, tiny.ae, tiny.gan, tiny.info_gan,
-                                         tiny.classifier, tiny.lm],
-                         ids=['vae', 'denoising_ae', 'gan', 'info_gan', 'classifier',
-                              'lm_with_dropout'])
+                                         tiny.self_conditioned_gan, tiny.classifier, tiny.lm],
+                         ids=['vae', 'denoising_ae', 'gan', 'info_gan', 'self_conditioned_gan',
+                              'classifier', 'lm_with_dropout'])
 def test_strategies_agree_with_one_device(make_config):
   config = make_config(steps=20)
   assert jax.device_count() == 4

@@ -89,6 +89,13 @@ def info_gan(steps=8, classifier_workdir=''):
   return c
 
 
+def self_conditioned_gan(steps=8, classifier_workdir=''):
+  """`gan` conditioned on 8 k-means clusters of its training images (no labels)."""
+  c = gan(steps, classifier_workdir)
+  c.data.clusters = 8
+  return c
+
+
 def classifier(steps=8):
   c = mnist_classifier.get_config()
   c.data.num_train = 256

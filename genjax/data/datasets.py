@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 
 from genjax.config import ConfigError
-from genjax.data import files, fruits, mnist, pipeline
+from genjax.data import clusters, files, fruits, mnist, pipeline
 
 DATASETS = ('mnist', 'fashion-mnist', 'fruits')
 TEXT_DATASETS = ('tinyshakespeare', 'python_stdlib', 'text')
@@ -62,8 +62,10 @@ def binarize_fixed(images: np.ndarray, seed: int = 0) -> np.ndarray:
 def load(data: ml_collections.ConfigDict, workdir: str | None = None):
   """The dataset `data` names: a `Dataset` of images or a `text.TextData`.
 
-  `workdir` matters only for text: a tokenizer saved there is reused, and one built
-  from the training text is saved there.
+  `workdir` holds what is derived from the training data, so that a resumed or evaluated
+  run sees the very same: a text tokenizer, or with `data.clusters` the k-means clusters
+  of the training images (`train['cluster']`, for self-conditioned GANs). Either is
+  reused when saved there, else built and saved there.
   """
   if data.name in TEXT_DATASETS:
     from genjax.data import text  # pylint: disable=import-outside-toplevel
@@ -77,7 +79,7 @@ def load(data: ml_collections.ConfigDict, workdir: str | None = None):
     test = _arrays(*fruits.load_fruits('test', data.get('num_test', None) or None, size=size))
     anomaly = _arrays(*fruits.load_fruits('anomaly', data.get('num_anomaly', None) or None,
                                           size=size))
-    return Dataset(train, test, anomaly, test, (size, size, 3))
+    return _with_clusters(Dataset(train, test, anomaly, test, (size, size, 3)), data, workdir)
 
   root = files.resolve_data_dir(data.dir)
   train = _arrays(*mnist.load_mnist(root, data.name, 'train'))
@@ -102,4 +104,11 @@ def load(data: ml_collections.ConfigDict, workdir: str | None = None):
     normal_test = _select(normal_test, np.arange(min(n, len(normal_test['label']))))
     if anomaly:
       anomaly = _select(anomaly, np.arange(min(n, len(anomaly['label']))))
-  return Dataset(train, test, anomaly, normal_test, (28, 28, 1))
+  return _with_clusters(Dataset(train, test, anomaly, normal_test, (28, 28, 1)), data, workdir)
+
+
+def _with_clusters(dataset: Dataset, data: ml_collections.ConfigDict, workdir) -> Dataset:
+  if data.get('clusters', 0):
+    found = clusters.load_or_fit(dataset.train['image'], data.clusters, workdir)
+    dataset.train['cluster'] = found.labels
+  return dataset

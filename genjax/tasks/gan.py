@@ -34,19 +34,31 @@ from genjax.train import state as state_lib
 def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Task:
   g_config, d_config = config.model.generator, config.model.discriminator
   num_codes = config.model.get('num_codes', 0)
-  conditional = g_config.get('num_classes', 0) > 0
-  if num_codes < 0 or (num_codes and conditional):
+  num_clusters = config.data.get('clusters', 0)
+  labelled = g_config.get('num_classes', 0) > 0
+  if num_codes < 0 or (num_codes and (labelled or num_clusters)):
     raise ConfigError(f'model.num_codes={num_codes}: InfoGAN codes need an unconditional '
-                      'model (model.generator.num_classes=0) and num_codes >= 0.')
+                      'model (model.generator.num_classes=0, data.clusters=0) and '
+                      'num_codes >= 0.')
+  if num_clusters and (labelled or d_config.get('num_classes', 0)):
+    raise ConfigError(f'data.clusters={num_clusters} conditions the model on its k-means '
+                      'clusters: leave model.generator.num_classes and '
+                      'model.discriminator.num_classes at 0 (they are set to the clusters).')
+  # Conditions: class labels, or (self-conditioning) the clusters of the training images.
+  num_conditions = num_clusters or g_config.get('num_classes', 0)
+  conditional = num_conditions > 0
+  label_key = 'cluster' if num_clusters else 'label'
   noise_dim = g_config.latent_dim
   latent_dim = noise_dim + num_codes  # what the generator module takes
-  g_kwargs = dict(g_config, latent_dim=latent_dim, image_shape=tuple(image_shape))
+  g_kwargs = dict(g_config, latent_dim=latent_dim, image_shape=tuple(image_shape),
+                  num_classes=num_conditions)
   generator = Generator(**g_kwargs)
   # Under 'pmap' each device sees a slice of the batch; batch norm then averages its
   # statistics over the 'data' axis, so the step equals the one-device step.
   generator_per_device = Generator(batch_stats_axis='data', **g_kwargs)
+  d_kwargs = dict(d_config, num_classes=num_conditions) if num_clusters else d_config
   discriminator = Discriminator(image_shape=tuple(image_shape), num_codes=num_codes,
-                                **d_config)
+                                **d_kwargs)
   loss_config = config.loss
   info_weight = loss_config.get('info_weight', 1.0)
 
@@ -69,12 +81,12 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
     return with_codes(noise, codes), codes
 
   def labels_of(batch):
-    return batch['label'] if conditional else None
+    return batch[label_key] if conditional else None
 
   def init(rng, batch):
     g_rng, d_rng = jax.random.split(rng)
     x = to_float(batch['image'][:1])
-    labels = batch['label'][:1] if conditional else None
+    labels = batch[label_key][:1] if conditional else None
     g_vars = generator.init(g_rng, jnp.zeros((1, latent_dim)), labels, train=False)
     d_vars = discriminator.init(d_rng, x, labels)
     params = {'generator': g_vars['params'], 'discriminator': d_vars['params']}
@@ -179,18 +191,19 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
   sample_jit = jax.jit(sample)
 
   def view_labels(num, classes=None):
-    """Labels (conditional) or codes (InfoGAN) for `num` pictures: the requested ones in
-    turn, else all in turn; None for a plain unconditional model."""
-    count = g_config.num_classes if conditional else num_codes
+    """Labels (conditional), clusters (self-conditioned) or codes (InfoGAN) for `num`
+    pictures: the requested ones in turn, else all in turn; None for a plain
+    unconditional model."""
+    count = num_conditions or num_codes
     if classes and not count:
       raise ConfigError('--class needs a class-conditional model (model.generator.num_classes'
-                        ' > 0, as in experiments/mnist_cdcgan.py) or InfoGAN codes '
-                        '(model.num_codes > 0).')
+                        ' > 0, as in experiments/mnist_cdcgan.py), clusters (data.clusters > 0)'
+                        ' or InfoGAN codes (model.num_codes > 0).')
     if not count:
       return None
     bad = [c for c in classes or () if not 0 <= c < count]
     if bad:
-      kind = 'classes' if conditional else 'codes'
+      kind = 'clusters' if num_clusters else 'classes' if conditional else 'codes'
       raise ConfigError(f'--class {bad}: the model has {kind} 0..{count - 1}.')
     pool = np.asarray(classes) if classes else np.arange(count)
     return jnp.asarray(np.resize(pool, num))
@@ -244,12 +257,14 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
 
   def evaluate(variables, data, rng, eval_config=config.eval, num_samples=None):
     from genjax.tasks import gan_evaluation  # pylint: disable=import-outside-toplevel
-    # InfoGAN codes are drawn in turn like a conditional model's labels, but they are not
-    # digit labels: no label accuracy for them.
+    # Classes and InfoGAN codes are drawn in turn, clusters as often as the training images
+    # fall in each. Only class labels are digits: no label accuracy for codes or clusters.
+    prior = (np.bincount(data.train['cluster'], minlength=num_clusters) / len(data.train['cluster'])
+             if num_clusters else None)
     return gan_evaluation.evaluate(
         lambda z, y: images_of(variables, z, y), data, rng, eval_config, noise_dim,
-        g_config.num_classes if conditional else num_codes, num_samples,
-        labels_are_classes=conditional)
+        num_conditions or num_codes, num_samples, labels_are_classes=labelled,
+        label_prior=prior)
 
   missing_classifier_warned = []
 

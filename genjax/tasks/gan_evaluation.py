@@ -36,11 +36,13 @@ def load_classifier(workdir: str):
 
 def evaluate(sample_fn: Callable, data, rng: jax.Array, eval_config, latent_dim: int,
              num_classes: int, num_samples: int | None = None,
-             labels_are_classes: bool = True) -> dict:
+             labels_are_classes: bool = True, label_prior: np.ndarray | None = None) -> dict:
   """`sample_fn(z, labels) -> images [B, H, W, C] in [0, 1]` (labels None if unconditional).
 
   With `num_classes`, labels 0..num_classes-1 are passed in turn; `labels_are_classes`
-  False (InfoGAN codes) skips `label_accuracy`, as a code's meaning is learned.
+  False (InfoGAN codes, clusters) skips `label_accuracy`, as their meaning is not a
+  class's. `label_prior` [num_classes] (shares summing to 1) draws each label that share
+  of the time instead (clusters: as often as the training images fall in each).
 
   `num_samples` (default `eval_config.num_samples`) generated images are compared with
   as many test (and train) images.
@@ -53,7 +55,11 @@ def evaluate(sample_fn: Callable, data, rng: jax.Array, eval_config, latent_dim:
     return sample_fn(z, labels.astype(jnp.int32) if num_classes else None)
 
   z = np.asarray(jax.random.normal(rng, (n, latent_dim)), np.float32)
-  labels = (np.arange(n) % num_classes if num_classes else np.zeros(n)).astype(np.float32)
+  if label_prior is not None:
+    labels = _allocate(label_prior, n)
+  else:
+    labels = np.arange(n) % num_classes if num_classes else np.zeros(n)
+  labels = labels.astype(np.float32)
   fakes = gan_metrics.batched_apply(generate, np.concatenate([z, labels[:, None]], 1), bs)
 
   features = lambda x: classifier.apply(c_params, x, method=classifier.features)
@@ -84,3 +90,12 @@ def evaluate(sample_fn: Callable, data, rng: jax.Array, eval_config, latent_dim:
   if num_classes and labels_are_classes:  # a conditional model draws the class asked for
     results['label_accuracy'] = float(np.mean(np.argmax(p_fake, -1) == labels.astype(int)))
   return results
+
+
+def _allocate(shares: np.ndarray, n: int) -> np.ndarray:
+  """[n] labels, label i `shares[i] * n` times rounded so they sum to n (largest
+  remainders first): the exact mix, free of sampling noise."""
+  exact = np.asarray(shares, np.float64) * n
+  counts = np.floor(exact).astype(int)
+  counts[np.argsort(counts - exact)[:n - counts.sum()]] += 1
+  return np.repeat(np.arange(len(shares)), counts)

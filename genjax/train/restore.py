@@ -39,8 +39,11 @@ def _example(config, spec) -> dict:
   if is_text(config):
     return {'tokens': np.zeros((1, config.data.block_size + 1), np.int32),
             'index': np.zeros((1,), np.int32)}
-  return {'image': np.zeros((1, *spec), np.uint8), 'label': np.zeros((1,), np.int32),
-          'index': np.zeros((1,), np.int32)}
+  example = {'image': np.zeros((1, *spec), np.uint8), 'label': np.zeros((1,), np.int32),
+             'index': np.zeros((1,), np.int32)}
+  if config.data.get('clusters', 0):
+    example['cluster'] = np.zeros((1,), np.int32)
+  return example
 
 
 def abstract_state(task, config, spec) -> state_lib.TrainState:
