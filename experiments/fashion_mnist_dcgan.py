@@ -12,5 +12,6 @@ from experiments import mnist_dcgan
 def get_config():
   c = mnist_dcgan.get_config()
   c.data.name = 'fashion-mnist'
+  c.data.clusters = 0  # plain DCGAN: self-conditioning is measured on MNIST only (README)
   c.eval.classifier_workdir = 'runs/fashion_mnist_classifier'
   return c

@@ -10,6 +10,7 @@ from experiments import mnist_dcgan
 
 def get_config():
   c = mnist_dcgan.get_config()
+  c.data.clusters = 0  # conditioned on the labels instead
   c.model.generator.num_classes = 10
   c.model.discriminator.num_classes = 10
   c.model.discriminator.conditioning = 'projection'  # Miyato & Koyama 2018

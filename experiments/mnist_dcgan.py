@@ -1,4 +1,5 @@
-r"""DCGAN on MNIST: non-saturating loss, batch-norm generator, EMA generator weights.
+r"""DCGAN on MNIST: self-conditioned on k-means clusters (no labels), non-saturating loss,
+batch-norm generator, EMA generator weights.
 
   python -m launch.main --config=experiments/mnist_classifier.py --workdir=runs/mnist_classifier
   python -m launch.main --config=experiments/mnist_dcgan.py --workdir=runs/mnist_dcgan
@@ -19,7 +20,9 @@ def get_config():
   c.data.num_train = 0
   c.data.num_test = 0
   c.data.batch_size = 64
-  c.data.clusters = 0  # > 0: condition G and D on k-means clusters of the images (no labels)
+  # Self-conditioning (no labels): G and D are conditioned on the image's k-means cluster
+  # (100 clusters of 40 principal components; genjax.data.clusters). 0: plain DCGAN.
+  c.data.clusters = 100
 
   c.model.generator = ml_collections.ConfigDict()
   c.model.generator.latent_dim = 64
@@ -46,7 +49,7 @@ def get_config():
   c.optim.schedule = 'constant'
   c.d_optim = c.optim.copy_and_resolve_references()  # the discriminator's optimizer
 
-  c.train.steps = 12_000  # ~28 min on a 2-core CPU (7-8 steps/s)
+  c.train.steps = 10_000  # 25 min on a 2-core CPU (about 6.6 steps/s, evaluating every 2k)
   c.train.log_every = 200
   c.train.eval_every = 2_000  # FID/IS on eval.num_examples samples (needs the classifier)
   c.train.checkpoint_every = 2_000

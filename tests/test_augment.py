@@ -80,6 +80,8 @@ def test_unsuitable_generators_are_refused(cgan_workdir, tmp_path):
   build = lambda workdir, **kw: tasks.build(tiny.classifier_augmented(workdir, **kw), SHAPE)
   with pytest.raises(ConfigError, match='(?s)unconditional.*mnist_cdcgan.py'):
     build(config_only('gan', tiny.gan()))
+  with pytest.raises(ConfigError, match='(?s)self-conditioned on k-means clusters.*mnist_cdcgan'):
+    build(config_only('clusters', tiny.self_conditioned_gan()))
   five = tiny.conditional_gan()
   five.model.generator.num_classes = five.model.discriminator.num_classes = 5
   with pytest.raises(ConfigError, match='conditional on 5 classes'):

@@ -61,6 +61,7 @@ def gan(steps=8, classifier_workdir=''):
   c.data.num_train = 256
   c.data.num_test = 64
   c.data.batch_size = 32
+  c.data.clusters = 0  # plain DCGAN (self_conditioned_gan sets it)
   c.model.generator.latent_dim = 8
   c.model.generator.widths = (8, 4)
   c.model.discriminator.widths = (4, 8)

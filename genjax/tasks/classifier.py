@@ -110,7 +110,9 @@ def make_synthesizer(config: ml_collections.ConfigDict, image_shape):
   num_classes = int(config.model.num_classes)
   g_classes = int(g_config.model.generator.get('num_classes', 0))
   if g_classes != num_classes:
-    what = 'unconditional' if g_classes == 0 else f'conditional on {g_classes} classes'
+    what = (f'conditional on {g_classes} classes' if g_classes else
+            'self-conditioned on k-means clusters, not labels' if g_config.data.get('clusters')
+            else 'unconditional')
     raise ConfigError(
         f'config.augment.generator_workdir={workdir!r} holds a GAN that is {what}; '
         f'augmentation needs a class-conditional generator with num_classes={num_classes} '

@@ -12,6 +12,11 @@ generator is rewarded (`loss.info_weight`) for making it tellable. No labels are
 the paper's codes came to mean MNIST digits, which would keep samples off the ground
 between classes, but in our 6k-step probe of mnist_dcgan they did not (README).
 `--class=k` draws code k.
+
+Self-conditioning (`data.clusters = K > 0`, no labels either): G and D are conditioned,
+as a class-conditional model's are, on the k-means cluster of each training image
+(`genjax.data.clusters`, saved in the workdir); samples draw each cluster as often as
+the training images fall in it. `--class=k` draws cluster k.
 """
 
 from __future__ import annotations
@@ -259,8 +264,9 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
     from genjax.tasks import gan_evaluation  # pylint: disable=import-outside-toplevel
     # Classes and InfoGAN codes are drawn in turn, clusters as often as the training images
     # fall in each. Only class labels are digits: no label accuracy for codes or clusters.
-    prior = (np.bincount(data.train['cluster'], minlength=num_clusters) / len(data.train['cluster'])
-             if num_clusters else None)
+    prior = None
+    if num_clusters:
+      prior = np.bincount(data.train['cluster'], minlength=num_clusters) / len(data.train['image'])
     return gan_evaluation.evaluate(
         lambda z, y: images_of(variables, z, y), data, rng, eval_config, noise_dim,
         num_conditions or num_codes, num_samples, labels_are_classes=labelled,
