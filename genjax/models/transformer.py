@@ -11,6 +11,8 @@ incrementally on a key/value cache, which ``genjax.models.decoding`` uses to gen
     variables = model.init(rng, tokens)                 # tokens: int [B, T], T <= 256
     logits = model.apply(variables, tokens)             # float32 [B, T, 65]
     logits = model.apply(variables, tokens, train=True, rngs={'dropout': key})
+    logits = model.apply(variables, tokens, train=True, rngs={'dropout': key},
+                         example_ids=jnp.arange(len(tokens)))  # per-example masks
 
     cache = model.init_cache(batch_size=B)
     logits, cache = model.apply(variables, prompt, cache=cache, cache_index=0)
@@ -27,6 +29,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from genjax.models import dropout as dropout_lib
 from genjax.models.layers import Dtype
 
 Array = jnp.ndarray
@@ -112,10 +115,11 @@ class CausalSelfAttention(nn.Module):
   use_bias: bool = False
   dtype: Dtype = jnp.float32
   attention: str = 'auto'  # see causal_attention
+  dropout_bits: int = 8  # see DecoderLM
 
   @nn.compact
   def __call__(self, x: Array, train: bool, cache: dict[str, Array] | None = None,
-               cache_index: Array | int | None = None
+               cache_index: Array | int | None = None, example_ids: Array | None = None
                ) -> tuple[Array, dict[str, Array] | None]:
     batch, length, width = x.shape
     head_dim = width // self.num_heads
@@ -137,7 +141,8 @@ class CausalSelfAttention(nn.Module):
     y = y.reshape(batch, length, width)
     y = _dense(width, self.use_bias, self.dtype, 'c_proj',
                stddev=_residual_stddev(self.num_layers))(y)
-    return nn.Dropout(self.dropout)(y, deterministic=not train), cache
+    y = dropout_lib.Dropout(self.dropout, self.dropout_bits)(y, not train, example_ids)
+    return y, cache
 
 
 class MLP(nn.Module):
@@ -147,15 +152,16 @@ class MLP(nn.Module):
   dropout: float = 0.0
   use_bias: bool = False
   dtype: Dtype = jnp.float32
+  dropout_bits: int = 8  # see DecoderLM
 
   @nn.compact
-  def __call__(self, x: Array, train: bool) -> Array:
+  def __call__(self, x: Array, train: bool, example_ids: Array | None = None) -> Array:
     width = x.shape[-1]
     x = _dense(self.mlp_ratio * width, self.use_bias, self.dtype, 'c_fc')(x)
     x = nn.gelu(x, approximate=False)
     x = _dense(width, self.use_bias, self.dtype, 'c_proj',
                stddev=_residual_stddev(self.num_layers))(x)
-    return nn.Dropout(self.dropout)(x, deterministic=not train)
+    return dropout_lib.Dropout(self.dropout, self.dropout_bits)(x, not train, example_ids)
 
 
 class Block(nn.Module):
@@ -167,22 +173,24 @@ class Block(nn.Module):
   use_bias: bool = False
   dtype: Dtype = jnp.float32
   attention: str = 'auto'
+  dropout_bits: int = 8
 
   # Positional arguments only: nn.remat marks ``train`` static by its position.
   @nn.compact
   def __call__(self, x: Array, train: bool, cache: dict[str, Array] | None = None,
-               cache_index: Array | int | None = None
+               cache_index: Array | int | None = None, example_ids: Array | None = None
                ) -> tuple[Array, dict[str, Array] | None]:
     attention = CausalSelfAttention(self.num_heads, self.num_layers, self.dropout,
-                                    self.use_bias, self.dtype, self.attention, name='attn')
+                                    self.use_bias, self.dtype, self.attention,
+                                    self.dropout_bits, name='attn')
     y, cache = attention(_layer_norm(self.use_bias, self.dtype, 'ln_1')(x), train, cache,
-                         cache_index)
+                         cache_index, example_ids)
     # The residual stream keeps the embeddings' float32 (bfloat16 branches promote when
     # added), as under torch autocast.
     x = x + y
     mlp = MLP(self.num_layers, self.mlp_ratio, self.dropout, self.use_bias, self.dtype,
-              name='mlp')
-    x = x + mlp(_layer_norm(self.use_bias, self.dtype, 'ln_2')(x), train)
+              self.dropout_bits, name='mlp')
+    x = x + mlp(_layer_norm(self.use_bias, self.dtype, 'ln_2')(x), train, example_ids)
     return x, cache
 
 
@@ -201,6 +209,10 @@ class DecoderLM(nn.Module):
   ``(logits, new_cache)``. The caller keeps ``cache_index + T <= block_size`` (checked
   only when cache_index is a concrete value: a traced one is clamped by XLA).
 
+  ``example_ids`` (int ``[B]``, with ``train=True``): each example's position in the
+  global batch; dropout masks are then drawn per example, so a batch split over devices
+  gets the masks it would get on one.
+
   Attributes:
     vocab_size: number of token ids.
     block_size: context length, the number of learned positions.
@@ -217,6 +229,9 @@ class DecoderLM(nn.Module):
       the attention softmax, the residual stream and the logits stay float32.
     remat: rematerialise each block's activations in the backward pass (nn.remat).
     attention: 'auto' | 'xla' | 'cudnn' | 'einsum' (see ``causal_attention``).
+    dropout_bits: random bits per element of a dropout mask (``genjax.models.dropout``):
+      8, the rate rounded to a multiple of 1/256 and the mask several times cheaper to
+      draw on a CPU, or 32, the rate exact.
   """
   vocab_size: int
   block_size: int = 256
@@ -229,6 +244,7 @@ class DecoderLM(nn.Module):
   dtype: Dtype = jnp.float32
   remat: bool = False
   attention: str = 'auto'
+  dropout_bits: int = 8
 
   def __post_init__(self) -> None:
     # Bad configs fail when the module is built, before anything is traced.
@@ -243,6 +259,9 @@ class DecoderLM(nn.Module):
                        f'{self.attention!r}')
     if not 0.0 <= self.dropout < 1.0:
       raise ValueError(f'DecoderLM: dropout must be in [0, 1), got {self.dropout}')
+    if self.dropout_bits not in dropout_lib.BITS:
+      raise ValueError(f'DecoderLM: dropout_bits must be one of {dropout_lib.BITS}, got '
+                       f'{self.dropout_bits!r}')
     super().__post_init__()
 
   @nn.nowrap
@@ -283,7 +302,8 @@ class DecoderLM(nn.Module):
 
   @nn.compact
   def __call__(self, tokens: Array, *, train: bool = False, cache: Cache | None = None,
-               cache_index: Array | int | None = None) -> Array | tuple[Array, Cache]:
+               cache_index: Array | int | None = None, example_ids: Array | None = None
+               ) -> Array | tuple[Array, Cache]:
     tokens = jnp.asarray(tokens)
     self._check_call(tokens, cache, cache_index)
     embedding_init = nn.initializers.normal(stddev=INIT_STDDEV)
@@ -293,14 +313,16 @@ class DecoderLM(nn.Module):
     if cache is not None:
       positions = positions + cache_index
     x = wte(tokens) + wpe(positions)[None]
-    x = nn.Dropout(self.dropout)(x, deterministic=not train)
+    x = dropout_lib.Dropout(self.dropout, self.dropout_bits)(x, not train, example_ids)
 
     block_cls = RematBlock if self.remat else Block
     new_cache = []
     for i in range(self.num_layers):
       block = block_cls(self.num_heads, self.num_layers, self.mlp_ratio, self.dropout,
-                        self.use_bias, self.dtype, self.attention, name=f'h_{i}')
-      x, layer_cache = block(x, train, None if cache is None else cache[i], cache_index)
+                        self.use_bias, self.dtype, self.attention, self.dropout_bits,
+                        name=f'h_{i}')
+      x, layer_cache = block(x, train, None if cache is None else cache[i], cache_index,
+                             example_ids)
       new_cache.append(layer_cache)
 
     # Final norm and the tied-embedding logits in float32 whatever the computation dtype.

@@ -1,9 +1,9 @@
 """The language-model family: `DecoderLM` trained on next-token prediction.
 
 Batches hold `tokens` [B, block_size + 1] windows (inputs `[:, :-1]`, targets `[:, 1:]`).
-The loss is the mean cross-entropy in nats per token. Dropout masks come from
-per-example keys (see `base.per_example_keys`), so 'pmap', 'jit' and one device give
-the same numbers with dropout on. Text generation lives in `lm_sampling.TextSampler`.
+The loss is the mean cross-entropy in nats per token. Dropout masks are drawn per
+example from its position in the global batch (`DecoderLM(example_ids=...)`), so 'pmap',
+'jit' and one device give the same numbers with dropout on. Text generation lives in `lm_sampling.TextSampler`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import optax
 from genjax.config import ConfigError
 from genjax.models import DecoderLM
 from genjax.tasks import lm_sampling
-from genjax.tasks.base import Task, per_example_keys
+from genjax.tasks.base import Task
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
@@ -37,9 +37,8 @@ def token_losses(model: DecoderLM, params, tokens: jax.Array, *, train: bool = F
   """Cross-entropy [B, T] of each next token given the ones before it."""
   inputs, targets = tokens[:, :-1], tokens[:, 1:]
   if train and model.dropout > 0:
-    keys = per_example_keys(rng, index)
-    one = lambda x, key: model.apply(params, x[None], train=True, rngs={'dropout': key})[0]
-    logits = jax.vmap(one)(inputs, keys)
+    # Masks per example from its global position: the same on any number of devices.
+    logits = model.apply(params, inputs, train=True, rngs={'dropout': rng}, example_ids=index)
   else:
     logits = model.apply(params, inputs, train=False)
   return optax.softmax_cross_entropy_with_integer_labels(logits, targets)
