@@ -196,7 +196,7 @@ def generate(model: DecoderLM, params: Any, prompt: Array, rng: Array, *,
     return state
 
   def advance(token: Array, cache: Any, position: Array, context: Array,
-              history: Array) -> tuple[Array, Any, Array]:
+              history: Array, may_slide: bool = True) -> tuple[Array, Any, Array]:
     """Next logits after ``token``: one cached position, or a slide when the cache is full."""
     def step(_: None) -> tuple[Array, Any, Array]:
       logits, new_cache = forward(token[:, None], cache, position)
@@ -208,7 +208,7 @@ def generate(model: DecoderLM, params: Any, prompt: Array, rng: Array, *,
       logits, new_cache = forward(recent, cache, 0)
       return logits[:, -1], new_cache, jnp.asarray(window, jnp.int32)
 
-    if padded_length + max_new_tokens <= block_size:  # never fills: no slide to compile
+    if not may_slide or padded_length + max_new_tokens <= block_size:  # no slide to compile
       return step(None)
     return lax.cond(position >= block_size, slide, step, None)
 
@@ -228,14 +228,24 @@ def generate(model: DecoderLM, params: Any, prompt: Array, rng: Array, *,
   def cond(state: dict[str, Any]) -> Array:
     return (state['step'] < max_new_tokens) & ~jnp.all(state['done'])
 
-  def body(state: dict[str, Any]) -> dict[str, Any]:
+  def body(state: dict[str, Any], may_slide: bool = True) -> dict[str, Any]:
     state = dict(state)
     context = prompt_length + state['step']
     logits, state['cache'], state['position'] = advance(
-        state['token'], state['cache'], state['position'], context, state['history'])
+        state['token'], state['cache'], state['position'], context, state['history'],
+        may_slide)
     return record(state, sample(logits, state['step']))
 
-  state = lax.while_loop(cond, body, state)
+  def segment(state: dict[str, Any]) -> dict[str, Any]:
+    """One token that may slide the window, then cached tokens until the cache is full.
+
+    The inner loop has no `lax.cond`: a conditional's branches copy the cache in and
+    out on every token, which on a CPU cost a small model about as much as its layers."""
+    state = body(state)
+    return lax.while_loop(lambda s: cond(s) & (s['position'] < block_size),
+                          lambda s: body(s, may_slide=False), state)
+
+  state = lax.while_loop(cond, segment, state)
   return state['tokens'], state['lengths']
 
 
