@@ -36,11 +36,16 @@ class Clusters:
 
   def prior(self) -> np.ndarray:
     """[K] share of the training images in each cluster: how often to draw each."""
-    return np.bincount(self.labels, minlength=self.num_clusters) / len(self.labels)
+    return shares(self.labels, self.num_clusters)
 
   def assign(self, images: np.ndarray) -> np.ndarray:
     """[N] int32 nearest-centroid cluster of uint8 images [N, H, W, C]."""
     return _nearest(_project(images, self.mean, self.components), self.centroids)
+
+
+def shares(labels: np.ndarray, num_clusters: int) -> np.ndarray:
+  """[K] share of `labels` [N] in each of clusters 0..K-1."""
+  return np.bincount(labels, minlength=num_clusters) / len(labels)
 
 
 def _project(images: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:

@@ -121,15 +121,22 @@ def _checkpointers(workdirs: Sequence[str], **kwargs) -> list[checkpoints.Checkp
   return [checkpoints.Checkpointer(os.path.join(w, 'checkpoints'), **kwargs) for w in workdirs]
 
 
-def _common_start(workdirs: Sequence[str]) -> int:
-  """The step to resume a group from: 0 if no point has a checkpoint, else the newest
-  step every point has; a clear error when there is none."""
+@contextlib.contextmanager
+def _opened(workdirs: Sequence[str]):
+  """Synchronous checkpointers of the points, closed on the way out (lookups only)."""
   ckpts = _checkpointers(workdirs, async_save=False)
   try:
-    steps = [set(ckpt.steps()) for ckpt in ckpts]
+    yield ckpts
   finally:
     for ckpt in ckpts:
       ckpt.close()
+
+
+def _common_start(workdirs: Sequence[str]) -> int:
+  """The step to resume a group from: 0 if no point has a checkpoint, else the newest
+  step every point has; a clear error when there is none."""
+  with _opened(workdirs) as ckpts:
+    steps = [set(ckpt.steps()) for ckpt in ckpts]
   if not any(steps):
     return 0
   common = set.intersection(*steps)
@@ -141,12 +148,8 @@ def _common_start(workdirs: Sequence[str]) -> int:
 
 
 def _restore(workdirs: Sequence[str], step: int, likes: Sequence[Any]) -> list[Any]:
-  ckpts = _checkpointers(workdirs, async_save=False)
-  try:
+  with _opened(workdirs) as ckpts:
     return [ckpt.restore(step, like)[0] for ckpt, like in zip(ckpts, likes)]
-  finally:
-    for ckpt in ckpts:
-      ckpt.close()
 
 
 def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[dict],

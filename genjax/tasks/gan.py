@@ -29,6 +29,7 @@ import numpy as np
 import optax
 
 from genjax.config import ConfigError
+from genjax.data import clusters
 from genjax.models.gan import Discriminator, Generator
 from genjax.tasks import gan_losses, views as views_lib
 from genjax.tasks.base import Task, per_example_keys, to_float
@@ -264,9 +265,7 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
     from genjax.tasks import gan_evaluation  # pylint: disable=import-outside-toplevel
     # Classes and InfoGAN codes are drawn in turn, clusters as often as the training images
     # fall in each. Only class labels are digits: no label accuracy for codes or clusters.
-    prior = None
-    if num_clusters:
-      prior = np.bincount(data.train['cluster'], minlength=num_clusters) / len(data.train['image'])
+    prior = clusters.shares(data.train['cluster'], num_clusters) if num_clusters else None
     return gan_evaluation.evaluate(
         lambda z, y: images_of(variables, z, y), data, rng, eval_config, noise_dim,
         num_conditions or num_codes, num_samples, labels_are_classes=labelled,
