@@ -3,6 +3,7 @@ generation == nanoGPT's uncached loop, the sliding window, sampling filters, eos
 streaming and validation."""
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from genjax.models import DecoderLM, generate, generate_uncached
 from genjax.models.decoding import (filter_logits, generate_jit, generate_uncached_jit,
                                     sample_token)
+from genjax.models.transformer import gelu
 
 VOCAB, BLOCK = 11, 16
 TINY = dict(vocab_size=VOCAB, block_size=BLOCK, num_layers=2, num_heads=2, width=16)
@@ -317,3 +319,11 @@ def test_attention_implementations_agree(init_variables, forward, impl):
                              forward(init_variables, x), atol=1e-5)
   with pytest.raises(ValueError, match='attention must be one of'):
     DecoderLM(**TINY, attention='flash')
+
+
+def test_gelu_is_the_exact_gelu_with_its_gradient():
+  x = jnp.linspace(-12.0, 12.0, 2001)
+  np.testing.assert_allclose(gelu(x), nn.gelu(x, approximate=False), atol=2e-6, rtol=1e-6)
+  grad = jax.vmap(jax.grad(gelu))(x)
+  expected = jax.vmap(jax.grad(lambda v: nn.gelu(v, approximate=False)))(x)
+  np.testing.assert_allclose(grad, expected, atol=2e-6, rtol=1e-6)

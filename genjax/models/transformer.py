@@ -145,6 +145,16 @@ class CausalSelfAttention(nn.Module):
     return y, cache
 
 
+def gelu(x: Array) -> Array:
+  """Exact GELU, ``x * Phi(x)``, spelled with erf as torch's ``nn.GELU()`` computes it.
+
+  ``nn.gelu(x, approximate=False)`` gives the same values (to 5e-7) through erfc, whose
+  exponential and range selects XLA:CPU runs several times slower: the CPU-size train
+  step took 49.5 against 45.6 ms (medians of 20 interleaved chunks of 20 steps).
+  """
+  return 0.5 * x * (1.0 + lax.erf(x * (1.0 / math.sqrt(2.0))))
+
+
 class MLP(nn.Module):
   """Dense(mlp_ratio * width) -> exact (erf) GELU, as torch's nn.GELU() -> Dense(width)."""
   num_layers: int
@@ -158,7 +168,7 @@ class MLP(nn.Module):
   def __call__(self, x: Array, train: bool, example_ids: Array | None = None) -> Array:
     width = x.shape[-1]
     x = _dense(self.mlp_ratio * width, self.use_bias, self.dtype, 'c_fc')(x)
-    x = nn.gelu(x, approximate=False)
+    x = gelu(x)
     x = _dense(width, self.use_bias, self.dtype, 'c_proj',
                stddev=_residual_stddev(self.num_layers))(x)
     return dropout_lib.Dropout(self.dropout, self.dropout_bits)(x, not train, example_ids)
