@@ -58,6 +58,11 @@ def lm_config(block_size: int) -> ml_collections.ConfigDict:
   c.optim.decay_only_matrices = True  # no decay on biases and LayerNorm scales (nanoGPT)
   c.optim.grad_clip_norm = 1.0
 
+  # The explicit per-device step: XLA:CPU runs it faster than the jit-partitioned one
+  # (2 CPU devices; time ratio, median over paired chunks: CPU size 0.88 and 0.94 in
+  # two runs of 120 pairs, default size 0.93).
+  c.parallel.strategy = 'pmap'
+
   c.train.log_every = 50
   c.train.eval_every = 250
   c.train.checkpoint_every = 500
