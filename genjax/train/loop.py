@@ -71,6 +71,9 @@ def init_state(task, config, tx, example: dict, mesh) -> state_lib.TrainState:
 
 
 @jax.jit
+# Compiled once: run eagerly, each of its ops was a separate dispatch to every device,
+# every step. Not donated: the dispatch limiter still holds an earlier step's count.
+@jax.jit
 def _accumulate(acc: dict, metrics: dict, step: jax.Array) -> dict:
   """Running sums of the step metrics and the first step (1-based) whose loss was not finite."""
   finite = jnp.isfinite(metrics['loss'])
