@@ -70,7 +70,6 @@ def init_state(task, config, tx, example: dict, mesh) -> state_lib.TrainState:
   return jax.jit(create, out_shardings=parallel.replicated(mesh))(init_rng, train_rng, example)
 
 
-@jax.jit
 # Compiled once: run eagerly, each of its ops was a separate dispatch to every device,
 # every step. Not donated: the dispatch limiter still holds an earlier step's count.
 @jax.jit
