@@ -3,7 +3,8 @@
 Batches hold `tokens` [B, block_size + 1] windows (inputs `[:, :-1]`, targets `[:, 1:]`).
 The loss is the mean cross-entropy in nats per token. Dropout masks are drawn per
 example from its position in the global batch (`DecoderLM(example_ids=...)`), so 'pmap',
-'jit' and one device give the same numbers with dropout on. Text generation lives in `lm_sampling.TextSampler`.
+'jit' and one device give the same numbers with dropout on. Text generation lives in
+`lm_sampling.TextSampler`.
 """
 
 from __future__ import annotations
