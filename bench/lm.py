@@ -6,14 +6,16 @@ r"""Language-model benchmark: JAX vs PyTorch, FLOP/s vs this machine's peak, cac
 
 Parts (every figure from this one run on this machine):
   torch       nanoGPT's CPU shakespeare_char model (4 layers, 128 wide, context 64, batch
-              12) trained `--steps` steps by our compiled step, then by the PyTorch
-              reference `bench/torch_gpt.py` on exactly the same tokens, batch positions
-              and validation windows (handed over in an .npz). Reports tokens/s of each,
-              their ratio, wall time and validation loss. PyTorch runs in its own
-              interpreter (`--torch_python`: a venv with torch==2.13.0; see torch_gpt.py).
-              The order is JAX, PyTorch at each thread count, JAX again, and the best run
-              of each is compared: this machine's speed drifts by tens of percent over
-              minutes, and the interleaving keeps the drift from favouring either side.
+              12) trained `--steps` steps by our compiled step and by the PyTorch
+              reference `bench/torch_gpt.py`, on exactly the same tokens, batch positions
+              and validation windows (handed over in an .npz). PyTorch runs in its own
+              interpreter (`--torch_python`: a venv with torch==2.13.0; see torch_gpt.py),
+              one per `--torch_threads` value, stepping on command. The frameworks take
+              turns of `--chunk_steps` steps: this machine's speed drifts by tens of
+              percent over minutes, and whole runs one after the other measured that
+              drift as much as the frameworks (ratios from 0.72 to 0.97 for the same
+              code). Reports tokens/s of each over its whole run, the ratio of the totals,
+              the median per-turn ratio, and validation loss.
   flops       the default size (6 layers, 384 wide, context 256, batch 64): XLA's FLOP
               count of the compiled train step over its best time of `--flops_steps`,
               against the float32 matmul peak measured first (`bench.peak.matmul_peak`,
@@ -25,6 +27,7 @@ Parts (every figure from this one run on this machine):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -55,6 +58,7 @@ _TORCH_PYTHON = flags.DEFINE_string('torch_python', '/work/torchvenv/bin/python'
                                     'An interpreter with torch==2.13.0 installed.')
 _TORCH_THREADS = flags.DEFINE_list('torch_threads', ['2', '1'],
                                    'torch.set_num_threads values to try; the best is compared.')
+_CHUNK_STEPS = flags.DEFINE_integer('chunk_steps', 100, 'torch part: steps per turn.')
 _FLOPS_STEPS = flags.DEFINE_integer('flops_steps', 5, 'flops part: steps timed one by one '
                                      '(after one); the best is reported.')
 _NEW_TOKENS = flags.DEFINE_integer('new_tokens', 500, 'generation part: tokens to generate.')
@@ -64,19 +68,6 @@ _ATTENTION = flags.DEFINE_string('attention', 'auto', "model.attention for every
                                  "| 'xla' | 'einsum' | 'cudnn'.")
 
 TORCH_SCRIPT = os.path.join(os.path.dirname(__file__), 'torch_gpt.py')
-
-
-def train_jax(config, steps: int, data) -> dict:
-  """Our step on our pipeline, timed as torch_gpt.py times PyTorch (steps 2..N)."""
-  mesh, data, task, source, state, step = bench_steps.setup(config, data)
-  with pipeline.Prefetcher(source, parallel.batch_sharding(mesh)) as batches:
-    state, first_step_s = bench_steps.run_steps(step, state, batches, 1)  # with compile
-    state, train_s = bench_steps.run_steps(step, state, batches, steps - 1)
-  tokens = (steps - 1) * config.data.batch_size * config.data.block_size
-  report = task.evaluate(state.params, data, jax.random.PRNGKey(0))
-  return {'train_seconds': train_s, 'tokens_per_s': tokens / train_s,
-          'first_step_seconds': first_step_s, 'val_loss': report['loss'],
-          'wall_seconds': first_step_s + train_s}
 
 
 def _torch_inputs(config, data, steps: int, path: str) -> None:
@@ -91,56 +82,99 @@ def _torch_inputs(config, data, steps: int, path: str) -> None:
            vocab_size=np.int64(data.tokenizer.vocab_size))
 
 
-def train_torch(config, data, steps: int, threads: str) -> dict:
-  with tempfile.TemporaryDirectory() as tmp:
-    npz = os.path.join(tmp, 'tokens.npz')
-    _torch_inputs(config, data, steps, npz)
+class TorchTrainer:
+  """bench/torch_gpt.py --serve in its own interpreter, stepping on command."""
+
+  def __init__(self, config, npz: str, steps: int, threads: str):
     m = config.model
-    cmd = [_TORCH_PYTHON.value, TORCH_SCRIPT, f'--tokens_npz={npz}', f'--steps={steps}',
-           f'--n_layer={m.num_layers}', f'--n_head={m.num_heads}', f'--n_embd={m.width}',
-           f'--dropout={m.dropout}', f'--lr={config.optim.learning_rate}',
-           f'--min_lr={config.optim.learning_rate * config.optim.end_learning_rate_factor}',
-           f'--warmup_iters={config.optim.warmup_steps}', f'--beta2={config.optim.b2}',
-           f'--threads={threads}', '--quiet']
-    start = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - start
-  if out.returncode != 0:
-    raise RuntimeError(f'{" ".join(cmd)} failed:\n{out.stderr[-3000:]}')
-  result = json.loads(out.stdout.strip().splitlines()[-1])
-  result['process_wall_seconds'] = wall
-  return result
+    self.command = [
+        _TORCH_PYTHON.value, TORCH_SCRIPT, '--serve', f'--tokens_npz={npz}', f'--steps={steps}',
+        f'--n_layer={m.num_layers}', f'--n_head={m.num_heads}', f'--n_embd={m.width}',
+        f'--dropout={m.dropout}', f'--lr={config.optim.learning_rate}',
+        f'--min_lr={config.optim.learning_rate * config.optim.end_learning_rate_factor}',
+        f'--warmup_iters={config.optim.warmup_steps}', f'--beta2={config.optim.b2}',
+        f'--threads={threads}']
+    self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+    self.info = self._answer()
+
+  def _answer(self) -> dict:
+    line = self.process.stdout.readline()
+    if not line:
+      raise RuntimeError(f'{" ".join(self.command)} exited with {self.process.wait()}:\n'
+                         f'{self.process.stderr.read()[-3000:]}')
+    return json.loads(line)
+
+  def ask(self, command: str) -> dict:
+    self.process.stdin.write(command + '\n')
+    self.process.stdin.flush()
+    return self._answer()
+
+  def close(self) -> None:
+    if self.process.poll() is None:
+      self.process.stdin.write('quit\n')
+      self.process.stdin.close()
+      self.process.wait()
+
+
+def _quartiles(values):
+  values = sorted(values)
+  return tuple(values[round(q * (len(values) - 1))] for q in (0.25, 0.5, 0.75))
 
 
 def part_torch() -> None:
+  """JAX and PyTorch take turns of `--chunk_steps` steps each, on the same batches."""
   config = shakespeare_char.get_config('cpu')
   config.model.attention = _ATTENTION.value
-  config.train.steps = _STEPS.value
-  data = datasets.load(config.data)
-  print(f'## JAX vs PyTorch: shakespeare_char:cpu, {_STEPS.value} steps, '
+  config.train.steps = steps = _STEPS.value
+  chunk, per_call = _CHUNK_STEPS.value, config.train.steps_per_call
+  if steps % per_call or chunk % per_call:
+    raise app.UsageError(f'--steps={steps} and --chunk_steps={chunk} must be multiples of '
+                         f'the config\'s train.steps_per_call={per_call}')
+  mesh, data, task, source, state, step = bench_steps.setup(config)
+  tokens_per_step = config.data.batch_size * config.data.block_size
+  print(f'## JAX vs PyTorch: shakespeare_char:cpu, {steps} steps each in turns of {chunk}, '
         f'{len(data.test["tokens"])} validation windows', flush=True)
-  def run_jax():
-    r = train_jax(config, _STEPS.value, data)
-    print(f'jax {jax.__version__} ({jax.device_count()} CPU devices): {r["tokens_per_s"]:.0f} '
-          f'tokens/s, train {r["train_seconds"]:.1f} s (+ first step with compile '
-          f'{r["first_step_seconds"]:.1f} s), val loss {r["val_loss"]:.4f}', flush=True)
-    return r
-
-  jax_runs = [run_jax()]
-  torch_runs = []
-  for threads in _TORCH_THREADS.value:
-    r = train_torch(config, data, _STEPS.value, threads)
-    print(f'torch {r["torch_version"]} ({r["num_threads"]} threads): {r["tokens_per_s"]:.0f} '
-          f'tokens/s, train {r["train_seconds"]:.1f} s, val loss {r["val_loss"]:.4f}',
+  with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+    npz = os.path.join(tmp, 'tokens.npz')
+    _torch_inputs(config, data, steps, npz)
+    torches = {}
+    for threads in _TORCH_THREADS.value:
+      trainer = TorchTrainer(config, npz, steps, threads)
+      stack.callback(trainer.close)
+      torches[f'torch {trainer.info["torch_version"]}, {trainer.info["num_threads"]} threads'] = trainer
+    batches = stack.enter_context(bench_steps.prefetcher(source, mesh, config, steps))
+    # The first call of each is not timed: compilation, allocation, lazy initialisation.
+    state, first_call_s = bench_steps.run_steps(step, state, batches, 1)
+    for trainer in torches.values():
+      trainer.ask(f'steps {per_call}')
+    jax_name = (f'jax {jax.__version__}, {jax.device_count()} devices, {per_call} '
+                f'step{"s" if per_call > 1 else ""} per call')
+    seconds = {name: [] for name in [jax_name, *torches]}
+    done = per_call
+    while done < steps:
+      n = min(chunk, steps - done)
+      state, jax_s = bench_steps.run_steps(step, state, batches, n // per_call)
+      seconds[jax_name].append(jax_s)
+      for name, trainer in torches.items():
+        seconds[name].append(trainer.ask(f'steps {n}')['seconds'])
+      done += n
+    val_loss = {jax_name: task.evaluate(state.params, data, jax.random.PRNGKey(0))['loss']}
+    for name, trainer in torches.items():
+      val_loss[name] = trainer.ask('evaluate')['val_loss']
+  timed = steps - per_call
+  for name, times in seconds.items():
+    total = sum(times)
+    print(f'{name}: {timed * tokens_per_step / total:.0f} tokens/s, {total:.1f} s of '
+          f'steps {per_call + 1}..{steps}, val loss {val_loss[name]:.4f}'
+          + (f' (first call with compile {first_call_s:.1f} s)' if name == jax_name else ''),
           flush=True)
-    torch_runs.append(r)
-  jax_runs.append(run_jax())
-  best_jax = max(jax_runs, key=lambda r: r['tokens_per_s'])
-  best_torch = max(torch_runs, key=lambda r: r['tokens_per_s'])
-  print(f'best of each: jax {best_jax["tokens_per_s"]:.0f} tokens/s ({best_jax["train_seconds"]:.1f} s), '
-        f'torch {best_torch["tokens_per_s"]:.0f} tokens/s ({best_torch["train_seconds"]:.1f} s); '
-        f'tokens/s ratio jax / torch: {best_jax["tokens_per_s"] / best_torch["tokens_per_s"]:.2f}',
-        flush=True)
+  best = min(torches, key=lambda name: sum(seconds[name]))
+  ratio = sum(seconds[best]) / sum(seconds[jax_name])
+  low, median, high = _quartiles([t / j for t, j in zip(seconds[best], seconds[jax_name])])
+  print(f'tokens/s ratio jax / {best}: {ratio:.3f} over the whole run; per turn of {chunk} '
+        f'steps: median {median:.3f} (quartiles {low:.3f}-{high:.3f}, {len(seconds[best])} '
+        f'turns)', flush=True)
 
 
 def part_flops(peak: float) -> None:

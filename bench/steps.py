@@ -1,9 +1,10 @@
 """What the step benchmarks share: an experiment's compiled train step, and timing it.
 
 `setup` builds the step as `launch.main` does (mesh over all devices, the real
-pipeline's source, the replicated initial state); `compile_step` compiles it ahead of
-time and reads XLA's FLOP count; `run_steps` times steps with the loop's bounded async
-dispatch (unbounded dispatch aborts on fake CPU devices).
+pipeline's source, the replicated initial state, `train.steps_per_call` steps per call);
+`prefetcher` feeds it as the loop does; `compile_step` compiles it ahead of time and
+reads XLA's FLOP count; `run_steps` times calls with the loop's bounded async dispatch
+(unbounded dispatch aborts on fake CPU devices).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 import jax
 
 from genjax import tasks
-from genjax.data import datasets
+from genjax.data import datasets, pipeline
 from genjax.train import loop, parallel
 
 
@@ -25,8 +26,21 @@ def setup(config, data=None):
   tx = task.make_optimizer(config)
   source = data.train_source(config.data.batch_size, config.seed)
   state = loop.init_state(task, config, tx, source.example(), mesh)
-  step = parallel.compile_step(task.train_step(tx), mesh, config.parallel.strategy)
+  step = parallel.compile_step(task.train_step(tx), mesh, config.parallel.strategy,
+                               multi_step=config.train.steps_per_call > 1)
   return mesh, data, task, source, state, step
+
+
+def prefetcher(source, mesh, config, steps: int) -> pipeline.Prefetcher:
+  """Device batches for `steps` steps, stacked `train.steps_per_call` at a time if > 1."""
+  per_call = config.train.steps_per_call
+  if per_call == 1:
+    return pipeline.Prefetcher(source, parallel.batch_sharding(mesh))
+  if steps % per_call:
+    raise ValueError(f'{steps} steps are not a whole number of calls of '
+                     f'train.steps_per_call={per_call}')
+  return pipeline.Prefetcher(source, parallel.stacked_batch_sharding(mesh),
+                             group_sizes=[per_call] * (steps // per_call))
 
 
 def compile_step(step, state, batch):
@@ -40,7 +54,7 @@ def compile_step(step, state, batch):
 
 
 def run_steps(step, state, batches, n: int):
-  """(state, seconds) for `n` steps on `batches`, waiting for the last to finish."""
+  """(state, seconds) for `n` calls of `step` on `batches`, waiting for the last to finish."""
   start = time.perf_counter()
   in_flight = loop.DispatchLimiter()
   metrics = None

@@ -21,7 +21,9 @@ vocabulary, first 90% train, last 10% val); validation loss is the mean cross-en
 fixed windows (the first 200 non-overlapping block_size+1 windows of val), not random batches.
 --tokens_npz takes arrays train_tokens, val_windows, starts [steps, batch_size] and scalar
 vocab_size, so a JAX run and this one see exactly the same tokens and batch positions.
-Prints one JSON object: train_seconds (steps 2..N only, evaluation excluded), tokens_per_s,
+--serve steps on commands from stdin instead (see serve()): bench/lm.py alternates short
+chunks of this and of our JAX step, so that both see the same spells of this machine.
+Otherwise prints one JSON object: train_seconds (steps 2..N only, evaluation excluded), tokens_per_s,
 val_loss, train_loss_last (mean of the last 50 step losses), curve, params, torch_version.
 """
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 
 import numpy as np
@@ -169,63 +172,112 @@ def evaluate(model, val_windows, chunk=50):
   return total / n
 
 
-def train(train_tokens: np.ndarray, val_windows: np.ndarray, *, vocab_size, n_layer, n_head,
-          n_embd, block_size, batch_size, max_iters, lr, min_lr, warmup_iters, beta2, dropout,
-          seed, batch_starts_fn=None, eval_every=0, log=print, lr_decay_iters=None,
-          weight_decay=0.1, bias=False, grad_clip=1.0) -> dict:
+class Trainer:
+  """nanoGPT's training loop, one step at a time (so a benchmark can interleave it)."""
+
+  def __init__(self, train_tokens: np.ndarray, val_windows: np.ndarray, *, vocab_size, n_layer,
+               n_head, n_embd, block_size, batch_size, max_iters, lr, min_lr, warmup_iters,
+               beta2, dropout, seed, batch_starts_fn=None, lr_decay_iters=None,
+               weight_decay=0.1, bias=False, grad_clip=1.0):
+    self.train_tokens = np.asarray(train_tokens, dtype=np.int64)
+    self.val_windows = np.asarray(val_windows)
+    assert self.val_windows.ndim == 2 and self.val_windows.shape[1] == block_size + 1, \
+        self.val_windows.shape
+    self.lr, self.min_lr, self.warmup_iters = lr, min_lr, warmup_iters
+    self.lr_decay_iters = max_iters if lr_decay_iters is None else lr_decay_iters
+    self.batch_size, self.grad_clip = batch_size, grad_clip
+    if batch_starts_fn is None:
+      high = len(self.train_tokens) - block_size - 1
+      batch_starts_fn = lambda step: np.random.default_rng([seed, step]).integers(
+          0, high, size=batch_size)
+    self.batch_starts_fn = batch_starts_fn
+    self.offsets = np.arange(block_size + 1)
+    torch.manual_seed(seed)
+    self.model = GPT(vocab_size, block_size, n_layer, n_head, n_embd, dropout, bias)
+    self.model.train()
+    self.optimizer = configure_optimizer(self.model, weight_decay, lr, (0.9, beta2))
+    self.params = {'non_embedding': self.model.num_params(True),
+                   'total': self.model.num_params(False)}
+
+  def step(self, step: int) -> float:
+    """One optimizer step on batch `step`; returns its loss (a host sync, as nanoGPT's)."""
+    starts = np.asarray(self.batch_starts_fn(step), dtype=np.int64)
+    assert starts.shape == (self.batch_size,), starts.shape
+    windows = torch.from_numpy(self.train_tokens[starts[:, None] + self.offsets[None, :]])
+    x, y = windows[:, :-1], windows[:, 1:]
+    for group in self.optimizer.param_groups:
+      group['lr'] = get_lr(step, self.lr, self.min_lr, self.warmup_iters, self.lr_decay_iters)
+    loss = self.model(x, y)
+    self.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if self.grad_clip > 0:
+      torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+    self.optimizer.step()
+    return loss.item()
+
+  def evaluate(self) -> float:
+    return evaluate(self.model, self.val_windows)
+
+
+def train(train_tokens: np.ndarray, val_windows: np.ndarray, *, max_iters, eval_every=0,
+          log=print, **kwargs) -> dict:
   """Trains nanoGPT on windows of train_tokens; see the module docstring for the result dict."""
-  train_tokens = np.asarray(train_tokens, dtype=np.int64)
-  val_windows = np.asarray(val_windows)
-  assert val_windows.ndim == 2 and val_windows.shape[1] == block_size + 1, val_windows.shape
-  lr_decay_iters = max_iters if lr_decay_iters is None else lr_decay_iters
-  if batch_starts_fn is None:
-    high = len(train_tokens) - block_size - 1
-    batch_starts_fn = lambda step: np.random.default_rng([seed, step]).integers(
-        0, high, size=batch_size)
-  offsets = np.arange(block_size + 1)
-
-  torch.manual_seed(seed)
-  model = GPT(vocab_size, block_size, n_layer, n_head, n_embd, dropout, bias)
-  model.train()
-  optimizer = configure_optimizer(model, weight_decay, lr, (0.9, beta2))
-  params = {'non_embedding': model.num_params(True), 'total': model.num_params(False)}
+  trainer = Trainer(train_tokens, val_windows, max_iters=max_iters, **kwargs)
   log(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
-      f'{params["non_embedding"] / 1e6:.2f}M params (non-embedding)')
-
+      f'{trainer.params["non_embedding"] / 1e6:.2f}M params (non-embedding)')
   curve, losses, train_seconds = [], [], 0.0
   for step in range(max_iters):
     if eval_every > 0 and step % eval_every == 0:
-      curve.append((step, evaluate(model, val_windows)))
+      curve.append((step, trainer.evaluate()))
       log(f'step {step}: val loss {curve[-1][1]:.4f}')
     t0 = time.perf_counter()
-    starts = np.asarray(batch_starts_fn(step), dtype=np.int64)
-    assert starts.shape == (batch_size,), starts.shape
-    windows = torch.from_numpy(train_tokens[starts[:, None] + offsets[None, :]])
-    x, y = windows[:, :-1], windows[:, 1:]
-    for group in optimizer.param_groups:
-      group['lr'] = get_lr(step, lr, min_lr, warmup_iters, lr_decay_iters)
-    loss = model(x, y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip > 0:
-      torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
-    losses.append(loss.item())
+    losses.append(trainer.step(step))
     if step > 0:  # the first step (allocation, lazy init) is not timed
       train_seconds += time.perf_counter() - t0
     if eval_every > 0 and step % max(1, eval_every // 10) == 0:
       log(f'iter {step}: loss {losses[-1]:.4f}')
 
-  val_loss = evaluate(model, val_windows)
+  val_loss = trainer.evaluate()
   if eval_every > 0:
     curve.append((max_iters, val_loss))
   log(f'final val loss {val_loss:.4f} after {max_iters} steps, {train_seconds:.1f}s')
+  batch_size, block_size = kwargs['batch_size'], kwargs['block_size']
   return dict(
       train_seconds=train_seconds, steps=max_iters,
       tokens_per_s=(max_iters - 1) * batch_size * block_size / train_seconds
       if train_seconds > 0 else float('nan'),
       val_loss=val_loss, train_loss_last=float(np.mean(losses[-50:])), curve=curve,
-      torch_version=torch.__version__, num_threads=torch.get_num_threads(), params=params)
+      torch_version=torch.__version__, num_threads=torch.get_num_threads(),
+      params=trainer.params)
+
+
+def serve(trainer: Trainer, lines, write) -> None:
+  """Steps on command, so a benchmark can alternate short chunks of this and of JAX.
+
+  Commands, one per line: `steps N` runs the next N steps and answers
+  {"seconds", "steps", "loss"} (seconds of those steps only); `evaluate` answers
+  {"val_loss"}; `quit` ends. Every answer is one JSON line.
+  """
+  done = 0
+  write({'ready': True, 'torch_version': torch.__version__,
+         'num_threads': torch.get_num_threads(), 'params': trainer.params})
+  for line in lines:
+    command = line.split()
+    if not command:
+      continue
+    if command[0] == 'steps':
+      n = int(command[1])
+      start = time.perf_counter()
+      for _ in range(n):
+        loss = trainer.step(done)
+        done += 1
+      write({'seconds': time.perf_counter() - start, 'steps': done, 'loss': loss})
+    elif command[0] == 'evaluate':
+      write({'val_loss': trainer.evaluate()})
+    elif command[0] == 'quit':
+      return
+    else:
+      write({'error': f'unknown command {line.strip()!r}'})
 
 
 def shakespeare_char(path, block_size, num_val_windows=200):
@@ -269,6 +321,8 @@ def main():
   p.add_argument('--num_val_windows', type=int, default=200)
   p.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
   p.add_argument('--quiet', action='store_true', help='print only the JSON result')
+  p.add_argument('--serve', action='store_true',
+                 help='step on commands from stdin instead of training (see serve())')
   a = p.parse_args()
   if a.threads:
     torch.set_num_threads(a.threads)
@@ -288,13 +342,18 @@ def main():
                                                              a.num_val_windows)
     a.steps = 2000 if a.steps is None else a.steps
 
-  result = train(train_tokens, val_windows, vocab_size=vocab_size, n_layer=a.n_layer,
-                 n_head=a.n_head, n_embd=a.n_embd, block_size=a.block_size,
-                 batch_size=a.batch_size, max_iters=a.steps, lr=a.lr, min_lr=a.min_lr,
-                 warmup_iters=a.warmup_iters, beta2=a.beta2, dropout=a.dropout, seed=a.seed,
-                 batch_starts_fn=batch_starts_fn, eval_every=a.eval_every,
-                 log=(lambda *_: None) if a.quiet else print, lr_decay_iters=a.lr_decay_iters,
-                 weight_decay=a.weight_decay, bias=a.bias, grad_clip=a.grad_clip)
+  options = dict(vocab_size=vocab_size, n_layer=a.n_layer, n_head=a.n_head, n_embd=a.n_embd,
+                 block_size=a.block_size, batch_size=a.batch_size, max_iters=a.steps, lr=a.lr,
+                 min_lr=a.min_lr, warmup_iters=a.warmup_iters, beta2=a.beta2,
+                 dropout=a.dropout, seed=a.seed, batch_starts_fn=batch_starts_fn,
+                 lr_decay_iters=a.lr_decay_iters, weight_decay=a.weight_decay, bias=a.bias,
+                 grad_clip=a.grad_clip)
+  if a.serve:
+    serve(Trainer(train_tokens, val_windows, **options), sys.stdin,
+          lambda answer: print(json.dumps(answer), flush=True))
+    return
+  result = train(train_tokens, val_windows, eval_every=a.eval_every,
+                 log=(lambda *_: None) if a.quiet else print, **options)
   print(json.dumps(result))
 
 

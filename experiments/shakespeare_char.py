@@ -98,6 +98,9 @@ def get_config(size: str = 'default'):
     # nanoGPT keeps 1e-3 here; this small model wants more. `launch.sweep` over
     # get_sweep(), full validation loss at 2,000 steps: 1e-3 1.9041, 2e-3 1.8079, 3e-3 1.7724.
     c.optim.learning_rate = 3e-3
+    # 50 steps per compiled call (one per log line): the host dispatches, and the two CPU
+    # devices start together, once per 50 steps. Measured: see README (bench.lm).
+    c.train.steps_per_call = 50
   return c
 
 

@@ -27,6 +27,7 @@ RESUMABLE_CHANGES = (
     'train.checkpoint_every',
     'train.sample_every',
     'train.keep_checkpoints',
+    'train.steps_per_call',
     'eval.*',
     'data.dir',
     'data.prefetch',
@@ -67,6 +68,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 1_000
   c.train.sample_every = 1_000  # PNG grid under samples/; 0 disables
   c.train.keep_checkpoints = 3
+  # Steps per compiled call (a lax.scan over stacked batches): the host dispatches once per
+  # call. Same numbers as 1; calls end at log/eval/sample/checkpoint steps.
+  c.train.steps_per_call = 1
 
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 500
@@ -100,6 +104,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       'train.log_every': config.train.log_every,
       'train.checkpoint_every': config.train.checkpoint_every,
       'train.keep_checkpoints': config.train.keep_checkpoints,
+      'train.steps_per_call': config.train.steps_per_call,
       'eval.batch_size': config.eval.batch_size,
       'optim.learning_rate': config.optim.learning_rate,
   }

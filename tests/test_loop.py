@@ -121,3 +121,69 @@ def test_nan_before_any_checkpoint_says_so(tmp_path, monkeypatch):
   with pytest.raises(loop.NonFiniteLossError, match='step 1;') as e:
     loop.train_and_evaluate(tiny.vae(steps=8), str(tmp_path / 'run'))
   assert 'No checkpoint had been written yet' in str(e.value)
+
+
+def test_call_sizes_end_where_the_loop_acts():
+  config = tiny.vae(steps=14)
+  config.train.steps_per_call = 5
+  config.train.log_every, config.train.eval_every = 4, 6
+  config.train.sample_every, config.train.checkpoint_every = 0, 100
+  # Boundaries at 4, 6, 8, 12 and the last step, 14.
+  assert loop.call_sizes(0, config.train) == [4, 2, 2, 4, 2]
+  assert loop.call_sizes(5, config.train) == [1, 2, 4, 2]  # a resume between boundaries
+  config.train.steps_per_call = 1
+  assert loop.call_sizes(0, config.train) == [1] * 14
+
+
+@pytest.mark.parametrize('make_config', [tiny.vae, tiny.lm], ids=['vae', 'lm_with_dropout'])
+def test_steps_per_call_trains_as_one_step_per_call(tmp_path, make_config):
+  config = make_config(steps=12)
+  config.train.log_every = 3
+  straight = loop.train_and_evaluate(config, str(tmp_path / 'one'))
+  config.train.steps_per_call = 5  # calls of 3 steps: logging every 3 ends each
+  scanned = loop.train_and_evaluate(config, str(tmp_path / 'scan'))
+  assert int(scanned.step) == 12
+  for a, b in zip(_params(straight), _params(scanned)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  rows = {run: [r for r in read_metrics(str(tmp_path / run)) if r['split'] == 'train']
+          for run in ('one', 'scan')}
+  assert [r['step'] for r in rows['scan']] == [r['step'] for r in rows['one']] == [3, 6, 9, 12]
+  for one, scan in zip(rows['one'], rows['scan']):
+    np.testing.assert_allclose(scan['loss'], one['loss'], rtol=1e-5)
+  assert sorted(os.listdir(str(tmp_path / 'scan' / 'checkpoints'))) == ['12', '4', '8']
+
+
+def test_steps_per_call_preempted_and_resumed(tmp_path):
+  config = tiny.lm(steps=12)
+  config.train.checkpoint_every = 100
+  straight = loop.train_and_evaluate(config, str(tmp_path / 'straight'))
+  config.train.steps_per_call = 4
+  workdir = str(tmp_path / 'preempted')
+  stopped = loop.train_and_evaluate(config, workdir, hooks=[_sigterm_at(4)])
+  assert int(stopped.step) == 4  # the call that saw the signal ran to its end
+  assert os.listdir(os.path.join(workdir, 'checkpoints')) == ['4']
+  resumed = loop.train_and_evaluate(config, workdir)
+  assert int(resumed.step) == 12
+  for a, b in zip(_params(straight), _params(resumed)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_steps_per_call_names_the_first_non_finite_step(tmp_path, monkeypatch):
+  workdir = str(tmp_path / 'run')
+  loop.train_and_evaluate(tiny.vae(steps=4), workdir)
+  real_build = tasks.build
+
+  def poisoned_build(config, data_spec):
+    task = real_build(config, data_spec)
+    nan_loss = lambda params, batch, rng: (lambda v, m: (v * jnp.nan, m))(
+        *task.loss(params, batch, rng))
+    return task.__class__(**{**task.__dict__, 'loss': nan_loss})
+
+  monkeypatch.setattr(tasks, 'build', poisoned_build)
+  config = tiny.vae(steps=8)
+  config.train.steps_per_call = 4
+  # One call runs steps 5..8, all NaN: the first of them is named, not the call's last.
+  with pytest.raises(loop.NonFiniteLossError, match='step 5;') as e:
+    loop.train_and_evaluate(config, workdir)
+  assert 'step 4' in str(e.value)
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['4']

@@ -52,6 +52,21 @@ def test_batches_are_sharded_over_all_devices():
   np.testing.assert_array_equal(np.asarray(batch['index']), np.arange(8))
 
 
+def test_grouped_batches_stack_consecutive_steps_and_end():
+  mesh = parallel.make_mesh()
+  source = pipeline.ArraySource(_arrays(), 8, seed=0)
+  with pipeline.Prefetcher(source, parallel.batch_sharding(mesh)) as single:
+    one_by_one = [np.asarray(next(single)['label']) for _ in range(7)]
+  with pipeline.Prefetcher(source, parallel.stacked_batch_sharding(mesh), start_step=2,
+                           group_sizes=[3, 2]) as grouped:
+    groups = list(grouped)  # the stream ends after the last group
+    assert grouped.step == 7
+  assert [g['label'].shape for g in groups] == [(3, 8), (2, 8)]
+  assert len(groups[0]['label'].sharding.device_set) == jax.device_count()
+  np.testing.assert_array_equal(np.concatenate([np.asarray(g['label']) for g in groups]),
+                                np.stack(one_by_one[2:]))
+
+
 def test_errors_in_the_producer_reach_the_consumer():
   mesh = parallel.make_mesh()
   bad = {'image': np.zeros((10, 3)), 'label': np.zeros((10,))}

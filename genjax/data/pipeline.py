@@ -13,7 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -102,27 +102,42 @@ class ArraySource:
 class Prefetcher:
   """Iterates device batches of `source` from `start_step`, made by a background thread.
 
+  With `group_sizes` (for steps run several per call), item i stacks the next
+  `group_sizes[i]` batches on a new leading axis (`sharding` is then
+  `parallel.stacked_batch_sharding`), and the stream ends after the last group.
   `wait_seconds` accumulates the time `next()` spent blocked: the data-wait figure the
   benchmark reports.
   """
 
-  def __init__(self, source, sharding: NamedSharding, start_step: int = 0, prefetch: int = 2):
+  def __init__(self, source, sharding: NamedSharding, start_step: int = 0, prefetch: int = 2,
+               group_sizes: Sequence[int] | None = None):
     self.source, self.sharding = source, sharding
     self.step = start_step
     self.wait_seconds = 0.0
+    self._ended = False
     self._queue: queue.Queue = queue.Queue(maxsize=max(prefetch, 1))
     self._stop = threading.Event()
-    self._thread = threading.Thread(target=self._produce, args=(start_step,), daemon=True)
+    self._thread = threading.Thread(target=self._produce, args=(start_step, group_sizes),
+                                    daemon=True)
     self._thread.start()
 
-  def _produce(self, step: int) -> None:
-    # The stream is endless; the loop decides when to stop reading.
+  def _produce(self, step: int, group_sizes: Sequence[int] | None) -> None:
     try:
-      while not self._stop.is_set():
-        self._put(place(self.source.batch(step), self.sharding))
-        step += 1
+      if group_sizes is None:  # endless; the loop decides when to stop reading
+        while not self._stop.is_set():
+          self._put((1, place(self.source.batch(step), self.sharding)))
+          step += 1
+        return
+      for n in group_sizes:
+        if self._stop.is_set():
+          return
+        batches = [self.source.batch(s) for s in range(step, step + n)]
+        stacked = {k: np.stack([b[k] for b in batches]) for k in batches[0]}
+        self._put((n, place(stacked, self.sharding)))
+        step += n
+      self._put((0, StopIteration()))
     except BaseException as e:  # surfaced in the consumer, not lost in the thread
-      self._put(e)
+      self._put((0, e))
 
   def _put(self, item) -> None:
     while not self._stop.is_set():
@@ -136,12 +151,15 @@ class Prefetcher:
     return self
 
   def __next__(self) -> dict:
+    if self._ended:
+      raise StopIteration
     start = time.perf_counter()
-    item = self._queue.get()
+    steps, item = self._queue.get()
     self.wait_seconds += time.perf_counter() - start
     if isinstance(item, BaseException):
+      self._ended = isinstance(item, StopIteration)
       raise item
-    self.step += 1
+    self.step += steps
     return item
 
   def close(self) -> None:

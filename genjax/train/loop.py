@@ -9,6 +9,7 @@ and read back only at log, eval and checkpoint steps.
 from __future__ import annotations
 
 import collections
+import itertools
 import math
 import os
 import time
@@ -74,19 +75,45 @@ def init_state(task, config, tx, example: dict, mesh) -> state_lib.TrainState:
 # every step. Not donated: the dispatch limiter still holds an earlier step's count.
 @jax.jit
 def _accumulate(acc: dict, metrics: dict, step: jax.Array) -> dict:
-  """Running sums of the step metrics and the first step (1-based) whose loss was not finite."""
-  finite = jnp.isfinite(metrics['loss'])
-  sums = jax.tree.map(lambda a, m: a + m.astype(jnp.float32), acc['sums'], metrics)
-  first_bad = jnp.where(finite, acc['first_bad'], jnp.minimum(acc['first_bad'], step))
-  return {'sums': sums, 'count': acc['count'] + 1, 'first_bad': first_bad}
+  """Running sums of the step metrics and the first step (1-based) whose loss was not finite.
+
+  `metrics` are one step's, or (from a multi-step call) those of the steps ending at
+  `step`, stacked on a leading axis.
+  """
+  if metrics['loss'].ndim == 0:
+    metrics = jax.tree.map(lambda m: m[None], metrics)
+  n = metrics['loss'].shape[0]
+  steps = step - n + 1 + jnp.arange(n, dtype=jnp.int32)
+  bad = jnp.where(jnp.isfinite(metrics['loss']), np.iinfo(np.int32).max, steps)
+  sums = jax.tree.map(lambda a, m: a + m.astype(jnp.float32).sum(0), acc['sums'], metrics)
+  return {'sums': sums, 'count': acc['count'] + n,
+          'first_bad': jnp.minimum(acc['first_bad'], bad.min())}
 
 
-def _empty_accumulator(metric_shapes: dict) -> dict:
+def _empty_accumulator(metric_shapes: dict, stacked: bool) -> dict:
   return {
-      'sums': jax.tree.map(lambda s: jnp.zeros(s.shape, jnp.float32), metric_shapes),
+      'sums': jax.tree.map(lambda s: jnp.zeros(s.shape[1:] if stacked else s.shape, jnp.float32), metric_shapes),
       'count': jnp.zeros((), jnp.int32),
       'first_bad': jnp.asarray(np.iinfo(np.int32).max, jnp.int32),
   }
+
+
+def call_sizes(start: int, train: ml_collections.ConfigDict) -> list[int]:
+  """Steps per compiled call from `start` to `train.steps`.
+
+  `train.steps_per_call` at a time, but no call runs past a step the loop acts on (a
+  multiple of log_every, eval_every, sample_every or checkpoint_every, or the last step),
+  so logging, evaluation, samples and checkpoints happen at the same steps as with one
+  step per call.
+  """
+  every = [e for e in (train.log_every, train.eval_every, train.sample_every,
+                       train.checkpoint_every) if e > 0]
+  sizes, step = [], start
+  while step < train.steps:
+    end = min([train.steps, step + train.steps_per_call] + [(step // e + 1) * e for e in every])
+    sizes.append(end - step)
+    step = end
+  return sizes
 
 
 def make_eval_fn(task, mesh):
@@ -159,7 +186,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   """Trains (or resumes) `config` in `workdir`; returns the final state.
 
   `hooks` run after every step with (step, state); they are the extension point for
-  research code (and how tests stop a run at a chosen step).
+  research code (and how tests stop a run at a chosen step). With
+  `train.steps_per_call` > 1 they run after every call, with its last step.
   """
   # Everything that can fail on user input fails here, before anything is written.
   config_lib.validate(config)
@@ -184,7 +212,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     logging.info('Resumed from step %d of %s.', meta['step'], ckpt.directory)
   start = int(state.step)
 
-  step_fn = parallel.compile_step(task.train_step(tx), mesh, config.parallel.strategy)
+  # Several steps per call (a lax.scan) when train.steps_per_call > 1: one dispatch and
+  # one host synchronisation per call instead of per step.
+  multi_step = config.train.steps_per_call > 1
+  step_fn = parallel.compile_step(task.train_step(tx), mesh, config.parallel.strategy,
+                                  multi_step=multi_step)
+  if multi_step:
+    calls = call_sizes(start, config.train)
+    batch_sharding = parallel.stacked_batch_sharding(mesh)
+  else:
+    calls = itertools.repeat(1, max(config.train.steps - start, 0))
+    batch_sharding = parallel.batch_sharding(mesh)
   evaluate = make_eval_fn(task, mesh)
   eval_rng = jax.random.PRNGKey(config.seed + 1)  # same eval noise at every eval
   sample_rng = jax.random.PRNGKey(config.seed + 2)  # same latents: samples comparable over time
@@ -209,8 +247,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           f'Loss became NaN/inf at step {first_bad}; stopped. {kept} Lower '
           'optim.learning_rate or set optim.grad_clip_norm.')
 
-  batches = pipeline.Prefetcher(source, parallel.batch_sharding(mesh), start_step=start,
-                                prefetch=config.data.prefetch)
+  batches = pipeline.Prefetcher(source, batch_sharding, start_step=start,
+                                prefetch=config.data.prefetch,
+                                group_sizes=calls if multi_step else None)
   eval_subset = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
   acc = None
   in_flight = DispatchLimiter()
@@ -219,15 +258,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   stop = preemption.Flag()
   try:
     with stop.catching_signals(), batches, writer:
-      for step in range(start, config.train.steps):
+      done = start
+      for steps in calls:
         state, metrics = step_fn(state, next(batches))
         if acc is None:
-          acc = _empty_accumulator(metrics)
+          acc = _empty_accumulator(metrics, multi_step)
         acc = _accumulate(acc, metrics, state.step)
         in_flight(acc['count'])
+        done += steps
         for hook in hooks:
-          hook(step + 1, state)
-        done = step + 1
+          hook(done, state)
         final = done == config.train.steps
 
         if done % config.train.log_every == 0 or final:
@@ -246,7 +286,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           warning = task.diagnose(done, means) if task.diagnose is not None else None
           if warning:
             logging.warning('step %d: %s', done, warning)
-          acc = _empty_accumulator(metrics)
+          acc = _empty_accumulator(metrics, multi_step)
 
         side_start = time.perf_counter()
         if config.train.eval_every and (done % config.train.eval_every == 0 or final):
@@ -271,7 +311,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           save(done)
         side_work += time.perf_counter() - side_start
 
-        if stop.should_stop(done):
+        # Asked of every step, as multi-host preemption sync points are step numbers.
+        if any([stop.should_stop(s) for s in range(done - steps + 1, done + 1)]):
           check_finite(acc)
           if last_saved != done:
             save(done)

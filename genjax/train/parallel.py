@@ -8,6 +8,10 @@ A step is written once, as `step_fn(state, batch, *, axis_name)`:
     which is what `jax.pmap` is built on since JAX 0.8: the state stays one global array,
     not a stack of per-device copies, so checkpoints and the loop are the same for both.
 Both give the same numbers as one device for the same global batch.
+
+`compile_step(..., multi_step=True)` runs several steps per call: the batches come
+stacked on a new leading axis and a `lax.scan` carries the state through them, so the
+host dispatches (and the devices synchronise with it) once per call, not once per step.
 """
 
 from __future__ import annotations
@@ -35,6 +39,11 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P(AXIS))
 
 
+def stacked_batch_sharding(mesh: Mesh) -> NamedSharding:
+  """Batches stacked [steps, global_batch, ...]: each step's batch split over the mesh."""
+  return NamedSharding(mesh, P(None, AXIS))
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
@@ -49,23 +58,36 @@ def check_batch_size(global_batch: int, mesh: Mesh, name: str = 'data.batch_size
   return global_batch // jax.process_count()
 
 
-def compile_step(step_fn: StepFn, mesh: Mesh, strategy: str, donate: bool = True) -> Callable:
-  """Returns `step(state, batch) -> (state, metrics)`, jitted once for the mesh."""
+def compile_step(step_fn: StepFn, mesh: Mesh, strategy: str, donate: bool = True,
+                 multi_step: bool = False) -> Callable:
+  """Returns `step(state, batch) -> (state, metrics)`, jitted once for the mesh.
+
+  With `multi_step`, `step(state, batches)` takes batches stacked on a leading axis (see
+  `stacked_batch_sharding`), runs one step per entry, and returns the metrics stacked
+  the same way. It compiles once per number of steps.
+  """
   donate_argnums = (0,) if donate else ()
+
+  def program(axis_name: str | None) -> Callable:
+    one = lambda state, batch: step_fn(state, batch, axis_name=axis_name)
+    if not multi_step:
+      return one
+    return lambda state, batches: jax.lax.scan(one, state, batches)
+
   if strategy == 'jit':
-    return jax.jit(
-        lambda state, batch: step_fn(state, batch, axis_name=None),
-        in_shardings=(replicated(mesh), batch_sharding(mesh)),
-        out_shardings=(replicated(mesh), replicated(mesh)),
-        donate_argnums=donate_argnums)
+    batches = stacked_batch_sharding(mesh) if multi_step else batch_sharding(mesh)
+    return jax.jit(program(None), in_shardings=(replicated(mesh), batches),
+                   out_shardings=(replicated(mesh), replicated(mesh)),
+                   donate_argnums=donate_argnums)
   if strategy == 'pmap':
     # check_vma=False: with it on, JAX differentiates the replicated state as an
     # implicit broadcast and psums its gradient over devices inside grad; our own
     # pmean would then average the *sum*, giving device_count x the gradient
     # (invisible under Adam's scale invariance, wrong with clipping or SGD).
     per_device = jax.shard_map(
-        lambda state, batch: step_fn(state, batch, axis_name=AXIS),
-        mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()), check_vma=False)
+        program(AXIS), mesh=mesh,
+        in_specs=(P(), P(None, AXIS) if multi_step else P(AXIS)), out_specs=(P(), P()),
+        check_vma=False)
     return jax.jit(per_device, donate_argnums=donate_argnums)
   raise ConfigError(f"config.parallel.strategy={strategy!r} is not one of ('jit', 'pmap').")
 
