@@ -1,9 +1,10 @@
 """`train_and_evaluate(config, workdir)`: the model-agnostic training loop.
 
 The loop knows a `Task` (a family's pure functions), a mesh and a workdir; it never
-knows which model it trains. Per step it does no host work but fetching the next
-prefetched batch and dispatching the compiled step: metrics are summed on the device
-and read back only at log, eval and checkpoint steps.
+knows which model it trains. Per step (or per call of `train.steps_per_call` steps) it
+does no host work but fetching the next prefetched batch and dispatching the compiled
+step: metrics are summed on the device and read back only at log, eval and checkpoint
+steps.
 """
 
 from __future__ import annotations
