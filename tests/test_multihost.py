@@ -54,11 +54,11 @@ def _run(cmd: list[str], env: dict[str, str]) -> str:
   return out
 
 
-def _cluster(workdir, processes: int, devices: int, steps: int) -> str:
+def _cluster(workdir, processes: int, devices: int, steps: int, *extra: str) -> str:
   """`launch.main` in `processes` processes of `devices` CPU devices each (1: no jax.distributed)."""
   return _run([sys.executable, '-m', 'launch.local_cluster', f'--num_processes={processes}',
                f'--devices_per_process={devices}', '--', *ARGS, f'--workdir={workdir}',
-               f'--config.train.steps={steps}'], dict(os.environ))
+               f'--config.train.steps={steps}', *extra], dict(os.environ))
 
 
 def _losses(workdir, split: str = 'train') -> dict[int, float]:
@@ -76,7 +76,9 @@ def test_two_processes_equal_one_and_resume(tmp_path):
   assert 'JAX process 0 of 2: 2 local of 4 global devices (cpu)' in out
   assert sorted(os.listdir(two / 'checkpoints')) == ['4', '8']
 
-  out = _cluster(two, processes=2, devices=2, steps=12)  # a resume, under 2 processes
+  # A resume, under 2 processes, with 2 steps per call: each process stacks its rows of
+  # 2 batches, and the numbers stay those of one step per call.
+  out = _cluster(two, 2, 2, 12, '--config.train.steps_per_call=2')
   assert 'Resumed from step 8' in out
   assert sorted(os.listdir(two / 'checkpoints'), key=int) == ['4', '8', '12']
   assert sorted(os.listdir(two / 'samples')) == ['step_00000008.png', 'step_00000012.png']

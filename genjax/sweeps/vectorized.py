@@ -24,7 +24,8 @@ the same batches and keys, so the result equals an uninterrupted run; points wit
 common checkpoint step are refused (resume them without --vectorize). A loss field
 that turns out not to trace (a Python `if` on it) raises JAX's concretization error; the
 sweep then groups by the loss fields too and tries again.
-Families with `periodic_evaluate` (a GAN's FID) get no test rows here.
+Families with `periodic_evaluate` (a GAN's FID) get no test rows here, and the group
+runs one step per call whatever `train.steps_per_call` says (the same numbers).
 """
 
 from __future__ import annotations
