@@ -142,7 +142,8 @@ def part_torch() -> None:
     for threads in _TORCH_THREADS.value:
       trainer = TorchTrainer(config, npz, steps, threads)
       stack.callback(trainer.close)
-      torches[f'torch {trainer.info["torch_version"]}, {trainer.info["num_threads"]} threads'] = trainer
+      info = trainer.info
+      torches[f'torch {info["torch_version"]}, {info["num_threads"]} threads'] = trainer
     batches = stack.enter_context(bench_steps.prefetcher(source, mesh, config, steps))
     # The first call of each is not timed: compilation, allocation, lazy initialisation.
     state, first_call_s = bench_steps.run_steps(step, state, batches, 1)

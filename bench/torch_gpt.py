@@ -23,8 +23,9 @@ fixed windows (the first 200 non-overlapping block_size+1 windows of val), not r
 vocab_size, so a JAX run and this one see exactly the same tokens and batch positions.
 --serve steps on commands from stdin instead (see serve()): bench/lm.py alternates short
 chunks of this and of our JAX step, so that both see the same spells of this machine.
-Otherwise prints one JSON object: train_seconds (steps 2..N only, evaluation excluded), tokens_per_s,
-val_loss, train_loss_last (mean of the last 50 step losses), curve, params, torch_version.
+Otherwise prints one JSON object: train_seconds (steps 2..N only, evaluation excluded),
+tokens_per_s, val_loss, train_loss_last (mean of the last 50 step losses), curve, params,
+torch_version.
 """
 
 from __future__ import annotations

@@ -93,7 +93,8 @@ def _accumulate(acc: dict, metrics: dict, step: jax.Array) -> dict:
 
 def _empty_accumulator(metric_shapes: dict, stacked: bool) -> dict:
   return {
-      'sums': jax.tree.map(lambda s: jnp.zeros(s.shape[1:] if stacked else s.shape, jnp.float32), metric_shapes),
+      'sums': jax.tree.map(
+          lambda s: jnp.zeros(s.shape[1:] if stacked else s.shape, jnp.float32), metric_shapes),
       'count': jnp.zeros((), jnp.int32),
       'first_bad': jnp.asarray(np.iinfo(np.int32).max, jnp.int32),
   }
