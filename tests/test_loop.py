@@ -45,6 +45,7 @@ def test_preempted_and_resumed_equals_uninterrupted(tmp_path, make_config):
   # The LM replays its random text windows (from seed and step) and dropout keys.
   config = make_config(steps=12)
   config.train.checkpoint_every = 100  # only the preemption and the end save
+  config.train.steps_per_call = 1  # hooks after every step (several per call: below)
   straight = loop.train_and_evaluate(config, str(tmp_path / 'straight'))
 
   workdir = str(tmp_path / 'preempted')
@@ -139,6 +140,7 @@ def test_call_sizes_end_where_the_loop_acts():
 def test_steps_per_call_trains_as_one_step_per_call(tmp_path, make_config):
   config = make_config(steps=12)
   config.train.log_every = 3
+  config.train.steps_per_call = 1  # shakespeare_char:cpu, which tiny.lm shrinks, has 50
   straight = loop.train_and_evaluate(config, str(tmp_path / 'one'))
   config.train.steps_per_call = 5  # calls of 3 steps: logging every 3 ends each
   scanned = loop.train_and_evaluate(config, str(tmp_path / 'scan'))
@@ -156,6 +158,7 @@ def test_steps_per_call_trains_as_one_step_per_call(tmp_path, make_config):
 def test_steps_per_call_preempted_and_resumed(tmp_path):
   config = tiny.lm(steps=12)
   config.train.checkpoint_every = 100
+  config.train.steps_per_call = 1
   straight = loop.train_and_evaluate(config, str(tmp_path / 'straight'))
   config.train.steps_per_call = 4
   workdir = str(tmp_path / 'preempted')
