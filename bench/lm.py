@@ -85,7 +85,7 @@ def _torch_inputs(config, data, steps: int, path: str) -> None:
 class TorchTrainer:
   """bench/torch_gpt.py --serve in its own interpreter, stepping on command."""
 
-  def __init__(self, config, npz: str, steps: int, threads: str):
+  def __init__(self, config, npz: str, steps: int, threads: str, log: str):
     m = config.model
     self.command = [
         _TORCH_PYTHON.value, TORCH_SCRIPT, '--serve', f'--tokens_npz={npz}', f'--steps={steps}',
@@ -94,15 +94,19 @@ class TorchTrainer:
         f'--min_lr={config.optim.learning_rate * config.optim.end_learning_rate_factor}',
         f'--warmup_iters={config.optim.warmup_steps}', f'--beta2={config.optim.b2}',
         f'--threads={threads}']
-    self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
+    # stderr to a file: a pipe nobody reads would block the process once full.
+    self.log = log
+    with open(log, 'w') as stderr:
+      self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=stderr, text=True)
     self.info = self._answer()
 
   def _answer(self) -> dict:
     line = self.process.stdout.readline()
     if not line:
-      raise RuntimeError(f'{" ".join(self.command)} exited with {self.process.wait()}:\n'
-                         f'{self.process.stderr.read()[-3000:]}')
+      with open(self.log) as stderr:
+        raise RuntimeError(f'{" ".join(self.command)} exited with {self.process.wait()}:\n'
+                           f'{stderr.read()[-3000:]}')
     return json.loads(line)
 
   def ask(self, command: str) -> dict:
@@ -140,7 +144,8 @@ def part_torch() -> None:
     _torch_inputs(config, data, steps, npz)
     torches = {}
     for threads in _TORCH_THREADS.value:
-      trainer = TorchTrainer(config, npz, steps, threads)
+      trainer = TorchTrainer(config, npz, steps, threads,
+                             os.path.join(tmp, f'torch_{threads}_threads.log'))
       stack.callback(trainer.close)
       info = trainer.info
       torches[f'torch {info["torch_version"]}, {info["num_threads"]} threads'] = trainer
