@@ -87,14 +87,12 @@ def test_damaged_latest_checkpoint_falls_back(tmp_path, caplog):
   assert int(state.step) == 8  # resumed at 4, retrained 4..8
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-  workdir = str(tmp_path / 'run')
-  loop.train_and_evaluate(tiny.vae(steps=4), workdir)
-
+def _poison_losses(monkeypatch):
+  """From now on, tasks.build gives tasks whose training loss is NaN."""
   real_build = tasks.build
 
-  def poisoned_build(config, image_shape):
-    task = real_build(config, image_shape)
+  def poisoned_build(config, data_spec):
+    task = real_build(config, data_spec)
 
     def loss(params, batch, rng):
       value, metrics = task.loss(params, batch, rng)
@@ -103,6 +101,13 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     return task.__class__(**{**task.__dict__, 'loss': loss})
 
   monkeypatch.setattr(tasks, 'build', poisoned_build)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+  workdir = str(tmp_path / 'run')
+  loop.train_and_evaluate(tiny.vae(steps=4), workdir)
+
+  _poison_losses(monkeypatch)
   with pytest.raises(loop.NonFiniteLossError, match='step 5') as e:
     loop.train_and_evaluate(tiny.vae(steps=8), workdir)
   assert 'step 4' in str(e.value)
@@ -110,15 +115,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 
 
 def test_nan_before_any_checkpoint_says_so(tmp_path, monkeypatch):
-  real_build = tasks.build
-
-  def poisoned_build(config, data_spec):
-    task = real_build(config, data_spec)
-    nan_loss = lambda params, batch, rng: (lambda v, m: (v * jnp.nan, m))(
-        *task.loss(params, batch, rng))
-    return task.__class__(**{**task.__dict__, 'loss': nan_loss})
-
-  monkeypatch.setattr(tasks, 'build', poisoned_build)
+  _poison_losses(monkeypatch)
   with pytest.raises(loop.NonFiniteLossError, match='step 1;') as e:
     loop.train_and_evaluate(tiny.vae(steps=8), str(tmp_path / 'run'))
   assert 'No checkpoint had been written yet' in str(e.value)
@@ -174,15 +171,7 @@ def test_steps_per_call_preempted_and_resumed(tmp_path):
 def test_steps_per_call_names_the_first_non_finite_step(tmp_path, monkeypatch):
   workdir = str(tmp_path / 'run')
   loop.train_and_evaluate(tiny.vae(steps=4), workdir)
-  real_build = tasks.build
-
-  def poisoned_build(config, data_spec):
-    task = real_build(config, data_spec)
-    nan_loss = lambda params, batch, rng: (lambda v, m: (v * jnp.nan, m))(
-        *task.loss(params, batch, rng))
-    return task.__class__(**{**task.__dict__, 'loss': nan_loss})
-
-  monkeypatch.setattr(tasks, 'build', poisoned_build)
+  _poison_losses(monkeypatch)
   config = tiny.vae(steps=8)
   config.train.steps_per_call = 4
   # One call runs steps 5..8, all NaN: the first of them is named, not the call's last.

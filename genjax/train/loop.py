@@ -91,10 +91,12 @@ def _accumulate(acc: dict, metrics: dict, step: jax.Array) -> dict:
           'first_bad': jnp.minimum(acc['first_bad'], bad.min())}
 
 
-def _empty_accumulator(metric_shapes: dict, stacked: bool) -> dict:
+def _empty_accumulator(metrics: dict) -> dict:
+  """Zero sums shaped as one step's metrics (`metrics` may come stacked from a call)."""
+  stacked = metrics['loss'].ndim == 1
   return {
       'sums': jax.tree.map(
-          lambda s: jnp.zeros(s.shape[1:] if stacked else s.shape, jnp.float32), metric_shapes),
+          lambda m: jnp.zeros(m.shape[1:] if stacked else m.shape, jnp.float32), metrics),
       'count': jnp.zeros((), jnp.int32),
       'first_bad': jnp.asarray(np.iinfo(np.int32).max, jnp.int32),
   }
@@ -221,10 +223,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                                   multi_step=multi_step)
   if multi_step:
     calls = call_sizes(start, config.train)
-    batch_sharding = parallel.stacked_batch_sharding(mesh)
+    train_sharding = parallel.stacked_batch_sharding(mesh)
   else:
     calls = itertools.repeat(1, max(config.train.steps - start, 0))
-    batch_sharding = parallel.batch_sharding(mesh)
+    train_sharding = parallel.batch_sharding(mesh)
   evaluate = make_eval_fn(task, mesh)
   eval_rng = jax.random.PRNGKey(config.seed + 1)  # same eval noise at every eval
   sample_rng = jax.random.PRNGKey(config.seed + 2)  # same latents: samples comparable over time
@@ -249,7 +251,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           f'Loss became NaN/inf at step {first_bad}; stopped. {kept} Lower '
           'optim.learning_rate or set optim.grad_clip_norm.')
 
-  batches = pipeline.Prefetcher(source, batch_sharding, start_step=start,
+  batches = pipeline.Prefetcher(source, train_sharding, start_step=start,
                                 prefetch=config.data.prefetch,
                                 group_sizes=calls if multi_step else None)
   eval_subset = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
@@ -264,7 +266,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       for steps in calls:
         state, metrics = step_fn(state, next(batches))
         if acc is None:
-          acc = _empty_accumulator(metrics, multi_step)
+          acc = _empty_accumulator(metrics)
         acc = _accumulate(acc, metrics, state.step)
         in_flight(acc['count'])
         done += steps
@@ -288,7 +290,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           warning = task.diagnose(done, means) if task.diagnose is not None else None
           if warning:
             logging.warning('step %d: %s', done, warning)
-          acc = _empty_accumulator(metrics, multi_step)
+          acc = _empty_accumulator(metrics)
 
         side_start = time.perf_counter()
         if config.train.eval_every and (done % config.train.eval_every == 0 or final):

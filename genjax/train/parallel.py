@@ -74,8 +74,8 @@ def compile_step(step_fn: StepFn, mesh: Mesh, strategy: str, donate: bool = True
       return one
     return lambda state, batches: jax.lax.scan(one, state, batches)
 
+  batches = stacked_batch_sharding(mesh) if multi_step else batch_sharding(mesh)
   if strategy == 'jit':
-    batches = stacked_batch_sharding(mesh) if multi_step else batch_sharding(mesh)
     return jax.jit(program(None), in_shardings=(replicated(mesh), batches),
                    out_shardings=(replicated(mesh), replicated(mesh)),
                    donate_argnums=donate_argnums)
@@ -85,8 +85,7 @@ def compile_step(step_fn: StepFn, mesh: Mesh, strategy: str, donate: bool = True
     # pmean would then average the *sum*, giving device_count x the gradient
     # (invisible under Adam's scale invariance, wrong with clipping or SGD).
     per_device = jax.shard_map(
-        program(AXIS), mesh=mesh,
-        in_specs=(P(), P(None, AXIS) if multi_step else P(AXIS)), out_specs=(P(), P()),
+        program(AXIS), mesh=mesh, in_specs=(P(), batches.spec), out_specs=(P(), P()),
         check_vma=False)
     return jax.jit(per_device, donate_argnums=donate_argnums)
   raise ConfigError(f"config.parallel.strategy={strategy!r} is not one of ('jit', 'pmap').")
