@@ -22,7 +22,8 @@ from absl import app, flags, logging
 from experiments import mnist_augment
 from genjax.data import datasets
 from genjax.tasks import classifier
-from genjax.train import loop, restore
+from genjax import api
+from genjax.run import loop
 from launch import common
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Parent directory of the runs.')
@@ -74,7 +75,7 @@ def main(argv):
       train_s = time.perf_counter() - start
       if not steps_run:  # already trained: keep the time of the run that trained it
         train_s = previous.get(variant, {}).get('train_seconds')
-      saved, task, state = restore.load_state(workdir)
+      saved, task, state = api.load_state(workdir)
       report = task.evaluate(task.inference_variables(state), datasets.load(saved.data),
                              jax.random.PRNGKey(0))
       rows[variant] = {

@@ -50,7 +50,8 @@ from experiments import shakespeare_char
 from genjax import tasks
 from genjax.data import datasets, pipeline
 from genjax.models import decoding
-from genjax.train import parallel
+from genjax.run import restore
+from genjax.step import parallel
 
 _PARTS = flags.DEFINE_list('parts', ['torch', 'flops', 'generation'], 'Which parts to run.')
 _STEPS = flags.DEFINE_integer('steps', 2000, 'torch part: training steps of each framework.')
@@ -64,6 +65,8 @@ _FLOPS_STEPS = flags.DEFINE_integer('flops_steps', 5, 'flops part: steps timed o
 _NEW_TOKENS = flags.DEFINE_integer('new_tokens', 500, 'generation part: tokens to generate.')
 _GEN_REPEATS = flags.DEFINE_integer('generation_repeats', 3,
                                     'generation part: timed runs of each, interleaved.')
+_GEN_SIZES = flags.DEFINE_list('generation_sizes', ['cpu', 'default'],
+                               'generation part: shakespeare_char config sizes to measure.')
 _ATTENTION = flags.DEFINE_string('attention', 'auto', "model.attention for every part: 'auto' "
                                  "| 'xla' | 'einsum' | 'cudnn'.")
 
@@ -76,10 +79,10 @@ def _torch_inputs(config, data, steps: int, path: str) -> None:
   starts = np.stack([source.starts(s) for s in range(steps)])
   first = source.batch(0)['tokens']
   block = config.data.block_size
-  assert np.array_equal(first[0], data.train_tokens[starts[0, 0]:starts[0, 0] + block + 1])
-  np.savez(path, train_tokens=data.train_tokens.astype(np.int64), starts=starts,
+  assert np.array_equal(first[0], data.extras['train_tokens'][starts[0, 0]:starts[0, 0] + block + 1])
+  np.savez(path, train_tokens=data.extras['train_tokens'].astype(np.int64), starts=starts,
            val_windows=data.test['tokens'].astype(np.int64),
-           vocab_size=np.int64(data.tokenizer.vocab_size))
+           vocab_size=np.int64(data.extras['tokenizer'].vocab_size))
 
 
 class TorchTrainer:
@@ -200,7 +203,7 @@ def part_flops(peak: float) -> None:
     per_step, mean = min(times), sum(times) / len(times)
   m, b, t = config.model, config.data.batch_size, config.data.block_size
   n = 12 * m.num_layers * m.width ** 2  # matmul weights in the blocks
-  analytic = 6 * b * t * (n + m.width * data.tokenizer.vocab_size) \
+  analytic = 6 * b * t * (n + m.width * data.extras['tokenizer'].vocab_size) \
       + 12 * m.num_layers * b * t * t * m.width  # + attention scores and mixing, fwd + bwd
   print(f'## Default size train step (batch {b} x context {t}, {m.num_layers} layers, '
         f'width {m.width}): compile {compile_s:.1f} s, {per_step:.2f} s/step (best of '
@@ -212,14 +215,15 @@ def part_flops(peak: float) -> None:
 
 def part_generation() -> None:
   print(f'## Generation of {_NEW_TOKENS.value} tokens, batch 1', flush=True)
-  for size in ('cpu', 'default'):
+  for size in _GEN_SIZES.value:
     config = shakespeare_char.get_config(size)
     config.model.attention = _ATTENTION.value
     data = datasets.load(config.data)
-    task = tasks.build(config, data.spec)
+    task = tasks.build(config, data.spec, restore.RUNS)
     variables = task.model.init(jax.random.PRNGKey(0), np.zeros((1, 8), np.int32))
-    prompt = np.asarray(data.tokenizer.encode('\n' * 8), np.int32)[None]
-    runs = {name: functools.partial(fn, task.model, variables, prompt, jax.random.PRNGKey(1),
+    prompt = np.asarray(data.extras['tokenizer'].encode('\n' * 8), np.int32)[None]
+    decoder = decoding.LMDecoder(task.model)
+    runs = {name: functools.partial(fn, decoder, variables, prompt, jax.random.PRNGKey(1),
                                     max_new_tokens=_NEW_TOKENS.value, temperature=0.8, top_k=200)
             for name, fn in (('cached', decoding.generate_jit),
                              ('uncached', decoding.generate_uncached_jit))}

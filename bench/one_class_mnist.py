@@ -22,7 +22,8 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from genjax.data import datasets
-from genjax.train import loop, restore
+from genjax import api
+from genjax.run import loop
 from launch import common
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -42,7 +43,7 @@ def main(argv):
     start = time.perf_counter()
     loop.train_and_evaluate(config, workdir)
     train_s = time.perf_counter() - start
-    _, task, state = restore.load_state(workdir)
+    _, task, state = api.load_state(workdir)
     results = task.evaluate(task.inference_variables(state), datasets.load(config.data), jax.random.PRNGKey(0))
     rows[digit] = {'anomaly_auroc': results['anomaly_auroc'], 'train_seconds': train_s}
     logging.info('digit %d: AUROC %.4f (%.0f s)', digit, results['anomaly_auroc'], train_s)

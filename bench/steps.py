@@ -15,18 +15,19 @@ import jax
 
 from genjax import tasks
 from genjax.data import datasets, pipeline
-from genjax.train import loop, parallel
+from genjax.run import loop, restore
+from genjax.step import parallel, train_step
 
 
 def setup(config, data=None):
   """(mesh, data, task, source, state, step) for `config` (data loaded unless given)."""
   mesh = parallel.make_mesh()
   data = datasets.load(config.data) if data is None else data
-  task = tasks.build(config, data.spec)
+  task = tasks.build(config, data.spec, restore.RUNS)
   tx = task.make_optimizer(config)
   source = data.train_source(config.data.batch_size, config.seed)
   state = loop.init_state(task, config, tx, source.example(), mesh)
-  step = parallel.compile_step(task.train_step(tx), mesh, config.parallel.strategy,
+  step = parallel.compile_step(train_step.train_step(task, config, tx), mesh, config.parallel.strategy,
                                multi_step=config.train.steps_per_call > 1)
   return mesh, data, task, source, state, step
 

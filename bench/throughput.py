@@ -21,7 +21,7 @@ from absl import app, flags
 from bench import steps as bench_steps
 from bench.peak import matmul_peak
 from genjax.data import pipeline
-from genjax.train import parallel
+from genjax.step import parallel
 
 _EXPERIMENTS = flags.DEFINE_list('experiments', ['mnist_vae', 'mnist_ae', 'fruits_vae', 'fruits_ae',
                                                  'mnist_dcgan', 'fruits_dcgan', 'mnist_classifier'],

@@ -27,7 +27,7 @@ from absl import app, flags, logging
 
 from experiments import mnist_vae
 from genjax.sweeps import product, vectorized
-from genjax.train import loop
+from genjax.run import loop
 from genjax.writers.metrics import read_metrics
 from launch import common
 

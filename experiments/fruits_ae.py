@@ -4,13 +4,11 @@ r"""Convolutional autoencoder on procedural fruits; blue apples are the anomalie
   python -m launch.evaluate --workdir=runs/fruits_ae    # anomaly_auroc, mse, pca_mse
 """
 
-from genjax.config import base_config
+from genjax.tasks import experiment_config
 
 
 def get_config():
-  c = base_config()
-  c.task = 'autoencoder'
-  c.data.name = 'fruits'
+  c = experiment_config('autoencoder', 'fruits')
   c.data.image_size = 32
   c.data.num_train = 0  # 0 = 50,000 generated images
   c.data.num_test = 0

@@ -5,13 +5,11 @@ r"""VAE on procedural fruits (32x32 RGB, generated offline): the out-of-the-box 
   python -m launch.sample --workdir=runs/fruits_vae --mode=interpolate
 """
 
-from genjax.config import base_config
+from genjax.tasks import experiment_config
 
 
 def get_config():
-  c = base_config()
-  c.task = 'vae'
-  c.data.name = 'fruits'
+  c = experiment_config('vae', 'fruits')
   c.data.image_size = 32
   c.data.num_train = 0  # 0 = the default 50,000 generated images
   c.data.num_test = 0  # 0 = 10,000

@@ -5,13 +5,11 @@ r"""Denoising convolutional autoencoder on MNIST (Gaussian noise, sigma = 0.5).
   python -m launch.sample --workdir=runs/mnist_ae --mode=denoise
 """
 
-from genjax.config import base_config
+from genjax.tasks import experiment_config
 
 
 def get_config():
-  c = base_config()
-  c.task = 'autoencoder'
-  c.data.name = 'mnist'
+  c = experiment_config('autoencoder', 'mnist')
   c.data.digits = ()  # () = all digits; (d,) = one-class (see mnist_anomaly_ae.py)
   c.data.num_train = 0
   c.data.num_test = 0

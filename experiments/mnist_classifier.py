@@ -5,15 +5,11 @@ Score, for the GAN experiments (eval.classifier_workdir points here).
   python -m launch.evaluate --workdir=runs/mnist_classifier     # test accuracy
 """
 
-import ml_collections
-
-from genjax.config import base_config
+from genjax.tasks import experiment_config
 
 
 def get_config():
-  c = base_config()
-  c.task = 'classifier'
-  c.data.name = 'mnist'
+  c = experiment_config('classifier', 'mnist')
   c.data.digits = ()
   c.data.num_train = 0  # 0 = all 60,000; the augmentation experiment uses 1,000
   c.data.num_test = 0
@@ -32,9 +28,6 @@ def get_config():
   c.train.checkpoint_every = 1_000
   c.train.sample_every = 0  # a classifier draws no pictures
 
-  # Synthetic training data from a trained class-conditional GAN (mnist_augment.py):
-  # each training example is replaced by a generated one with probability `fraction`.
-  c.augment = ml_collections.ConfigDict()
-  c.augment.generator_workdir = ''  # '' = off: the plain classifier
-  c.augment.fraction = 0.5
+  # Synthetic training data (mnist_augment.py): off here.
+  c.augment.generator_workdir = ''
   return c

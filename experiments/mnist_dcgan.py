@@ -7,15 +7,11 @@ batch-norm generator, EMA generator weights.
   python -m launch.sample --workdir=runs/mnist_dcgan --mode=interpolate   # or --mode=mix
 """
 
-import ml_collections
-
-from genjax.config import base_config
+from genjax.tasks import experiment_config
 
 
 def get_config():
-  c = base_config()
-  c.task = 'gan'
-  c.data.name = 'mnist'
+  c = experiment_config('gan', 'mnist')
   c.data.digits = ()
   c.data.num_train = 0
   c.data.num_test = 0
@@ -24,12 +20,10 @@ def get_config():
   # (100 clusters of 40 principal components; genjax.data.clusters). 0: plain DCGAN.
   c.data.clusters = 100
 
-  c.model.generator = ml_collections.ConfigDict()
   c.model.generator.latent_dim = 64
   c.model.generator.widths = (64, 32)  # channels after each 2x upsampling: 7 -> 14 -> 28
   c.model.generator.num_classes = 0  # > 0: class-conditional (see mnist_cdcgan.py)
   c.model.generator.norm = 'batch'  # 'batch' | 'layer' | 'none'
-  c.model.discriminator = ml_collections.ConfigDict()
   c.model.discriminator.widths = (64, 128)  # stride-2 convs: 28 -> 14 -> 7
   c.model.discriminator.num_classes = 0
   c.model.discriminator.conditioning = 'projection'
@@ -40,7 +34,6 @@ def get_config():
   c.loss.r1_gamma = 0.0  # R1 penalty on real data
   c.loss.d_steps = 1  # discriminator updates per generator update
   c.loss.info_weight = 1.0  # InfoGAN: weight of the code-recovery term (with num_codes)
-  c.loss.ema_decay = 0.999  # generator EMA used for samples and evaluation
   c.loss.pinned_warn_steps = 1000  # warn when D has won outright this long (divergence)
 
   c.optim.name = 'adam'  # the generator's optimizer
@@ -49,6 +42,7 @@ def get_config():
   c.optim.schedule = 'constant'
   c.d_optim = c.optim.copy_and_resolve_references()  # the discriminator's optimizer
 
+  c.train.ema_decay = 0.999  # generator EMA used for samples and evaluation
   c.train.steps = 10_000  # 25 min on a 2-core CPU (about 6.6 steps/s, evaluating every 2k)
   c.train.log_every = 200
   c.train.eval_every = 2_000  # FID/IS on eval.num_examples samples (needs the classifier)

@@ -12,14 +12,12 @@ convolutional variant is one override away: --config.model.arch=conv.
       --parallel=2 --config.train.steps=20000        # get_sweep(): 2 learning rates x 2 seeds
 """
 
-from genjax.config import base_config
+from genjax.tasks import experiment_config
 from genjax.sweeps import product
 
 
 def get_config():
-  c = base_config()
-  c.task = 'vae'
-  c.data.name = 'mnist'
+  c = experiment_config('vae', 'mnist')
   c.data.binarize = True  # train on fresh Bernoulli bits each step; test bits fixed once
   c.data.digits = ()  # () = all digits; (d,) = one-class training for anomaly detection
   c.data.num_train = 0  # 0 = all; smaller for quick tries

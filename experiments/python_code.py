@@ -11,12 +11,12 @@ held-out function headers whose sampled completion `ast.parse` accepts. Sized fo
   python -m launch.sample --workdir=runs/python_code --prompt="def fibonacci(n):" --temperature=0.6
 """
 
-from experiments.shakespeare_char import lm_config
+from genjax.tasks import experiment_config
 
 
 def get_config():
-  c = lm_config(block_size=128)
-  c.data.name = 'python_stdlib'
+  c = experiment_config('lm', 'python_stdlib')
+  c.data.block_size = 128  # shared with model.block_size
   c.data.tokenizer = 'sentencepiece'
   c.data.vocab_size = 2048
   c.data.num_val_windows = 500  # fixed validation windows of 128 tokens

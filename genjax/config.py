@@ -38,10 +38,10 @@ def base_config() -> ml_collections.ConfigDict:
   """The shared fields with defaults; families add theirs under model/data/eval."""
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.task = ''  # family: 'vae' | 'autoencoder' (which genjax.tasks module trains it)
+  c.task = ''  # the family (genjax.tasks.FAMILIES); start from genjax.tasks.experiment_config
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = ''  # 'mnist' | 'fashion-mnist' | 'fruits'
+  c.data.name = ''  # a registered dataset (genjax.data.datasets.DATASETS)
   c.data.dir = ''  # '' -> $GENJAX_DATA_DIR, else ~/.cache/genjax
   c.data.batch_size = 128  # global batch, split over all devices of all hosts
   c.data.prefetch = 2  # batches placed on device ahead of the step
@@ -57,6 +57,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.end_learning_rate_factor = 0.0  # final lr = learning_rate * factor
   c.optim.weight_decay = 0.0  # decoupled (adamw/lamb) decay
   c.optim.grad_clip_norm = 0.0  # global-norm clipping; 0 disables
+  # Weight decay on weight matrices and embeddings only, not biases and normalisation
+  # scales (GPT-2/nanoGPT); False decays everything.
+  c.optim.decay_only_matrices = False
   c.optim.b1 = 0.9
   c.optim.b2 = 0.999
   c.optim.eps = 1e-8
@@ -71,6 +74,12 @@ def base_config() -> ml_collections.ConfigDict:
   # Steps per compiled call (a lax.scan over stacked batches): the host dispatches once per
   # call. Same numbers as 1; calls end at log/eval/sample/checkpoint steps.
   c.train.steps_per_call = 1
+  # > 0: an exponential moving average of the parameters (warmed up as (1+t)/(10+t) until
+  # it reaches this decay), which samples, evaluation and genjax.load then use.
+  c.train.ema_decay = 0.0
+  # Micro-batches per step: gradients of data.batch_size / N examples at a time, summed,
+  # then one update: the same parameters as one step of the whole batch, in less memory.
+  c.train.grad_accum_steps = 1
 
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 500
@@ -105,6 +114,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       'train.checkpoint_every': config.train.checkpoint_every,
       'train.keep_checkpoints': config.train.keep_checkpoints,
       'train.steps_per_call': config.train.steps_per_call,
+      'train.grad_accum_steps': config.train.grad_accum_steps,
       'eval.batch_size': config.eval.batch_size,
       'optim.learning_rate': config.optim.learning_rate,
   }
@@ -115,10 +125,30 @@ def validate(config: ml_collections.ConfigDict) -> None:
                'optim.grad_clip_norm', 'optim.weight_decay'):
     if get_path(config, name) < 0:
       raise ConfigError(f'config.{name} must be >= 0, got {get_path(config, name)!r}.')
+  if not 0.0 <= config.train.ema_decay < 1.0:
+    raise ConfigError(f'config.train.ema_decay={config.train.ema_decay!r} must be in [0, 1) '
+                      '(0 keeps no EMA; 0.999 is usual).')
   if config.optim.warmup_steps >= config.train.steps and config.optim.schedule != 'constant':
     raise ConfigError(
         f'config.optim.warmup_steps={config.optim.warmup_steps} leaves no steps to '
         f'decay over (train.steps={config.train.steps}).')
+
+
+def add_fields(config: ml_collections.ConfigDict, fields: dict[str, Any]) -> None:
+  """Adds `{'section.name': default}` fields to `config`, creating sections as needed.
+
+  How datasets and families declare their fields: a field already there keeps its value,
+  so a family may refine a section another module opened.
+  """
+  for dotted, value in fields.items():
+    *path, last = dotted.split('.')
+    node = config
+    for part in path:
+      if part not in node:
+        node[part] = ml_collections.ConfigDict()
+      node = node[part]
+    if last not in node:
+      node[last] = value
 
 
 def get_path(config: ml_collections.ConfigDict, dotted: str) -> Any:
@@ -126,6 +156,16 @@ def get_path(config: ml_collections.ConfigDict, dotted: str) -> Any:
   for part in dotted.split('.'):
     node = node[part]
   return node
+
+
+def set_path(config: ml_collections.ConfigDict, dotted: str, value: Any) -> None:
+  *path, last = dotted.split('.')
+  node = config
+  for part in path:
+    node = node[part]
+  if isinstance(node[last], tuple) and isinstance(value, list):
+    value = tuple(value)  # JSON has no tuples
+  node[last] = value
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:

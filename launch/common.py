@@ -12,11 +12,9 @@ from absl import flags, logging
 from genjax.config import ConfigError
 from genjax.data.files import DataError
 from genjax.data.tokenizers import TokenizerError
-from genjax.tasks.lm_sampling import PromptError
-from genjax.train.workdir import ConfigChangedError
+from genjax.run.workdir import ConfigChangedError
 
-USER_ERRORS = (ConfigError, DataError, ConfigChangedError, FileNotFoundError, TokenizerError,
-               PromptError)
+USER_ERRORS = (ConfigError, DataError, ConfigChangedError, FileNotFoundError, TokenizerError)
 
 
 @contextlib.contextmanager

@@ -1,10 +1,11 @@
 r"""Evaluates a trained experiment on its full test set; writes WORKDIR/eval.json.
 
   python -m launch.evaluate --workdir=runs/mnist_vae                       # nll (IWAE k=1000)
-  python -m launch.evaluate --workdir=runs/mnist_vae --iwae_samples=5000
+  python -m launch.evaluate --workdir=runs/mnist_vae --eval=iwae_samples=5000
 
-Families report: VAE `nll`, `elbo`, `bits_per_dim`; AE `mse`, `psnr`, `pca_mse`,
-`noisy_psnr`, `denoised_psnr`; both `anomaly_auroc` where the data has anomalies.
+What it reports is the family's (its `evaluate`): VAE `nll`, `elbo`, `bits_per_dim`; AE
+`mse`, `psnr`, `pca_mse`, `noisy_psnr`, `denoised_psnr`; both `anomaly_auroc` where the
+data has anomalies; GAN `fid`, `inception_score`, ...; LM `loss`, `bits_per_char`.
 """
 
 import json
@@ -14,33 +15,47 @@ import time
 import jax
 from absl import app, flags, logging
 
+from genjax import api, config as config_lib
+from genjax.config import ConfigError
 from genjax.data import datasets
-from genjax.train import restore
 from launch import common
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A trained experiment\'s workdir.')
 _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step; default the latest.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the evaluation\'s own randomness.')
-_IWAE_SAMPLES = flags.DEFINE_integer('iwae_samples', None, 'VAE: override eval.iwae_samples.')
-_IWAE_EXAMPLES = flags.DEFINE_integer('iwae_examples', None,
-                                      'VAE: override eval.iwae_examples (0 = all).')
+_EVAL = flags.DEFINE_multi_string(
+    'eval', [], 'FIELD=VALUE: override a field of the run\'s config.eval for this evaluation '
+    '(repeatable), e.g. --eval=iwae_samples=5000.')
 flags.mark_flags_as_required(['workdir'])
+
+
+def eval_config_with(config, overrides: list[str]):
+  """config.eval with `FIELD=VALUE` overrides, each parsed as the field's type."""
+  eval_config = config.eval.copy_and_resolve_references()
+  for item in overrides:
+    field, sep, text = item.partition('=')
+    if not sep or field not in eval_config:
+      raise ConfigError(f'--eval={item!r}: give FIELD=VALUE with FIELD one of '
+                        f'{sorted(eval_config.keys())}.')
+    kind = type(eval_config[field])
+    try:
+      value = (text.lower() in ('1', 'true')) if kind is bool else kind(text)
+    except ValueError as e:
+      raise ConfigError(f'--eval={item!r}: {text!r} is not a {kind.__name__}.') from e
+    config_lib.set_path(eval_config, field, value)
+  return eval_config
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   with common.user_errors_exit():
-    config, task, state = restore.load_state(_WORKDIR.value, _STEP.value)
-    eval_config = config.eval
-    if _IWAE_SAMPLES.value is not None:
-      eval_config.iwae_samples = _IWAE_SAMPLES.value
-    if _IWAE_EXAMPLES.value is not None:
-      eval_config.iwae_examples = _IWAE_EXAMPLES.value
+    config, task, state = api.load_state(_WORKDIR.value, _STEP.value)
+    eval_config = eval_config_with(config, _EVAL.value)
     data = datasets.load(config.data, workdir=_WORKDIR.value)
     start = time.perf_counter()
-    results = task.evaluate(task.inference_variables(state), data, jax.random.PRNGKey(_SEED.value),
-                            eval_config=eval_config)
+    results = task.evaluate(task.inference_variables(state), data,
+                            jax.random.PRNGKey(_SEED.value), eval_config=eval_config)
     results = {'step': int(state.step), **results,
                'eval_seconds': round(time.perf_counter() - start, 2)}
     path = os.path.join(_WORKDIR.value, 'eval.json')

@@ -17,7 +17,7 @@ on one machine: python -m launch.local_cluster --num_processes=2 -- --config=...
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from genjax.train import loop
+from genjax.run import loop
 from launch import common, distributed
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.')

@@ -1,7 +1,8 @@
-"""launch.sample for language models: streamed samples, and an interactive prompt loop.
+"""launch.sample for views that stream text: one streamed sample, and a prompt loop.
 
 The text appears token by token as the compiled generation loop produces it (a host
-callback inside the loop), not after the whole sample is done.
+callback inside the loop), not after the whole sample is done. The prompt is printed
+with the first piece of text, so a prompt the model cannot take prints nothing.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from typing import Callable, TextIO
 
 import jax
 
+from genjax.config import ConfigError
 from genjax.data.tokenizers import TokenizerError
-from genjax.tasks.lm_sampling import PromptError
-
-SEPARATOR = '\n' + '-' * 40 + '\n'
+from genjax.writers import outputs
 
 
 def _writer(out: TextIO) -> Callable[[str], None]:
@@ -24,28 +24,30 @@ def _writer(out: TextIO) -> Callable[[str], None]:
   return emit
 
 
-def print_samples(sampler, params, prompt: str, rng, options: dict, num_samples: int,
-                  out: TextIO = sys.stdout) -> list[str]:
-  """Writes the prompt and its continuations to `out`; one sample streams as it grows."""
-  emit = _writer(out)
-  sampler.encode_prompt(prompt)  # a bad prompt fails before anything is printed
-  if num_samples == 1:
+def stream(view, variables, rng, options: dict, out: TextIO = sys.stdout) -> outputs.Text:
+  """The prompt and one continuation written to `out` as it grows, then a new line."""
+  emit, started = _writer(out), []
+  prompt = options['prompt']
+
+  def on_text(piece: str) -> None:
+    if not started:
+      started.append(True)
+      emit(prompt)
+    emit(piece)
+
+  drawn = view(variables, {}, rng, 1, on_text=on_text, **options)
+  if not started:  # the sample ended at once
     emit(prompt)
-    texts = sampler.sample(params, prompt, rng, on_text=emit, **options)
-    emit('\n')
-    return texts
-  texts = sampler.sample(params, prompt, rng, num_samples=num_samples, **options)
-  for text in texts:  # a batch of samples is generated at once, so none can stream alone
-    emit(prompt + text + SEPARATOR)
-  return texts
+  emit('\n')
+  return drawn
 
 
-def interactive(sampler, params, rng, options: dict, read: Callable[[str], str] = input,
+def interactive(view, variables, rng, options: dict, read: Callable[[str], str] = input,
                 out: TextIO = sys.stdout) -> int:
   """Prompt, continue, repeat, until end of input or `/quit`; returns prompts answered.
 
   The model stays compiled between prompts (prompts are padded to a few lengths). A
-  prompt the tokenizer cannot encode is reported and the loop goes on.
+  prompt the model cannot take is reported and the loop goes on.
   """
   emit = _writer(out)
   emit('Type a prompt and press Enter (\\n in the text is a new line); /quit or Ctrl-D ends.\n')
@@ -58,13 +60,9 @@ def interactive(sampler, params, rng, options: dict, read: Callable[[str], str] 
       return answered
     if line.strip() == '/quit':
       return answered
-    prompt = line.replace('\\n', '\n')
     try:
-      sampler.encode_prompt(prompt)
-      emit(prompt)
-      sampler.sample(params, prompt, jax.random.fold_in(rng, answered), on_text=emit,
-                     **options)
-      emit('\n')
+      stream(view, variables, jax.random.fold_in(rng, answered),
+             dict(options, prompt=line.replace('\\n', '\n')), out)
       answered += 1
-    except (TokenizerError, PromptError) as e:
+    except (TokenizerError, ConfigError) as e:
       emit(f'\nerror: {e}\n')

@@ -11,12 +11,13 @@ from experiments import mnist_augment
 from genjax import config as config_lib, tasks
 from genjax.config import ConfigError
 from genjax.data import datasets
-from genjax.train import loop, workdir as workdir_lib
+from genjax.data.spec import DataSpec, Feature
+from genjax.run import loop, restore, workdir as workdir_lib
 from genjax.writers import metrics as metrics_lib
 from tests import tiny
 from tests.test_parallel import step_metrics
 
-SHAPE = (28, 28, 1)
+SPEC = DataSpec({'image': Feature((28, 28, 1), 'uint8'), 'label': Feature((), 'int32', 10)})
 
 
 @pytest.fixture(scope='module')
@@ -29,7 +30,7 @@ def cgan_workdir(tmp_path_factory):
 def _loss(config, n=64, seed=0):
   """(loss, metrics) of a freshly initialised classifier on the first n train images."""
   data = datasets.load(config.data)
-  task = tasks.build(config, data.spec)
+  task = tasks.build(config, data.spec, restore.RUNS)
   batch = data.train_source(n, 0).example()
   params, _ = task.init(jax.random.PRNGKey(0), batch)
   loss, metrics = jax.jit(task.loss)(params, batch, jax.random.PRNGKey(seed))
@@ -77,7 +78,8 @@ def test_unsuitable_generators_are_refused(cgan_workdir, tmp_path):
     workdir_lib.check_or_write_config(config, workdir)
     return workdir
 
-  build = lambda workdir, **kw: tasks.build(tiny.classifier_augmented(workdir, **kw), SHAPE)
+  build = lambda workdir, **kw: tasks.build(tiny.classifier_augmented(workdir, **kw), SPEC,
+                                           restore.RUNS)
   with pytest.raises(ConfigError, match='(?s)unconditional.*mnist_cdcgan.py'):
     build(config_only('gan', tiny.gan()))
   with pytest.raises(ConfigError, match='(?s)self-conditioned on k-means clusters.*mnist_cdcgan'):

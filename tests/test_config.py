@@ -5,7 +5,7 @@ import json
 import pytest
 
 from genjax import config as config_lib
-from genjax.train import workdir as workdir_lib
+from genjax.run import workdir as workdir_lib
 from tests import tiny
 
 

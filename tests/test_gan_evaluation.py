@@ -13,8 +13,8 @@ import pytest
 from jax.scipy.special import ndtr
 
 from genjax.data import datasets
+from genjax.run import loop, restore
 from genjax.tasks import gan_evaluation
-from genjax.train import loop
 from tests import tiny
 
 NUM = 400
@@ -37,7 +37,7 @@ def setting(tmp_path_factory):
   data = datasets.load(c.data)
   eval_config = ml_collections.ConfigDict({'classifier_workdir': workdir, 'num_samples': NUM,
                                            'batch_size': 100})
-  return data, eval_config
+  return data, eval_config, gan_evaluation.load_classifier(restore.RUNS, workdir)
 
 
 def _real_image_generator(data, class_of_label=lambda y: y, classes=range(10)):
@@ -65,8 +65,8 @@ def _real_image_generator(data, class_of_label=lambda y: y, classes=range(10)):
 
 
 def test_real_images_score_like_the_test_set(setting):
-  data, eval_config = setting
-  r = gan_evaluation.evaluate(_real_image_generator(data), data, jax.random.PRNGKey(0),
+  data, eval_config, classifier = setting
+  r = gan_evaluation.evaluate(_real_image_generator(data), classifier, data, jax.random.PRNGKey(0),
                               eval_config, latent_dim=4, num_classes=0)
   # A resample of the test set: FID near the train-vs-test reference, IS near the test IS.
   assert r['fid'] < 3 * r['fid_train_vs_test'] + 1.0
@@ -77,11 +77,11 @@ def test_real_images_score_like_the_test_set(setting):
 
 
 def test_shuffled_labels_keep_quality_but_lose_label_accuracy(setting):
-  data, eval_config = setting
+  data, eval_config, classifier = setting
   rng = jax.random.PRNGKey(1)
-  right = gan_evaluation.evaluate(_real_image_generator(data), data, rng, eval_config,
+  right = gan_evaluation.evaluate(_real_image_generator(data), classifier, data, rng, eval_config,
                                   latent_dim=4, num_classes=10)
-  shifted = gan_evaluation.evaluate(_real_image_generator(data, lambda y: (y + 1) % 10), data,
+  shifted = gan_evaluation.evaluate(_real_image_generator(data, lambda y: (y + 1) % 10), classifier, data,
                                     rng, eval_config, latent_dim=4, num_classes=10)
   assert right['label_accuracy'] > 0.7  # the tiny classifier's accuracy
   assert shifted['label_accuracy'] < 0.15
@@ -89,7 +89,7 @@ def test_shuffled_labels_keep_quality_but_lose_label_accuracy(setting):
   for key in ('fid', 'inception_score', 'precision', 'recall'):
     assert abs(right[key] - shifted[key]) < 0.25 * max(abs(right[key]), 1.0), key
   # InfoGAN codes are passed like labels, but their meaning is learned: no accuracy.
-  codes = gan_evaluation.evaluate(_real_image_generator(data, lambda y: (y + 1) % 10), data,
+  codes = gan_evaluation.evaluate(_real_image_generator(data, lambda y: (y + 1) % 10), classifier, data,
                                   rng, eval_config, latent_dim=4, num_classes=10,
                                   labels_are_classes=False)
   assert 'label_accuracy' not in codes
@@ -97,10 +97,10 @@ def test_shuffled_labels_keep_quality_but_lose_label_accuracy(setting):
 
 
 def test_half_the_classes_missing_shows_in_coverage_and_recall(setting):
-  data, eval_config = setting
+  data, eval_config, classifier = setting
   rng = jax.random.PRNGKey(2)
-  full = gan_evaluation.evaluate(_real_image_generator(data), data, rng, eval_config, 4, 0)
-  half = gan_evaluation.evaluate(_real_image_generator(data, classes=range(5)), data, rng,
+  full = gan_evaluation.evaluate(_real_image_generator(data), classifier, data, rng, eval_config, 4, 0)
+  half = gan_evaluation.evaluate(_real_image_generator(data, classes=range(5)), classifier, data, rng,
                                  eval_config, 4, 0)
   # The tiny classifier mistakes a few images for the absent classes; the shares still
   # show which half is gone.
@@ -111,7 +111,7 @@ def test_half_the_classes_missing_shows_in_coverage_and_recall(setting):
 
 
 def test_a_label_prior_draws_each_label_its_share_of_the_samples(setting):
-  data, eval_config = setting
+  data, eval_config, classifier = setting
   seen = []
 
   def recording(z, y):  # batches are generated under jit: record through a callback
@@ -119,7 +119,7 @@ def test_a_label_prior_draws_each_label_its_share_of_the_samples(setting):
     return _real_image_generator(data)(z, y)
 
   prior = np.asarray([0.5, 0.3, 0.2] + [0.0] * 7)
-  r = gan_evaluation.evaluate(recording, data, jax.random.PRNGKey(0), eval_config,
+  r = gan_evaluation.evaluate(recording, classifier, data, jax.random.PRNGKey(0), eval_config,
                               latent_dim=4, num_classes=10, labels_are_classes=False,
                               label_prior=prior)
   counts = np.bincount(np.concatenate(seen), minlength=10)

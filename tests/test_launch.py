@@ -23,6 +23,7 @@ def _run(*args, expect_ok=True):
 @pytest.mark.parametrize('override,message', [
     ('--config.optim.learning_rat=0.1', 'learning_rat'),
     ('--config.train.steps=many', 'steps'),
+    ('--config.model.latnet_dim=4', 'latnet_dim'),  # a family's field, mistyped
 ])
 def test_bad_override_fails_before_writing(tmp_path, override, message):
   workdir = tmp_path / 'run'

@@ -7,6 +7,7 @@ import numpy as np
 
 from genjax import tasks
 from genjax.data import datasets
+from genjax.run import restore
 from genjax.tasks import lm
 from tests import tiny
 from tests.test_launch import _run
@@ -15,7 +16,7 @@ from tests.test_launch import _run
 def test_dropout_is_per_example_and_off_in_evaluation():
   config = tiny.lm(dropout=0.5)
   data = datasets.load(config.data)
-  task = tasks.build(config, data.spec)
+  task = tasks.build(config, data.spec, restore.RUNS)
   batch = data.train_source(8, 0).batch(0)
   params, _ = task.init(jax.random.PRNGKey(0), batch)
   rng = jax.random.PRNGKey(1)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from genjax import tasks
-from genjax.train import loop, workdir as workdir_lib
+from genjax.run import loop, workdir as workdir_lib
 from genjax.writers.metrics import read_metrics
 from tests import tiny
 
@@ -91,8 +91,8 @@ def _poison_losses(monkeypatch):
   """From now on, tasks.build gives tasks whose training loss is NaN."""
   real_build = tasks.build
 
-  def poisoned_build(config, data_spec):
-    task = real_build(config, data_spec)
+  def poisoned_build(config, data_spec, runs=None):
+    task = real_build(config, data_spec, runs)
 
     def loss(params, batch, rng):
       value, metrics = task.loss(params, batch, rng)

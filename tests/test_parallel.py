@@ -7,7 +7,8 @@ import pytest
 from genjax import tasks
 from genjax.config import ConfigError
 from genjax.data import datasets, pipeline
-from genjax.train import loop, parallel
+from genjax.run import loop, restore
+from genjax.step import parallel, train_step
 from tests import tiny
 
 
@@ -15,11 +16,11 @@ def step_metrics(config, strategy, devices, steps=20, names=('loss',)):
   """[steps, len(names)] of the named step metrics, training `config` under `strategy`."""
   mesh = parallel.make_mesh(devices)
   data = datasets.load(config.data)
-  task = tasks.build(config, data.spec)
+  task = tasks.build(config, data.spec, restore.RUNS)
   tx = task.make_optimizer(config)
   example = data.train_source(config.data.batch_size, config.seed).example()
   state = loop.init_state(task, config, tx, example, mesh)
-  step = parallel.compile_step(task.train_step(tx), mesh, strategy)
+  step = parallel.compile_step(train_step.train_step(task, config, tx), mesh, strategy)
   out = []
   with pipeline.Prefetcher(data.train_source(config.data.batch_size, config.seed),
                            parallel.batch_sharding(mesh)) as batches:

@@ -6,7 +6,7 @@ import pytest
 
 from genjax.config import ConfigError
 from genjax.data import pipeline
-from genjax.train import parallel
+from genjax.step import parallel
 
 
 def _arrays(n=100):

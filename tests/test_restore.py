@@ -6,7 +6,8 @@ import numpy as np
 import genjax
 from genjax.data import datasets
 from genjax.models import Autoencoder
-from genjax.train import loop, restore
+from genjax import api
+from genjax.run import loop
 from tests import tiny
 
 
@@ -20,9 +21,9 @@ def test_load_gives_an_ordinary_flax_model(tmp_path):
   x = np.zeros((3, 28, 28, 1), np.float32)
   assert model.apply(params, x).shape == (3, 28, 28, 1)
 
-  _, task, state = restore.load_state(workdir)
+  _, task, state = api.load_state(workdir)
   test = datasets.load(config.data).test
-  denoise = task.views['denoise'](state.params, test, jax.random.PRNGKey(0), 16)
+  denoise = task.views['denoise'](state.params, test, jax.random.PRNGKey(0), 16).pictures
   assert denoise.shape == (6, 8, 28, 28, 1)  # noisy / denoised / clean rows, twice
   assert 0.0 <= denoise.min() and denoise.max() <= 1.0
 
@@ -30,11 +31,11 @@ def test_load_gives_an_ordinary_flax_model(tmp_path):
 def test_vae_views(tmp_path):
   workdir = str(tmp_path / 'vae')
   loop.train_and_evaluate(tiny.vae(steps=4), workdir)
-  config, task, state = restore.load_state(workdir)
+  config, task, state = api.load_state(workdir)
   test = datasets.load(config.data).test
   rng = jax.random.PRNGKey(0)
-  assert task.views['sample'](state.params, test, rng, 16).shape == (4, 4, 28, 28, 1)
-  walk = task.views['interpolate'](state.params, test, rng, 30)
+  assert task.views['sample'](state.params, test, rng, 16).pictures.shape == (4, 4, 28, 28, 1)
+  walk = task.views['interpolate'](state.params, test, rng, 30).pictures
   assert walk.shape == (3, 10, 28, 28, 1)
   # The ends of each row are the two real test images being interpolated.
   np.testing.assert_allclose(walk[0, 0], test['image'][0] / 255.0)

@@ -129,16 +129,16 @@ def test_save_load_gives_identical_encodings(tmp_path, spm, shakespeare):
 def test_tinyshakespeare_split_and_validation_windows(shakespeare):
   data = text.load_text(data_config(), 64, None)
   n_train = int(0.9 * SHAKESPEARE_CHARS)
-  assert len(data.train_tokens) == n_train
-  assert len(data.val_tokens) == SHAKESPEARE_CHARS - n_train
-  assert data.train_tokens.dtype == np.uint16 and data.spec is data.tokenizer
-  assert data.tokenizer.decode(data.val_tokens) == shakespeare[n_train:]
-  assert data.val_texts == [shakespeare[n_train:]]
+  assert len(data.extras['train_tokens']) == n_train
+  assert len(data.extras['val_tokens']) == SHAKESPEARE_CHARS - n_train
+  assert data.extras['train_tokens'].dtype == np.uint16 and data.spec.tokenizer('tokens') is data.extras['tokenizer']
+  assert data.extras['tokenizer'].decode(data.extras['val_tokens']) == shakespeare[n_train:]
+  assert data.extras['val_texts'] == [shakespeare[n_train:]]
   windows = data.test['tokens']
   assert windows.shape == (200, 65) and windows.dtype == np.int32
   # Fixed, from the start, inputs not overlapping: stride block_size.
   for i in (0, 1, 199):
-    assert windows[i].tolist() == data.val_tokens[i * 64:i * 64 + 65].tolist()
+    assert windows[i].tolist() == data.extras['val_tokens'][i * 64:i * 64 + 65].tolist()
   np.testing.assert_array_equal(windows[:-1, -1], windows[1:, 0])
   assert len(text.load_text(data_config(num_val_windows=0), 64, None).test['tokens']) == (
       (SHAKESPEARE_CHARS - n_train - 1) // 64)
@@ -160,25 +160,25 @@ def test_python_stdlib_loads_with_documents_on_both_sides():
   config = data_config(name='python_stdlib', max_files=12, num_val_windows=4)
   data = text.load_text(config, 32, None)
   again = text.load_text(config, 32, None)
-  np.testing.assert_array_equal(data.train_tokens, again.train_tokens)
-  assert len(data.val_texts) >= 1 and all(data.val_texts)
+  np.testing.assert_array_equal(data.extras['train_tokens'], again.extras['train_tokens'])
+  assert len(data.extras['val_texts']) >= 1 and all(data.extras['val_texts'])
   assert data.test['tokens'].shape == (4, 33)
   # Documents are joined by a blank line (characters have no end-of-document id).
-  assert data.tokenizer.decode(data.val_tokens) == '\n\n'.join(data.val_texts)
+  assert data.extras['tokenizer'].decode(data.extras['val_tokens']) == '\n\n'.join(data.extras['val_texts'])
 
 
 def test_max_train_chars_caps_training_only():
   data = text.load_text(data_config(max_train_chars=5000), 64, None)
-  assert len(data.train_tokens) == 5000
-  assert len(data.val_tokens) == SHAKESPEARE_CHARS - int(0.9 * SHAKESPEARE_CHARS)
+  assert len(data.extras['train_tokens']) == 5000
+  assert len(data.extras['val_tokens']) == SHAKESPEARE_CHARS - int(0.9 * SHAKESPEARE_CHARS)
 
 
 def test_path_single_file_glob_folder_and_empty_glob(tmp_path, stdlib_docs):
   single = tmp_path / 'one.txt'
   single.write_text('hello world\n' * 50, encoding='utf-8')
   data = text.load_text(data_config(name='text', path=str(single)), 16, None)
-  assert len(data.train_tokens) == 540
-  assert data.val_texts == [('hello world\n' * 50)[540:]]
+  assert len(data.extras['train_tokens']) == 540
+  assert data.extras['val_texts'] == [('hello world\n' * 50)[540:]]
 
   corpus = tmp_path / 'corpus' / 'sub'
   corpus.mkdir(parents=True)
@@ -188,12 +188,12 @@ def test_path_single_file_glob_folder_and_empty_glob(tmp_path, stdlib_docs):
   (corpus / 'skip.bin').write_bytes(b'\xff\xfe\x00binary')
   by_glob = text.load_text(data_config(name='text', path=str(tmp_path / 'corpus/**/*.txt')),
                            16, None)
-  assert len(by_glob.val_texts) >= 1 and all(by_glob.val_texts)
-  names = {t.split('\n', 1)[0] for t in by_glob.val_texts}
-  train_text = by_glob.tokenizer.decode(by_glob.train_tokens)
+  assert len(by_glob.extras['val_texts']) >= 1 and all(by_glob.extras['val_texts'])
+  names = {t.split('\n', 1)[0] for t in by_glob.extras['val_texts']}
+  train_text = by_glob.extras['tokenizer'].decode(by_glob.extras['train_tokens'])
   assert not any(f'{n}\n' in train_text for n in names)  # split by file
   by_folder = text.load_text(data_config(name='text', path=str(tmp_path / 'corpus')), 16, None)
-  np.testing.assert_array_equal(by_folder.train_tokens, by_glob.train_tokens)  # .bin skipped
+  np.testing.assert_array_equal(by_folder.extras['train_tokens'], by_glob.extras['train_tokens'])  # .bin skipped
 
   with pytest.raises(DataError, match='nothing.*matches no files'):
     text.load_text(data_config(name='text', path=str(tmp_path / 'nothing/*.txt')), 16, None)
@@ -258,7 +258,7 @@ def test_saved_tokenizer_and_token_cache_are_reused(tmp_path, monkeypatch):
   first = text.load_text(config, 32, str(tmp_path))
   tok_dir = tmp_path / 'tokenizer'
   assert (tok_dir / 'spm.model').exists() and (tok_dir / 'train_tokens.npy').exists()
-  assert first.train_tokens.dtype == np.uint16
+  assert first.extras['train_tokens'].dtype == np.uint16
 
   def must_not_run(*args, **kwargs):
     raise AssertionError('retrained or re-encoded although saved')
@@ -267,23 +267,23 @@ def test_saved_tokenizer_and_token_cache_are_reused(tmp_path, monkeypatch):
     m.setattr(SentencePieceTokenizer, 'train', must_not_run)
     m.setattr(SentencePieceTokenizer, 'encode_batch', must_not_run)
     again = text.load_text(config, 32, str(tmp_path))
-  np.testing.assert_array_equal(again.train_tokens, first.train_tokens)
+  np.testing.assert_array_equal(again.extras['train_tokens'], first.extras['train_tokens'])
   np.testing.assert_array_equal(again.test['tokens'], first.test['tokens'])
-  assert again.tokenizer.model_proto == first.tokenizer.model_proto
+  assert again.extras['tokenizer'].model_proto == first.extras['tokenizer'].model_proto
 
   # A different corpus re-encodes with the saved tokenizer (still not retrained).
   with monkeypatch.context() as m:
     m.setattr(SentencePieceTokenizer, 'train', must_not_run)
     config.max_train_chars = 3000
     capped = text.load_text(config, 32, str(tmp_path))
-  assert len(capped.train_tokens) < len(first.train_tokens)
+  assert len(capped.extras['train_tokens']) < len(first.extras['train_tokens'])
   cached = np.load(tok_dir / 'train_tokens.npy')
-  np.testing.assert_array_equal(cached, capped.train_tokens)  # the cache follows the corpus
+  np.testing.assert_array_equal(cached, capped.extras['train_tokens'])  # the cache follows the corpus
 
   # Documents are separated by the end-of-document id, which decodes to nothing.
-  eos = first.tokenizer.eos_id
-  assert int(np.sum(first.val_tokens == eos)) == len(first.val_texts) - 1
-  assert first.tokenizer.decode(first.val_tokens) == ''.join(first.val_texts)
+  eos = first.extras['tokenizer'].eos_id
+  assert int(np.sum(first.extras['val_tokens'] == eos)) == len(first.extras['val_texts']) - 1
+  assert first.extras['tokenizer'].decode(first.extras['val_tokens']) == ''.join(first.extras['val_texts'])
 
   with pytest.raises(ConfigError, match='holds a .sentencepiece. tokenizer'):
     text.load_text(data_config(name='python_stdlib', max_files=8), 32, str(tmp_path))
@@ -298,7 +298,7 @@ def test_saved_char_vocabulary_is_reused_and_only_process_0_writes(tmp_path, mon
     text.load_text(config, 16, str(tmp_path / 'other'))
   assert not (tmp_path / 'other').exists()
   first = text.load_text(config, 16, str(tmp_path / 'run'))
-  assert load_tokenizer(tmp_path / 'run' / 'tokenizer').chars == first.tokenizer.chars
+  assert load_tokenizer(tmp_path / 'run' / 'tokenizer').chars == first.extras['tokenizer'].chars
   # The corpus gained a character: the saved vocabulary is kept, and the error says why.
   corpus.write_text('abcdefgh \n' * 40 + 'Z', encoding='utf-8')
   with pytest.raises(DataError, match=r"tokenizer saved in.*'Z'"):

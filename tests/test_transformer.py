@@ -3,20 +3,24 @@ generation == nanoGPT's uncached loop, the sliding window, sampling filters, eos
 streaming and validation."""
 from __future__ import annotations
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
 
-from genjax.models import DecoderLM, generate, generate_uncached
-from genjax.models.decoding import (filter_logits, generate_jit, generate_uncached_jit,
-                                    sample_token)
+from genjax.models import Decoder, DecoderLM, LMDecoder, generate, generate_uncached
+from genjax.models.decoding import (as_decoder, filter_logits, generate_jit,
+                                    generate_uncached_jit, sample_token)
 from genjax.models.transformer import gelu
 
 VOCAB, BLOCK = 11, 16
 TINY = dict(vocab_size=VOCAB, block_size=BLOCK, num_layers=2, num_heads=2, width=16)
 MODEL = DecoderLM(**TINY)
+DECODER = LMDecoder(MODEL)
 KEY = jax.random.key(0)
 # One set of static arguments, so most generation tests share one compiled program.
 NEW = 24   # with 4-token prompts this runs past block_size, through two slides.
@@ -145,7 +149,7 @@ def _sliding_oracle(variables, forward, prompt, steps):
 @pytest.fixture(scope='module')
 def greedy(variables):
   prompt = tokens(3, 4)
-  out, lengths = generate_jit(MODEL, variables, prompt, KEY, max_new_tokens=NEW,
+  out, lengths = generate_jit(DECODER, variables, prompt, KEY, max_new_tokens=NEW,
                               temperature=0.0)
   return prompt, np.asarray(out), np.asarray(lengths)
 
@@ -153,7 +157,7 @@ def greedy(variables):
 def test_greedy_generate_equals_uncached_and_slides_past_block_size(variables, forward,
                                                                     greedy):
   prompt, cached, lengths = greedy
-  uncached = generate_uncached_jit(MODEL, variables, prompt, KEY, max_new_tokens=NEW,
+  uncached = generate_uncached_jit(DECODER, variables, prompt, KEY, max_new_tokens=NEW,
                                    temperature=0.0)
   assert cached.shape == uncached.shape == (3, NEW)
   assert cached.dtype == uncached.dtype == np.int32
@@ -176,7 +180,7 @@ def test_padded_prompt_generates_as_the_unpadded_one(variables, greedy):
   prompt, reference, _ = greedy
   padded = jnp.concatenate([prompt, tokens(3, 4, seed=9)], axis=1)
   # A traced prompt_length: one program serves every length up to the padded 8.
-  out, _ = generate_jit(MODEL, variables, padded, KEY, max_new_tokens=NEW, temperature=0.0,
+  out, _ = generate_jit(DECODER, variables, padded, KEY, max_new_tokens=NEW, temperature=0.0,
                         prompt_length=jnp.int32(4))
   np.testing.assert_array_equal(out, reference)
 
@@ -186,7 +190,7 @@ def test_sampling_is_reproducible_per_seed(variables, greedy):
 
   def sample(seed):
     # temperature is traced: the greedy run's program again.
-    return generate_jit(MODEL, variables, prompt, jax.random.key(seed), max_new_tokens=NEW,
+    return generate_jit(DECODER, variables, prompt, jax.random.key(seed), max_new_tokens=NEW,
                         temperature=1.0)[0]
 
   first = sample(3)
@@ -245,11 +249,11 @@ def _on_token(step: int, new_tokens: np.ndarray) -> None:
 def eos_run(variables):
   """Sampled runs without and with an eos (streamed): one program each."""
   prompt = tokens(3, 4, seed=11)
-  free, _ = generate_jit(MODEL, variables, prompt, KEY, max_new_tokens=NEW, temperature=1.0)
+  free, _ = generate_jit(DECODER, variables, prompt, KEY, max_new_tokens=NEW, temperature=1.0)
   free = np.asarray(free)
   eos = int(free[0, 2])
   STREAMED.clear()
-  out, lengths = generate_jit(MODEL, variables, prompt, KEY, max_new_tokens=NEW,
+  out, lengths = generate_jit(DECODER, variables, prompt, KEY, max_new_tokens=NEW,
                               temperature=1.0, eos_id=eos, on_token=_on_token)
   jax.effects_barrier()
   return free, eos, np.asarray(out), np.asarray(lengths), list(STREAMED)
@@ -286,29 +290,169 @@ def test_bad_inputs_raise(variables):
   with pytest.raises(ValueError, match='divisible by num_heads'):
     DecoderLM(**{**TINY, 'num_heads': 3})
   with pytest.raises(ValueError, match='crop'):
-    generate(MODEL, variables, tokens(1, BLOCK + 1), KEY, max_new_tokens=2)
+    generate(DECODER, variables, tokens(1, BLOCK + 1), KEY, max_new_tokens=2)
   for bad in (0.0, 1.5):
     with pytest.raises(ValueError, match='top_p'):
-      generate(MODEL, variables, tokens(1, 4), KEY, max_new_tokens=2, top_p=bad)
+      generate(DECODER, variables, tokens(1, 4), KEY, max_new_tokens=2, top_p=bad)
   with pytest.raises(ValueError, match='temperature'):
-    generate(MODEL, variables, tokens(1, 4), KEY, max_new_tokens=2, temperature=-1.0)
+    generate(DECODER, variables, tokens(1, 4), KEY, max_new_tokens=2, temperature=-1.0)
   with pytest.raises(ValueError, match='top_k'):
-    generate_uncached(MODEL, variables, tokens(1, 4), KEY, max_new_tokens=2, top_k=-1)
+    generate_uncached(DECODER, variables, tokens(1, 4), KEY, max_new_tokens=2, top_k=-1)
   with pytest.raises(ValueError, match='max_new_tokens'):
-    generate(MODEL, variables, tokens(1, 4), KEY, max_new_tokens=0)
+    generate(DECODER, variables, tokens(1, 4), KEY, max_new_tokens=0)
   with pytest.raises(ValueError, match='prompt_length'):
-    generate(MODEL, variables, tokens(1, 4), KEY, max_new_tokens=2, prompt_length=5)
+    generate(DECODER, variables, tokens(1, 4), KEY, max_new_tokens=2, prompt_length=5)
+  with pytest.raises(TypeError, match='expected a Decoder'):
+    generate(object(), variables, tokens(1, 4), KEY, max_new_tokens=2)
 
 
 def test_generation_shorter_than_the_slide_window(variables):
   # 2 + 3 tokens never fill the 16-token context: no slide, and none compiled (the
   # slide's half-block window would not fit the 5-token history).
   prompt = tokens(2, 2)
-  out, lengths = generate_jit(MODEL, variables, prompt, KEY, max_new_tokens=3, temperature=0.0)
-  oracle = generate_uncached_jit(MODEL, variables, prompt, KEY, max_new_tokens=3,
+  out, lengths = generate_jit(DECODER, variables, prompt, KEY, max_new_tokens=3, temperature=0.0)
+  oracle = generate_uncached_jit(DECODER, variables, prompt, KEY, max_new_tokens=3,
                                  temperature=0.0)
   np.testing.assert_array_equal(out, oracle)
   np.testing.assert_array_equal(lengths, [3, 3])
+
+
+# Tokens that decoding.py generated before it took a Decoder (when it called DecoderLM
+# directly), on CPU, for GOLDEN_MODEL with fixed weights: 5-token prompts that slide twice
+# in 30 tokens, the last 16 of a 20-token prompt (so the first new token slides), and a
+# padded prompt with a traced prompt_length; greedy, temperature, top-k, top-p, eos. They
+# pin the exact numbers of the cached loop; a jax upgrade that rounds differently may
+# change a token, then recompute them with a version that passes the oracle tests above.
+GOLDEN_MODEL = DecoderLM(vocab_size=65, block_size=16, num_layers=2, num_heads=2, width=32)
+GOLDEN_PROMPT = [[49, 12, 30, 27, 62, 16, 59, 24, 18, 36, 33, 57, 21, 8, 8, 63, 40, 6, 46, 33],
+                 [46, 34, 21, 62, 32, 36, 39, 54, 45, 60, 17, 8, 54, 24, 31, 7, 62, 32, 40, 0]]
+GOLDEN = {  # name: (prompt, keyword arguments, tokens, lengths)
+    'greedy_short': ('short', dict(max_new_tokens=30, temperature=0.0), [
+        [50, 2, 2, 2, 2, 2, 2, 2, 4, 4, 50, 2, 47, 47, 49, 49, 33, 33, 33, 50, 2, 52, 18, 50,
+         34, 0, 38, 0, 0, 41],
+        [50, 2, 59, 18, 8, 47, 12, 59, 59, 59, 23, 28, 7, 12, 2, 4, 52, 2, 47, 51, 47, 49, 21,
+         47, 8, 42, 35, 35, 50, 50]], [30, 30]),
+    'sampled_short_eos': (
+        'short', dict(max_new_tokens=30, temperature=0.8, top_k=10, top_p=0.9, eos_id=22), [
+            [51, 51, 53, 59] + [22] * 26,
+            [50, 63, 51, 51, 30, 30, 4, 63, 46, 48, 33, 33, 33, 26, 18, 60, 0, 59, 26, 50, 18,
+             33, 33, 44, 25, 0, 23, 33, 50, 0]], [5, 30]),
+    'greedy_full': ('full', dict(max_new_tokens=20, temperature=0.0), [
+        [33, 33, 33, 0, 18, 59, 50, 26, 2, 2, 2, 23, 63, 37, 8, 47, 37, 59, 7, 42],
+        [23, 34, 63, 37, 37, 2, 2, 2, 2, 2, 2, 47, 47, 47, 8, 47, 8, 8, 7, 4]], [20, 20]),
+    'sampled_full': ('full', dict(max_new_tokens=20, temperature=1.0), [
+        [33, 36, 51, 42, 1, 37, 1, 44, 0, 59, 8, 45, 53, 35, 44, 26, 50, 9, 37, 51],
+        [40, 33, 45, 47, 21, 44, 37, 37, 18, 56, 48, 33, 33, 16, 0, 58, 35, 57, 11, 50]],
+        [20, 20]),
+    'padded_eos': (
+        'padded', dict(max_new_tokens=25, prompt_length=np.int32(3), temperature=0.7,
+                       top_p=0.8, eos_id=5), [
+            [59, 59, 18, 50, 2, 2, 2, 4, 4, 50, 47, 51, 51, 51, 51, 41, 47, 1, 37, 22, 0, 2, 4,
+             2, 47],
+            [39, 42, 7, 50, 18, 37, 18] + [5] * 18], [25, 8]),
+}
+GOLDEN_UNCACHED = {  # name: (prompt, keyword arguments, tokens)
+    'sampled_short': ('short', dict(max_new_tokens=30, temperature=0.8, top_k=10, top_p=0.9), [
+        [51, 51, 53, 59, 22, 4, 2, 2, 4, 18, 8, 51, 51, 27, 8, 41, 47, 47, 47, 51, 30, 60, 4,
+         10, 4, 5, 7, 41, 20, 59],
+        [50, 63, 51, 51, 30, 30, 4, 63, 46, 48, 33, 33, 33, 2, 18, 43, 35, 59, 2, 20, 38, 50,
+         33, 33, 33, 33, 33, 33, 50, 51]]),
+    'greedy_full': ('full', dict(max_new_tokens=20, temperature=0.0), [
+        [33, 52, 0, 50, 41, 59, 2, 18, 59, 41, 41, 41, 33, 33, 33, 33, 33, 33, 33, 33],
+        [23, 23] + [33] * 18]),
+}
+
+
+def _golden_prompt(name: str) -> jnp.ndarray:
+  prompt = jnp.asarray(GOLDEN_PROMPT, jnp.int32)
+  return {'short': prompt[:, :5], 'full': prompt[:, -16:],   # as TextSampler crops
+          'padded': prompt[:, :8].at[:, 3:].set(0)}[name]
+
+
+@pytest.fixture(scope='module')
+def golden_variables():
+  variables = jax.jit(GOLDEN_MODEL.init)(jax.random.key(42), jnp.zeros((1, 16), jnp.int32))
+  return jax.tree.map(lambda p: 4 * p, variables)
+
+
+@pytest.mark.parametrize('name', GOLDEN)
+def test_generate_gives_the_recorded_tokens(golden_variables, name):
+  prompt, kwargs, expected, expected_lengths = GOLDEN[name]
+  out, lengths = generate_jit(LMDecoder(GOLDEN_MODEL), golden_variables, _golden_prompt(prompt),
+                              jax.random.key(3), **kwargs)
+  np.testing.assert_array_equal(out, expected)
+  np.testing.assert_array_equal(lengths, expected_lengths)
+
+
+@pytest.mark.parametrize('name', GOLDEN_UNCACHED)
+def test_generate_uncached_gives_the_recorded_tokens(golden_variables, name):
+  prompt, kwargs, expected = GOLDEN_UNCACHED[name]
+  out = generate_uncached_jit(LMDecoder(GOLDEN_MODEL), golden_variables,
+                              _golden_prompt(prompt), jax.random.key(3), **kwargs)
+  np.testing.assert_array_equal(out, expected)
+
+
+@dataclasses.dataclass(frozen=True)
+class SumDecoder:
+  """A Decoder of no model: position i's logits pick (offset + i + the sum of the tokens at
+  0..i) mod vocab, each row with its own offset.
+
+  The cache is the token buffer and the variables hold the offsets, as an
+  encoder-decoder's would hold the encoded source: the loops need nothing else."""
+  context: int = 8
+  vocab: int = 7
+
+  def init_cache(self, batch):
+    return jnp.zeros((batch, self.context), jnp.int32)
+
+  def _logits(self, variables, sums, positions):
+    ids = (variables['offset'][:, None] + positions[None] + sums) % self.vocab
+    return 5.0 * jax.nn.one_hot(ids, self.vocab)
+
+  def step(self, variables, tokens, cache, index):
+    cache = lax.dynamic_update_slice(cache, tokens.astype(jnp.int32), (0, index))
+    positions = index + jnp.arange(tokens.shape[1])
+    seen = jnp.arange(self.context)[None, :] <= positions[:, None]   # [T, context]: causal
+    return self._logits(variables, jnp.sum(cache[:, None] * seen, axis=-1), positions), cache
+
+  def forward(self, variables, tokens):
+    return self._logits(variables, jnp.cumsum(tokens, axis=1), jnp.arange(tokens.shape[1]))
+
+
+def _sum_oracle(decoder, offsets, prompt, steps, slide):
+  """SumDecoder's greedy tokens over the half-window slide, or nanoGPT's crop."""
+  out = []
+  for offset, row in zip(offsets, prompt):
+    history, start = list(row), 0
+    for _ in range(steps):
+      if slide and len(history) - start > decoder.context:
+        start = len(history) - decoder.context // 2
+      window = history[start:] if slide else history[-decoder.context:]
+      history.append((offset + len(window) - 1 + sum(window)) % decoder.vocab)
+    out.append(history[len(row):])
+  return np.asarray(out)
+
+
+def test_any_decoder_generates_with_the_sliding_window():
+  decoder = SumDecoder()
+  assert isinstance(decoder, Decoder) and isinstance(DECODER, Decoder)
+  assert not isinstance(MODEL, Decoder) and as_decoder(MODEL) == DECODER   # the old callers'
+  assert as_decoder(decoder) is decoder
+  # Equal decoders of equal models are one static argument: they share compiled programs.
+  assert LMDecoder(DecoderLM(**TINY)) == DECODER
+  assert hash(LMDecoder(DecoderLM(**TINY))) == hash(DECODER)
+  variables = {'offset': jnp.array([0, 3], jnp.int32)}
+  prompt = [[1, 2, 3], [4, 5, 6]]
+  padded = jnp.array([row + [6, 6] for row in prompt], jnp.int32)
+  new = 21   # 3 + 21 tokens through a context of 8: three slides
+  out, lengths = generate_jit(decoder, variables, padded, KEY, max_new_tokens=new,
+                              prompt_length=jnp.int32(3), temperature=0.0)
+  np.testing.assert_array_equal(out, _sum_oracle(decoder, [0, 3], prompt, new, slide=True))
+  np.testing.assert_array_equal(lengths, [new, new])
+  uncached = generate_uncached_jit(decoder, variables, jnp.array(prompt, jnp.int32), KEY,
+                                   max_new_tokens=new, temperature=0.0)
+  np.testing.assert_array_equal(uncached, _sum_oracle(decoder, [0, 3], prompt, new,
+                                                      slide=False))
 
 
 @pytest.mark.parametrize('impl', ['xla', 'einsum'])

@@ -43,7 +43,7 @@ def test_vectorized_equals_separate(tmp_path):
   # (split over devices, a batch is the same math with other float rounding).
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
   script = ('import sys; from tests import tiny; from genjax.sweeps import vectorized; '
-            'from genjax.train import loop; b = tiny.vae(); b.train.sample_every = 0\n'
+            'from genjax.run import loop; b = tiny.vae(); b.train.sample_every = 0\n'
             f'for i, p in enumerate({POINTS!r}):\n'
             f'  loop.train_and_evaluate(vectorized.apply_point(b, p), "{tmp_path}/s%d" % i)')
   subprocess.run([sys.executable, '-c', script], cwd=REPO, env=env, check=True, timeout=300,

@@ -22,6 +22,8 @@ import functools
 import numpy as np
 
 from genjax.data import fruit_drawing as draw
+from genjax.data import image_sets
+from genjax.data.spec import Dataset
 
 CLASSES = ('apple', 'banana', 'orange', 'grapes', 'pear')
 SPLITS = {'train': 50_000, 'test': 10_000, 'anomaly': 2_000}  # default sizes
@@ -182,3 +184,21 @@ def load_fruits(split: str, num: int | None = None, seed: int = 0,
   if split == 'anomaly':
     return generate_fruits(num, seed, size, anomaly=True)
   return generate_fruits(num, seed, size, start=_TEST_START if split == 'test' else 0)
+
+
+# The dataset registered as 'fruits' (genjax.data.datasets).
+
+
+def add_config_fields(c) -> None:
+  image_sets.add_config_fields(c)
+
+
+def dataset(data, workdir: str | None = None) -> Dataset:
+  """Generated fruits at `data.image_size` (default 32): train, test and blue apples."""
+  image_sets.refuse(data, 'digits', 'binarize', 'path')
+  size = data.image_size or 32
+  splits = {name: image_sets.labelled(*load_fruits(name, data[field] or None, size=size))
+            for name, field in (('train', 'num_train'), ('test', 'num_test'),
+                                ('anomaly', 'num_anomaly'))}
+  return image_sets.finish(data, splits, workdir, num_classes=len(CLASSES))
+

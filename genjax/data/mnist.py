@@ -17,7 +17,10 @@ import zlib
 
 import numpy as np
 
+from genjax.config import ConfigError
+from genjax.data import image_sets
 from genjax.data.files import DataError, FileSpec, fetch_all, resolve_data_dir
+from genjax.data.spec import Dataset
 
 NAMES = ('mnist', 'fashion-mnist')
 SPLITS = ('train', 'test')
@@ -140,3 +143,37 @@ def load_mnist(root: str | os.PathLike | None, name: str = 'mnist',
 def _check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
   if value not in allowed:
     raise ValueError(f'Unknown {what} {value!r}; expected one of {allowed}.')
+
+
+# The dataset registered as 'mnist' and 'fashion-mnist' (genjax.data.datasets).
+
+
+def add_config_fields(c) -> None:
+  image_sets.add_config_fields(c)
+
+
+def dataset(data, workdir: str | None = None) -> Dataset:
+  """MNIST or Fashion-MNIST (`data.name`): 60,000 training and 10,000 test images.
+
+  With `data.digits`, training keeps those classes, the test split is their test images
+  (a one-class model's loss is on its own class) and the other classes' test images
+  form the anomaly split.
+  """
+  image_sets.refuse(data, 'image_size', 'path')
+  root = resolve_data_dir(data.dir)
+  train = image_sets.labelled(*load_mnist(root, data.name, 'train'))
+  test = image_sets.labelled(*load_mnist(root, data.name, 'test'))
+  if data.binarize:  # the whole test set, before any selection: the literature's bits
+    test['image'] = image_sets.binarize_fixed(test['image'])
+  splits = {'train': train, 'test': test}
+  digits = tuple(data.digits)
+  if digits:
+    if not set(digits) <= set(range(_NUM_CLASSES)):
+      raise ConfigError(f'config.data.digits={digits} must be classes in 0..9.')
+    normal = np.isin(test['label'], digits)
+    splits = {'train': image_sets.select(train, np.isin(train['label'], digits)),
+              'test': image_sets.select(test, normal),
+              'normal_test': image_sets.select(test, normal),
+              'anomaly': image_sets.select(test, ~normal)}
+  return image_sets.finish(data, splits, workdir, num_classes=_NUM_CLASSES)
+

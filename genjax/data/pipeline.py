@@ -131,8 +131,7 @@ class Prefetcher:
       for n in group_sizes:
         if self._stop.is_set():
           return
-        batches = [self.source.batch(s) for s in range(step, step + n)]
-        stacked = {k: np.stack([b[k] for b in batches]) for k in batches[0]}
+        stacked = stack_padded([self.source.batch(s) for s in range(step, step + n)])
         self._put((n, place(stacked, self.sharding)))
         step += n
       self._put((0, StopIteration()))
@@ -171,6 +170,29 @@ class Prefetcher:
 
   def __exit__(self, *exc):
     self.close()
+
+
+def stack_padded(batches: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+  """Batches stacked on a new leading axis, each array padded along its axis 1 to the
+  group's longest (0, or False for masks).
+
+  Consecutive steps of different bucket lengths can then run in one compiled call; the
+  padding is masked, so each step computes what it would have alone.
+  """
+  if not batches:
+    raise ValueError('stack_padded needs at least one batch.')
+  keys = list(batches[0])
+  if any(list(b) != keys for b in batches):
+    raise ValueError(f'Batches with different keys: {[sorted(b) for b in batches]}')
+  stacked = {}
+  for key in keys:
+    arrays = [np.asarray(b[key]) for b in batches]
+    if arrays[0].ndim >= 2:
+      width = max(a.shape[1] for a in arrays)
+      arrays = [np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2))
+                for a in arrays]
+    stacked[key] = np.stack(arrays)
+  return stacked
 
 
 def eval_batches(arrays: Mapping[str, np.ndarray], batch_size: int,

@@ -7,7 +7,7 @@ sides into 1-D token streams, caching sentencepiece streams beside the tokenizer
 
 Training reads random contiguous windows of the training stream (`WindowSource`, batch
 `s` a pure function of (seed, s)); evaluation scores a fixed set of non-overlapping
-windows from the start of the validation stream (`TextData.test`).
+windows from the start of the validation stream (the 'test' split).
 
 Documents are joined into one stream with a separator: the end-of-document token for
 sentencepiece, a blank line ('\\n\\n') for characters (which have no such token).
@@ -29,8 +29,10 @@ import jax
 import ml_collections
 import numpy as np
 
+from genjax import config as config_lib
 from genjax.config import ConfigError
 from genjax.data import files, pipeline
+from genjax.data.spec import Dataset, DataSpec, Feature
 from genjax.data.corpora import Corpus, load_corpus
 from genjax.data.tokenizers import (CharTokenizer, SentencePieceTokenizer, TokenizerError,
                                     load_tokenizer)
@@ -85,26 +87,6 @@ class WindowSource:
             'index': np.arange(self.batch_size, dtype=np.int32)}
 
 
-@dataclasses.dataclass
-class TextData:
-  tokenizer: Tokenizer
-  train_tokens: np.ndarray  # 1-D; uint16 when the vocabulary fits, else int32
-  val_tokens: np.ndarray
-  block_size: int
-  # {'tokens': int32 [N, block_size + 1]}: fixed, non-overlapping validation windows.
-  test: dict[str, np.ndarray]
-  # Validation documents as text (one per file; one for a single-file corpus).
-  val_texts: list[str]
-
-  @property
-  def spec(self) -> Tokenizer:
-    """What the model's shapes depend on: the tokenizer (its vocab_size)."""
-    return self.tokenizer
-
-  def train_source(self, batch_size: int, seed: int) -> WindowSource:
-    return WindowSource(self.train_tokens, self.block_size, batch_size, seed)
-
-
 # ---------------------------------------------------------------- tokens
 
 
@@ -116,7 +98,7 @@ def _build_tokenizer(kind: str, data: ml_collections.ConfigDict, corpus: Corpus)
     return CharTokenizer.from_text(corpus.train + corpus.val)
   # Trained on the training side only: validation stays held out; byte fallback encodes
   # whatever validation characters the training side lacks.
-  return SentencePieceTokenizer.train(corpus.train, None, int(data.get('vocab_size', 4096)))
+  return SentencePieceTokenizer.train(corpus.train, None, int(data.vocab_size))
 
 
 def _check_saved(tokenizer: Tokenizer, kind: str, data: ml_collections.ConfigDict,
@@ -126,7 +108,7 @@ def _check_saved(tokenizer: Tokenizer, kind: str, data: ml_collections.ConfigDic
   if tokenizer.kind != kind:
     raise ConfigError(f'config.data.tokenizer={kind!r}, but {directory} holds a '
                       f'{tokenizer.kind!r} tokenizer. {fix}')
-  wanted = int(data.get('vocab_size', 4096))
+  wanted = int(data.vocab_size)
   if kind == 'sentencepiece' and tokenizer.vocab_size != wanted:
     raise ConfigError(f'config.data.vocab_size={wanted}, but the tokenizer in {directory} has '
                       f'{tokenizer.vocab_size} pieces. {fix}')
@@ -254,7 +236,7 @@ def validation_windows(val_tokens: np.ndarray, block_size: int,
 
 
 def load_text(data: ml_collections.ConfigDict, block_size: int,
-              workdir: str | None) -> TextData:
+              workdir: str | None) -> Dataset:
   """The corpus `data` names as token streams, with its tokenizer and validation windows.
 
   Config fields (of `config.data`):
@@ -278,7 +260,7 @@ def load_text(data: ml_collections.ConfigDict, block_size: int,
     ConfigError: unknown name or tokenizer, or a saved tokenizer of another kind/size.
     DataError: missing or empty corpus, or too short for one window.
   """
-  kind = data.get('tokenizer', 'char')
+  kind = data.tokenizer
   if kind not in TOKENIZERS:
     raise ConfigError(f'config.data.tokenizer={kind!r} is not one of {TOKENIZERS}.')
   if block_size < 1:
@@ -302,11 +284,38 @@ def load_text(data: ml_collections.ConfigDict, block_size: int,
       _save_tokenizer(tokenizer, tok_dir)
 
   train, val = _encode_corpus(tokenizer, corpus, tok_dir)
-  windows = validation_windows(val, block_size, int(data.get('num_val_windows', 0) or 0))
+  windows = validation_windows(val, block_size, int(data.num_val_windows))
   # Fails here, with the sizes, rather than at the first batch.
   WindowSource(train, block_size, 1, 0)
   _log.info('%s; %s tokenizer with %d ids; %d training and %d validation tokens, %d '
             'validation windows.', corpus.description, tokenizer.kind, tokenizer.vocab_size,
             len(train), len(val), len(windows))
-  return TextData(tokenizer=tokenizer, train_tokens=train, val_tokens=val,
-                  block_size=block_size, test={'tokens': windows}, val_texts=corpus.val)
+  feature = Feature((block_size + 1,), 'int32', num_values=tokenizer.vocab_size,
+                    tokenizer=TOKENIZER_DIR)
+  return Dataset(
+      spec=DataSpec({'tokens': feature}, {TOKENIZER_DIR: tokenizer}),
+      splits={'test': {'tokens': windows}},
+      source=lambda batch_size, seed: WindowSource(train, block_size, batch_size, seed),
+      extras={'tokenizer': tokenizer, 'train_tokens': train, 'val_tokens': val,
+              'val_texts': corpus.val})
+
+
+# The datasets registered as 'tinyshakespeare', 'python_stdlib' and 'text'
+# (genjax.data.datasets).
+
+
+def add_config_fields(c: ml_collections.ConfigDict) -> None:
+  config_lib.add_fields(c, {
+      'data.path': '',  # a file, folder or glob of your own text; overrides data.name
+      'data.tokenizer': 'char',  # 'char' | 'sentencepiece' (BPE, trained on the train split)
+      'data.vocab_size': 4096,  # sentencepiece pieces; char: the corpus's characters
+      'data.block_size': 256,  # tokens a window predicts (the model's context)
+      'data.val_fraction': 0.1,  # last 10% of a single text; a 10% share of files otherwise
+      'data.num_val_windows': 0,  # fixed validation windows (stride block_size); 0 = all
+      'data.max_train_chars': 0,  # cap on the training text for quick tries; 0 = all
+      'data.max_files': 0,  # multi-file corpora: a fixed sample of this many files; 0 = all
+  })
+
+
+def dataset(data: ml_collections.ConfigDict, workdir: str | None = None) -> Dataset:
+  return load_text(data, data.block_size, workdir)

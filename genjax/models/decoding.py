@@ -1,23 +1,32 @@
-"""Compiled autoregressive sampling from a ``DecoderLM``: key/value-cached and uncached.
+"""Compiled autoregressive sampling from any ``Decoder``: key/value-cached and uncached.
 
-``generate`` prefills a key/value cache with the prompt, then feeds one token per step
-inside a ``lax.while_loop``; when the context fills ``block_size`` it re-prefills the
-cache from the last ``block_size // 2`` tokens and goes on, so it generates any number of
-tokens at the cost of one position per token (plus a half-block forward every
-``block_size // 2`` tokens). ``generate_uncached`` is nanoGPT's loop: a full forward over
-the last ``block_size`` tokens for every token; it is the baseline and the test oracle.
+A ``Decoder`` is what a model family hands to the sampling loops: the number of positions
+its cache holds (``context``), an empty cache, one cached ``step`` over a few tokens, and
+a cache-free ``forward``. ``LMDecoder`` adapts a ``DecoderLM``; an encoder-decoder or a
+music model brings its own, and greedy, temperature, top-k and top-p sampling, EOS, streaming
+and the sliding window below then come with it.
+
+``generate`` prefills the decoder's cache with the prompt, then feeds one token per step
+inside a ``lax.while_loop``; when the context fills ``decoder.context`` it re-prefills the
+cache from the last ``context // 2`` tokens and goes on, so it generates any number of
+tokens at the cost of one position per token (plus a half-context step every
+``context // 2`` tokens). ``generate_uncached`` is nanoGPT's loop: a full ``forward`` over
+the last ``context`` tokens for every token; it is the baseline and the test oracle.
 
 ::
 
-    tokens, lengths = generate_jit(model, variables, prompt, jax.random.key(0),
+    tokens, lengths = generate_jit(LMDecoder(model), variables, prompt, jax.random.key(0),
                                    max_new_tokens=500, temperature=0.8, top_k=200)
 
-Both take the flax variables (``{'params': ...}``) and int prompts ``[B, P]``, and share
-``filter_logits`` (temperature, top-k, top-p) and one key per step, ``fold_in(rng, step)``.
+Both take the decoder's variables (for ``LMDecoder`` the flax ``{'params': ...}``) and int
+prompts ``[B, P]``, and share ``filter_logits`` (temperature, top-k, top-p) and one key per
+step, ``fold_in(rng, step)``. A bare ``DecoderLM`` in place of the decoder is wrapped in
+``LMDecoder``.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+import dataclasses
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -25,11 +34,60 @@ import numpy as np
 from jax import lax
 from jax.experimental import io_callback
 
-if TYPE_CHECKING:
-  from genjax.models.transformer import DecoderLM
+from genjax.models.transformer import DecoderLM
 
 Array = jnp.ndarray
 OnToken = Callable[[int, np.ndarray], Any]
+
+
+@runtime_checkable
+class Decoder(Protocol):
+  """An autoregressive model as the sampling loops see it.
+
+  Implementations are hashable (a frozen dataclass of flax modules and Python values):
+  the jitted loops take the decoder as a static argument, so everything traced (the
+  parameters, and e.g. an encoded source for an encoder-decoder) goes in ``variables``.
+
+  ``context``: the positions the cache holds. ``init_cache(batch)``: an empty cache
+  pytree. ``step(variables, tokens [B, T], cache, index)``: writes the tokens at positions
+  ``index..index+T-1`` (``index`` may be traced; the caller keeps ``index + T <= context``)
+  and returns ``(logits [B, T, vocab], cache)``. It must be causal, each position seeing
+  the cache up to itself only: ``generate`` pads prompts on the right and slides the
+  window back to 0, leaving stale entries past the new tokens.
+  ``forward(variables, tokens [B, T])``: the same logits for tokens at positions 0..T-1,
+  without a cache. It may be ``step`` over a fresh cache, but a cache-free pass makes
+  ``generate_uncached`` an oracle that does not share the code it checks.
+  """
+
+  @property
+  def context(self) -> int: ...
+
+  def init_cache(self, batch: int) -> Any: ...
+
+  def step(self, variables: Any, tokens: Array, cache: Any, index: Array | int
+           ) -> tuple[Array, Any]: ...
+
+  def forward(self, variables: Any, tokens: Array) -> Array: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class LMDecoder:
+  """A ``DecoderLM`` as a ``Decoder``; its variables are the flax ``{'params': ...}``."""
+  model: DecoderLM
+
+  @property
+  def context(self) -> int:
+    return self.model.block_size
+
+  def init_cache(self, batch: int) -> Any:
+    return self.model.init_cache(batch)
+
+  def step(self, variables: Any, tokens: Array, cache: Any, index: Array | int
+           ) -> tuple[Array, Any]:
+    return self.model.apply(variables, tokens, cache=cache, cache_index=index)
+
+  def forward(self, variables: Any, tokens: Array) -> Array:
+    return self.model.apply(variables, tokens)
 
 
 def _concrete(value: Any) -> float | None:
@@ -51,7 +109,22 @@ def _check_sampling(temperature: Any, top_k: int, top_p: Any) -> None:
     raise ValueError(f'top_p must be in (0, 1] (1: no nucleus filter), got {top_p}')
 
 
-def _check_prompt(model: DecoderLM, prompt: Array, max_new_tokens: int) -> None:
+def as_decoder(decoder: Decoder | DecoderLM) -> Decoder:
+  """``decoder`` itself, or ``LMDecoder(decoder)`` for a bare ``DecoderLM``.
+
+  So ``generate(model, variables, ...)`` keeps working for the decoder-only model; any
+  other family passes its ``Decoder``.
+  """
+  if isinstance(decoder, DecoderLM):
+    return LMDecoder(decoder)
+  # Anything else would fail deep inside tracing.
+  if not isinstance(decoder, Decoder):
+    raise TypeError(f'expected a Decoder (context, init_cache, step, forward) or a '
+                    f'DecoderLM, got {type(decoder).__name__}')
+  return decoder
+
+
+def _check_prompt(context: int, prompt: Array, max_new_tokens: int) -> None:
   if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 1:
     raise ValueError(f'max_new_tokens must be an int >= 1, got {max_new_tokens!r}')
   if prompt.ndim != 2 or not jnp.issubdtype(prompt.dtype, jnp.integer):
@@ -59,9 +132,9 @@ def _check_prompt(model: DecoderLM, prompt: Array, max_new_tokens: int) -> None:
                      f'{prompt.dtype} {tuple(prompt.shape)}')
   if prompt.shape[1] < 1:
     raise ValueError('prompt must hold at least one token')
-  if prompt.shape[1] > model.block_size:
-    raise ValueError(f'prompt of {prompt.shape[1]} tokens exceeds block_size='
-                     f'{model.block_size}: crop it to its last {model.block_size} tokens')
+  if prompt.shape[1] > context:
+    raise ValueError(f'prompt of {prompt.shape[1]} tokens exceeds the context of {context} '
+                     f'positions: crop it to its last {context} tokens')
 
 
 def _top_p_filter(logits: Array, top_p: Array | float) -> Array:
@@ -125,7 +198,7 @@ def _last_logits(logits: Array, index: Array | int) -> Array:
   return lax.dynamic_index_in_dim(logits, index, axis=1, keepdims=False)
 
 
-def generate(model: DecoderLM, params: Any, prompt: Array, rng: Array, *,
+def generate(decoder: Decoder | DecoderLM, variables: Any, prompt: Array, rng: Array, *,
              max_new_tokens: int, prompt_length: Array | int | None = None,
              temperature: Array | float = 1.0, top_k: int = 0,
              top_p: Array | float = 1.0, eos_id: int | None = None,
@@ -133,9 +206,9 @@ def generate(model: DecoderLM, params: Any, prompt: Array, rng: Array, *,
   """Samples ``max_new_tokens`` after ``prompt`` with a key/value cache.
 
   Args:
-    model: the DecoderLM (static under jit).
-    params: its flax variables, ``{'params': ...}``.
-    prompt: int ``[B, P]``, ``P <= block_size``, possibly right-padded.
+    decoder: the model's ``Decoder``, or a ``DecoderLM`` (static under jit).
+    variables: what its ``step`` takes (traced), e.g. the flax ``{'params': ...}``.
+    prompt: int ``[B, P]``, ``P <= decoder.context``, possibly right-padded.
     rng: PRNG key; step i samples with ``fold_in(rng, i)``.
     max_new_tokens: tokens to generate (static).
     prompt_length: how many of the P columns are real (1..P, may be traced; default P),
@@ -153,8 +226,9 @@ def generate(model: DecoderLM, params: Any, prompt: Array, rng: Array, *,
     ``(tokens int32 [B, max_new_tokens], lengths int32 [B])``: lengths count the tokens up
     to and including the first eos_id (max_new_tokens for a row without one).
   """
+  decoder = as_decoder(decoder)
   prompt = jnp.asarray(prompt)
-  _check_prompt(model, prompt, max_new_tokens)
+  _check_prompt(decoder.context, prompt, max_new_tokens)
   _check_sampling(temperature, top_k, top_p)
   batch, padded_length = prompt.shape
   if prompt_length is None:
@@ -164,21 +238,18 @@ def generate(model: DecoderLM, params: Any, prompt: Array, rng: Array, *,
     raise ValueError(f'prompt_length must be in [1, {padded_length}] (the prompt columns), '
                      f'got {prompt_length}')
   prompt_length = jnp.asarray(prompt_length, jnp.int32)
-  block_size = model.block_size
-  window = max(block_size // 2, 1)
+  context = decoder.context
+  window = max(context // 2, 1)
 
   def sample(logits: Array, step: Array) -> Array:
     return sample_token(logits, jax.random.fold_in(rng, step), temperature, top_k, top_p)
 
-  def forward(tokens: Array, cache: Any, index: Array | int) -> tuple[Array, Any]:
-    return model.apply(params, tokens, cache=cache, cache_index=index)
-
   # History: the prompt, then each new token at prompt_length + step (over any padding).
   history = jnp.zeros((batch, padded_length + max_new_tokens), jnp.int32)
   history = history.at[:, :padded_length].set(prompt.astype(jnp.int32))
-  # Causal: padding after the real tokens leaves their logits alone; its keys in the
-  # cache are overwritten by the new tokens before any query can see them.
-  logits, cache = forward(prompt, model.init_cache(batch), 0)
+  # Causal: padding after the real tokens leaves their logits alone; its cache entries
+  # are overwritten by the new tokens before any position can see them.
+  logits, cache = decoder.step(variables, prompt, decoder.init_cache(batch), 0)
 
   def record(state: dict[str, Any], token: Array) -> dict[str, Any]:
     step = state['step']
@@ -195,22 +266,22 @@ def generate(model: DecoderLM, params: Any, prompt: Array, rng: Array, *,
     state['step'] = step + 1
     return state
 
-  def advance(token: Array, cache: Any, position: Array, context: Array,
+  def advance(token: Array, cache: Any, position: Array, length: Array,
               history: Array, may_slide: bool = True) -> tuple[Array, Any, Array]:
     """Next logits after ``token``: one cached position, or a slide when the cache is full."""
     def step(_: None) -> tuple[Array, Any, Array]:
-      logits, new_cache = forward(token[:, None], cache, position)
+      logits, new_cache = decoder.step(variables, token[:, None], cache, position)
       return logits[:, 0], new_cache, position + 1
 
     def slide(_: None) -> tuple[Array, Any, Array]:
-      # Slots past the window keep stale keys; the mask hides them until overwritten.
-      recent = lax.dynamic_slice_in_dim(history, context - window, window, axis=1)
-      logits, new_cache = forward(recent, cache, 0)
+      # Slots past the window keep stale entries, unseen (causal) until overwritten.
+      recent = lax.dynamic_slice_in_dim(history, length - window, window, axis=1)
+      logits, new_cache = decoder.step(variables, recent, cache, 0)
       return logits[:, -1], new_cache, jnp.asarray(window, jnp.int32)
 
-    if not may_slide or padded_length + max_new_tokens <= block_size:  # no slide to compile
+    if not may_slide or padded_length + max_new_tokens <= context:  # no slide to compile
       return step(None)
-    return lax.cond(position >= block_size, slide, step, None)
+    return lax.cond(position >= context, slide, step, None)
 
   fill = 0 if eos_id is None else eos_id
   state = {
@@ -230,9 +301,9 @@ def generate(model: DecoderLM, params: Any, prompt: Array, rng: Array, *,
 
   def body(state: dict[str, Any], may_slide: bool = True) -> dict[str, Any]:
     state = dict(state)
-    context = prompt_length + state['step']
+    length = prompt_length + state['step']
     logits, state['cache'], state['position'] = advance(
-        state['token'], state['cache'], state['position'], context, state['history'],
+        state['token'], state['cache'], state['position'], length, state['history'],
         may_slide)
     return record(state, sample(logits, state['step']))
 
@@ -242,38 +313,39 @@ def generate(model: DecoderLM, params: Any, prompt: Array, rng: Array, *,
     The inner loop has no `lax.cond`: a conditional's branches copy the cache in and
     out on every token, which on a CPU cost a small model about as much as its layers."""
     state = body(state)
-    return lax.while_loop(lambda s: cond(s) & (s['position'] < block_size),
+    return lax.while_loop(lambda s: cond(s) & (s['position'] < context),
                           lambda s: body(s, may_slide=False), state)
 
   state = lax.while_loop(cond, segment, state)
   return state['tokens'], state['lengths']
 
 
-def generate_uncached(model: DecoderLM, params: Any, prompt: Array, rng: Array, *,
-                      max_new_tokens: int, temperature: Array | float = 1.0, top_k: int = 0,
-                      top_p: Array | float = 1.0) -> Array:
-  """nanoGPT's sampling loop: each token from a full forward over the last block_size.
+def generate_uncached(decoder: Decoder | DecoderLM, variables: Any, prompt: Array,
+                      rng: Array, *, max_new_tokens: int, temperature: Array | float = 1.0,
+                      top_k: int = 0, top_p: Array | float = 1.0) -> Array:
+  """nanoGPT's sampling loop: each token from a full ``forward`` over the last context.
 
-  The forward always runs on a fixed ``[B, block_size]`` window of the history, starting
-  at ``max(0, length - block_size)``: a shorter context sits at positions 0..length-1
+  The forward always runs on a fixed ``[B, context]`` window of the history, starting
+  at ``max(0, length - context)``: a shorter history sits at positions 0..length-1
   with zeros after it, which causal attention keeps out of its logits. Same sampling
   (and keys) as ``generate``; returns int32 tokens ``[B, max_new_tokens]``.
   """
+  decoder = as_decoder(decoder)
   prompt = jnp.asarray(prompt)
-  _check_prompt(model, prompt, max_new_tokens)
+  _check_prompt(decoder.context, prompt, max_new_tokens)
   _check_sampling(temperature, top_k, top_p)
   batch, prompt_length = prompt.shape
-  block_size = model.block_size
-  # At least block_size columns, so the window slice always fits.
-  history = jnp.zeros((batch, max(prompt_length + max_new_tokens, block_size)), jnp.int32)
+  context = decoder.context
+  # At least context columns, so the window slice always fits.
+  history = jnp.zeros((batch, max(prompt_length + max_new_tokens, context)), jnp.int32)
   history = history.at[:, :prompt_length].set(prompt.astype(jnp.int32))
 
   def body(step: Array, history: Array) -> Array:
     length = prompt_length + step
-    start = jnp.maximum(length - block_size, 0)
-    window = lax.dynamic_slice_in_dim(history, start, block_size, axis=1)
-    logits = model.apply(params, window)
-    last = _last_logits(logits, jnp.minimum(length, block_size) - 1)
+    start = jnp.maximum(length - context, 0)
+    window = lax.dynamic_slice_in_dim(history, start, context, axis=1)
+    logits = decoder.forward(variables, window)
+    last = _last_logits(logits, jnp.minimum(length, context) - 1)
     token = sample_token(last, jax.random.fold_in(rng, step), temperature, top_k, top_p)
     return lax.dynamic_update_slice(history, token[:, None], (0, length))
 
@@ -281,9 +353,10 @@ def generate_uncached(model: DecoderLM, params: Any, prompt: Array, rng: Array, 
   return history[:, prompt_length:prompt_length + max_new_tokens]
 
 
-# Flax modules are hashable dataclasses and functions hash by identity, so both are
-# static arguments; temperature, top_p and prompt_length stay traced.
+# Decoders are hashable (equal decoders of equal models share a compiled program) and
+# functions hash by identity, so both are static arguments; temperature, top_p and
+# prompt_length stay traced.
 generate_jit = jax.jit(
-    generate, static_argnames=('model', 'max_new_tokens', 'top_k', 'eos_id', 'on_token'))
+    generate, static_argnames=('decoder', 'max_new_tokens', 'top_k', 'eos_id', 'on_token'))
 generate_uncached_jit = jax.jit(
-    generate_uncached, static_argnames=('model', 'max_new_tokens', 'top_k'))
+    generate_uncached, static_argnames=('decoder', 'max_new_tokens', 'top_k'))

@@ -24,8 +24,9 @@ the same batches and keys, so the result equals an uninterrupted run; points wit
 common checkpoint step are refused (resume them without --vectorize). A loss field
 that turns out not to trace (a Python `if` on it) raises JAX's concretization error; the
 sweep then groups by the loss fields too and tries again.
-Families with `periodic_evaluate` (a GAN's FID) get no test rows here, and the group
-runs one step per call whatever `train.steps_per_call` says (the same numbers).
+Test rows hold the per-example means and the family's corpus metrics (a GAN's FID),
+as `loop` writes them; the group runs one step per call whatever
+`train.steps_per_call` says (the same numbers).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ from genjax import config as config_lib
 from genjax import tasks
 from genjax.data import datasets, pipeline
 from genjax.sweeps import state as sweep_state
-from genjax.train import checkpoints, loop, parallel, state as state_lib, workdir as workdir_lib
+from genjax.run import checkpoints, loop, restore, workdir as workdir_lib
+from genjax.step import parallel, state as state_lib, train_step
 from genjax.writers.metrics import MetricWriter
 
 VECTORIZABLE = ('optim.learning_rate', 'optim.weight_decay', 'optim.b1', 'optim.b2',
@@ -169,6 +171,7 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
   configs = [apply_point(base_config, p) for p in points]
   for cfg in configs:
     config_lib.validate(cfg)
+    tasks.check_fields(cfg)
   fields = sorted({k for p in points for k in p})
   structural = [f for f in fields if not is_vectorizable(base_config, f, loss_traced)]
   for f in structural:
@@ -184,6 +187,8 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
   start = _common_start(workdirs)
 
   data = datasets.load(config.data, workdir=workdirs[0])
+  for wd in workdirs:
+    data.spec.save(wd)
   sources = [data.train_source(c.data.batch_size, c.seed) for c in configs]
   # The points axis is the leading axis of everything stacked: shard it over the devices.
   devices = jax.local_devices()
@@ -193,22 +198,20 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
 
   def build(h):
     cfg = _traced_config(config, traced, h)
-    task = tasks.build(cfg, data.spec)
-    return task, task.make_optimizer(cfg)
+    task = tasks.build(cfg, data.spec, restore.RUNS)
+    return task, task.make_optimizer(cfg), cfg
 
   def init(h, example):
-    task, tx = build(h)
-    init_rng, train_rng = jax.random.split(jax.random.PRNGKey(h['seed'] if 'seed' in h
-                                                             else config.seed))
-    params, extra = task.init(init_rng, example)
-    return state_lib.create(params, tx, train_rng, extra)
+    task, tx, cfg = build(h)
+    rng = jax.random.PRNGKey(h['seed'] if 'seed' in h else config.seed)
+    return train_step.initial_state(task, cfg, tx, rng, example)
 
   def step(h, state, batch):
-    task, tx = build(h)
-    return task.train_step(tx)(state, batch, axis_name=None)
+    task, tx, cfg = build(h)
+    return train_step.train_step(task, cfg, tx)(state, batch, axis_name=None)
 
   def eval_batch(h, params, batch, rng):
-    task, _ = build(h)
+    task = build(h)[0]
     per_example = task.eval_metrics(params, batch, rng)
     mask = batch['mask'].astype(jnp.float32)
     return {k: jnp.sum(v * mask) for k, v in per_example.items()}, jnp.sum(mask)
@@ -225,7 +228,7 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
   step_fn = jax.jit(jax.vmap(step), donate_argnums=(1,), out_shardings=by_point)
   eval_fn = jax.jit(jax.vmap(eval_batch, in_axes=(0, 0, None, 0)))
   add = jax.jit(lambda acc, m: jax.tree.map(lambda a, b: a + b.astype(jnp.float32), acc, m))
-  task0, _ = build({f: hparams[f][0] for f in traced})
+  task0 = build({f: hparams[f][0] for f in traced})[0]
   eval_rngs = jax.device_put(np.stack([jax.random.PRNGKey(c.seed + 1) for c in configs]),
                              by_point)
   eval_subset = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
@@ -257,15 +260,27 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
                           jax.random.PRNGKey(cfg.seed + 2), done, wd, writer, is_lead=True)
 
   def evaluate() -> list[dict[str, float]]:
-    totals, count = None, 0.0
-    for j, batch in enumerate(pipeline.eval_batches(eval_subset, config.eval.batch_size,
-                                                    replicated)):
-      rngs = jax.vmap(jax.random.fold_in, in_axes=(0, None))(eval_rngs, j)  # as loop's eval
-      sums, n = eval_fn(h, task0.inference_variables(state), batch, rngs)
-      totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-      count += float(n[0])
-    totals = jax.device_get(totals)
-    return [{k: float(v[i]) / count for k, v in totals.items()} for i in range(len(points))]
+    """Each point's per-example means (vmapped) and corpus metrics, as `loop` evaluates."""
+    results = [{} for _ in points]
+    if task0.eval_metrics is not None:
+      totals, count = None, 0.0
+      for j, batch in enumerate(pipeline.eval_batches(eval_subset, config.eval.batch_size,
+                                                      replicated)):
+        rngs = jax.vmap(jax.random.fold_in, in_axes=(0, None))(eval_rngs, j)  # as loop's eval
+        sums, n = eval_fn(h, task0.inference_variables(state), batch, rngs)
+        totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+        count += float(n[0])
+      totals = jax.device_get(totals)
+      for i, result in enumerate(results):
+        result.update({k: float(v[i]) / count for k, v in totals.items()})
+    if task0.corpus_metrics is not None:
+      host = jax.device_get(state)
+      for i, (cfg, result) in enumerate(zip(configs, results)):
+        if i not in errors:
+          metrics = task0.corpus_metrics(task0.inference_variables(_unstack(host, i)), data,
+                                         jax.random.PRNGKey(cfg.seed + 1))
+          result.update({k: v for k, v in metrics.items() if np.ndim(v) == 0})
+    return results
 
   acc, last_time, last_step, side = None, time.perf_counter(), start, 0.0
   batches = pipeline.Prefetcher(_StackedSource(sources, [c.seed for c in configs]),
@@ -293,7 +308,8 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
         acc, last_time, last_step, side = None, now, done, 0.0
         batches.wait_seconds = 0.0
       side_start = time.perf_counter()
-      if config.train.eval_every and task0.eval_metrics is not None and (
+      evaluates = task0.eval_metrics is not None or task0.corpus_metrics is not None
+      if config.train.eval_every and evaluates and (
           done % config.train.eval_every == 0 or final):
         for i, (writer, results) in enumerate(zip(writers, evaluate())):
           if i not in errors:

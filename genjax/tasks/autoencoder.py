@@ -7,18 +7,33 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from genjax import config as config_lib
 from genjax.evaluation import auroc as auroc_lib
 from genjax.evaluation import image_metrics, pca
 from genjax.models import Autoencoder
 from genjax.tasks import losses, noise, views as views_lib
-from genjax.tasks.base import Task, float_images, per_example_keys, to_float
+from genjax.tasks.base import Task, View, float_images, per_example_keys, pictures, to_float
 
 
-def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Task:
-  model = Autoencoder(image_shape=tuple(image_shape), **config.model)
-  corruption = noise.Corruption(config.data.get('noise', 'none'),
-                                config.data.get('noise_level', 0.0))
-  loss_kind = config.get('loss', {}).get('reconstruction', 'bce')
+def add_config_fields(c: ml_collections.ConfigDict) -> None:
+  config_lib.add_fields(c, {
+      # The Autoencoder module's arguments (genjax.models.Autoencoder), but image_shape.
+      'model.arch': 'mlp',  # 'conv' | 'mlp'
+      'model.latent_dim': 32,
+      'model.widths': (32, 64),  # conv only: channels of the stride-2 convs
+      'model.hidden': (512,),  # dense layers between pixels/conv features and the code
+      'model.activation': 'relu',
+      'data.noise': 'none',  # 'none' | 'gaussian' | 'mask': corruption of the input
+      'data.noise_level': 0.0,  # Gaussian sigma, or masking probability
+      'loss.reconstruction': 'bce',  # 'bce' (pixels as Bernoulli means) | 'mse'
+  })
+
+
+def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
+  del runs
+  model = Autoencoder(image_shape=spec.image_shape(), **config.model)
+  corruption = noise.Corruption(config.data.noise, config.data.noise_level)
+  loss_kind = config.loss.reconstruction
 
   def corrupt(x, rng, index):
     keys = per_example_keys(jax.random.fold_in(rng, 1), index)
@@ -94,7 +109,8 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
     out = np.asarray(batched_reconstruct(params, noisy))
     return views_lib.interleave(np.clip(noisy, 0, 1), out, x)
 
-  views = {'reconstruct': view_reconstruct, 'denoise': view_denoise}
+  views = {'reconstruct': View(pictures(view_reconstruct), needs_data=True),
+           'denoise': View(pictures(view_denoise), needs_data=True)}
   default = 'denoise' if corruption.kind != 'none' else 'reconstruct'
   return Task(name='autoencoder', model=model, init=init, loss=loss,
               eval_metrics=eval_metrics, evaluate=evaluate, views=views, default_view=default)

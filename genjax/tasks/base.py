@@ -1,7 +1,7 @@
 """What the model-agnostic loop needs from a family: a bundle of pure functions.
 
-The loop never imports a model; it asks `genjax.tasks.build(config)` for a `Task` and
-calls these. Each function is pure: parameters, a batch and a PRNG key in, arrays out.
+The loop never imports a model; it asks `genjax.tasks.build(config, spec)` for a `Task`
+and calls these. Each function is pure: parameters, a batch and a PRNG key in, arrays out.
 """
 
 from __future__ import annotations
@@ -13,9 +13,29 @@ import jax
 import numpy as np
 import optax
 
-from genjax.train import optim, parallel
+from genjax.step import optim, parallel
+from genjax.writers import outputs
 
 Batch = Mapping[str, jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+  """Something a family draws: `draw(variables, arrays, rng, num, **options)` returns a
+  `genjax.writers.outputs` kind (pictures, text).
+
+  options: the keyword options `draw` takes beyond those four ('classes' for a
+    conditional model; 'prompt', 'max_new_tokens', 'temperature', 'top_k', 'top_p',
+    'num_samples', 'on_text' for a text model); `launch.sample` offers a flag only to
+    the views that take it.
+  needs_data: draws from test examples (`arrays`), so they must be loaded first.
+  """
+  draw: Callable[..., Any]
+  options: tuple[str, ...] = ()
+  needs_data: bool = False
+
+  def __call__(self, variables, arrays, rng, num, **options):
+    return self.draw(variables, arrays, rng, num, **options)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,18 +43,21 @@ class Task:
   """A family's functions for one config.
 
   init(rng, batch) -> (params, extra)      parameters and non-trained collections
-  make_step(tx) -> step_fn                 step_fn(state, batch, *, axis_name)
+  loss(params, batch, rng) -> (loss, metrics)   the mean loss of the batch it sees; the
+      generic step differentiates it (with gradient accumulation and EMA, see
+      genjax.step.train_step), unless the family brings its own `make_step`
   eval_metrics(params, batch, rng) -> {name: [B] per-example values}
       what the loop averages over eval.num_examples test examples every eval_every steps
-  evaluate(params, data, rng) -> {name: float}   the full launch.evaluate report
-  periodic_evaluate(params, data, rng) -> {name: float}
-      replaces eval_metrics in training where per-example means do not fit (a GAN's
-      FID needs generated samples and a classifier)
+  corpus_metrics(variables, data, rng) -> {name: float}
+      metrics of all outputs together (FID of generated samples, BLEU of translations),
+      computed with eval_metrics every eval_every steps, in the loop and in vectorized
+      sweeps
+  evaluate(variables, data, rng, eval_config) -> {name: value}   launch.evaluate's report
   diagnose(step, train_means) -> warning text or None
       called at each log step: failure modes the loss alone does not show
-  views: {mode: fn(params, test_arrays, rng, num) -> [rows, cols, H, W, C] in [0, 1]}
-      the pictures launch.sample draws; `views[default_view]` is drawn during training
-      (a text family's view returns a str instead, written as samples/step_N.txt)
+  views: {mode: View}; `views[default_view]` is drawn during training every sample_every
+  conditioning: how many classes (or clusters, or codes) the views' `classes` option
+      draws from; 0 when the family takes none
   """
   name: str
   model: Any
@@ -42,22 +65,16 @@ class Task:
   loss: Callable[[Any, Batch, jax.Array], tuple[jax.Array, dict]] | None
   eval_metrics: Callable[[Any, Batch, jax.Array], dict] | None
   evaluate: Callable[..., dict]
-  views: Mapping[str, Callable[..., np.ndarray]]
+  views: Mapping[str, View]
   default_view: str
+  corpus_metrics: Callable[..., dict] | None = None
+  diagnose: Callable[[int, dict], str | None] | None = None
+  conditioning: int = 0
   # Families with several networks override these three (a GAN: two optimizers keyed
-  # like its params, an alternating step, EMA generator weights for inference).
+  # like its params, an alternating step, its generator's variables for inference).
   make_step: Callable[[Any], parallel.StepFn] | None = None
   optimizer: Callable[[Any], Any] | None = None
-  export: Callable[[Any], Any] | None = None
-  periodic_evaluate: Callable[..., dict] | None = None
-  diagnose: Callable[[int, dict], str | None] | None = None
-  # Families that generate text: a `lm_sampling.TextSampler` (prompt in, text out).
-  sampler: Any = None
-
-  def train_step(self, tx) -> parallel.StepFn:
-    if self.make_step is not None:
-      return self.make_step(tx)
-    return parallel.gradient_step(self.loss, tx)
+  export: Callable[[Any, Any], Any] | None = None
 
   def make_optimizer(self, config) -> optax.GradientTransformation | dict:
     """One optax transformation, or a dict of them keyed like the params' top level."""
@@ -66,8 +83,16 @@ class Task:
     return optim.make_optimizer(config.optim, config.train.steps)
 
   def inference_variables(self, state) -> Any:
-    """What views, evaluate and genjax.load use: the params, unless the family says."""
-    return state.params if self.export is None else self.export(state)
+    """What views, evaluation and genjax.load use: the EMA of the parameters when the
+    run keeps one (train.ema_decay), else the parameters; through `export` when the
+    family keeps more than its inference model's variables."""
+    params = state.extra.get('ema', state.params)
+    return params if self.export is None else self.export(params, state)
+
+
+def pictures(layout: Callable[..., np.ndarray]) -> Callable[..., outputs.Pictures]:
+  """A view's draw from a function that lays pictures out as [rows, cols, H, W, C]."""
+  return lambda *args, **options: outputs.Pictures(np.asarray(layout(*args, **options)))
 
 
 def per_example_keys(rng: jax.Array, index: jax.Array) -> jax.Array:

@@ -11,14 +11,13 @@ the same under 'jit', 'pmap' and one device. The generator is a frozen constant.
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
 
+from genjax import config as config_lib
 from genjax.config import ConfigError
 from genjax.models.classifier import Classifier
 from genjax.tasks.base import Task, per_example_keys, to_float
@@ -28,9 +27,27 @@ from genjax.tasks.base import Task, per_example_keys, to_float
 _AUGMENT_SALT = 0x5A17
 
 
-def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Task:
-  model = Classifier(image_shape=tuple(image_shape), **config.model)
-  synthesize = make_synthesizer(config, image_shape)
+def add_config_fields(c: ml_collections.ConfigDict) -> None:
+  config_lib.add_fields(c, {
+      # The Classifier module's arguments (genjax.models.Classifier), but image_shape.
+      'model.num_classes': 10,
+      'model.widths': (32, 64),  # 3x3 conv + 2x2 max-pool per width
+      'model.hidden': 128,  # the feature size of FID and precision/recall
+      'model.dropout': 0.0,
+      # Synthetic training data from a trained class-conditional GAN (mnist_augment.py):
+      # each training example is replaced by a generated one with probability `fraction`.
+      'augment.generator_workdir': '',  # '' = off: the plain classifier
+      'augment.fraction': 0.5,
+  })
+
+
+def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
+  image_shape = spec.image_shape()
+  if 'label' not in spec:
+    raise ConfigError(f'The classifier family needs labelled images; the {config.data.name} '
+                      'dataset has none.')
+  model = Classifier(image_shape=image_shape, **config.model)
+  synthesize = make_synthesizer(config, image_shape, runs)
 
   def init(rng, batch):
     return model.init(rng, to_float(batch['image'][:1])), {}
@@ -78,56 +95,59 @@ def _train_command(workdir: str) -> str:
           f'--workdir={workdir or "runs/mnist_cdcgan"}')
 
 
-def make_synthesizer(config: ml_collections.ConfigDict, image_shape):
+def make_synthesizer(config: ml_collections.ConfigDict, image_shape, runs):
   """None when augmentation is off, else `synthesize(x, labels, index, rng)`.
 
   `synthesize` returns (x, labels, share of the batch replaced): x float [B, H, W, C] in
   [0, 1] with each example replaced by a generated one with probability
   `augment.fraction`; replaced examples carry the class they were generated for.
   """
-  augment = config.get('augment', None)
-  if augment is None:
-    return None
-  workdir, fraction = augment.get('generator_workdir', ''), float(augment.get('fraction', 0.0))
+  workdir, fraction = config.augment.generator_workdir, float(config.augment.fraction)
   if not 0.0 <= fraction <= 1.0:
     raise ConfigError(f'config.augment.fraction must be in [0, 1], got {fraction!r}.')
   if not workdir or fraction == 0.0:
     return None  # exactly the plain classifier
 
-  from genjax.train import restore, workdir as workdir_lib  # pylint: disable=import-outside-toplevel
-  if not os.path.exists(os.path.join(workdir, workdir_lib.CONFIG_FILE)):
+  # The saved config is checked before the checkpoint is read: a wrong kind of model
+  # is named as such, not reported as a shape mismatch.
+  try:
+    g_config = runs.config(workdir)
+  except FileNotFoundError as e:
     raise FileNotFoundError(
         f'config.augment.generator_workdir={workdir!r} holds no trained GAN. Train the '
         f'class-conditional GAN first:\n  {_train_command(workdir)}\n(augment.generator_workdir'
-        "='' trains the classifier without synthetic data).")
-  # The saved config is checked before the checkpoint is read: a wrong kind of model
-  # is named as such, not reported as a shape mismatch.
-  g_config = workdir_lib.read_config(workdir)
+        "='' trains the classifier without synthetic data).") from e
   if g_config.task != 'gan':
     raise ConfigError(f'config.augment.generator_workdir={workdir!r} holds a '
                       f'{g_config.task!r} experiment, not a GAN; train one with\n  '
                       f'{_train_command(workdir)}')
   num_classes = int(config.model.num_classes)
-  g_classes = int(g_config.model.generator.get('num_classes', 0))
+  g_classes = int(g_config.model.generator.num_classes)
   if g_classes != num_classes:
     what = (f'conditional on {g_classes} classes' if g_classes else
-            'self-conditioned on k-means clusters, not labels' if g_config.data.get('clusters')
+            'self-conditioned on k-means clusters, not labels' if g_config.data.clusters
             else 'unconditional')
     raise ConfigError(
         f'config.augment.generator_workdir={workdir!r} holds a GAN that is {what}; '
         f'augmentation needs a class-conditional generator with num_classes={num_classes} '
         f'(config.model.num_classes). Train one with\n  {_train_command(workdir)}')
-  g_shape = tuple(restore.image_shape(g_config))
-  if g_config.data.name != config.data.name or g_shape != tuple(image_shape):
+  if g_config.data.name != config.data.name:
+    raise ConfigError(
+        f'config.augment.generator_workdir={workdir!r} was trained on {g_config.data.name} '
+        f'images; this classifier trains on {config.data.name}. Train a class-conditional '
+        'GAN of the same dataset.')
+  try:
+    trained = runs.load(workdir)
+  except FileNotFoundError as e:  # a config.json but no checkpoint yet
+    raise FileNotFoundError(f'config.augment.generator_workdir={workdir!r}: {e}\nTrain it '
+                            f'first:\n  {_train_command(workdir)}') from e
+  g_shape = trained.spec.image_shape()
+  if g_shape != tuple(image_shape):
     raise ConfigError(
         f'config.augment.generator_workdir={workdir!r} was trained on {g_config.data.name} '
         f'{g_shape} images; this classifier trains on {config.data.name} '
         f'{tuple(image_shape)}. Train a class-conditional GAN of the same dataset.')
-  try:
-    _, generator, g_variables = restore.load(workdir)
-  except FileNotFoundError as e:  # a config.json but no checkpoint yet
-    raise FileNotFoundError(f'config.augment.generator_workdir={workdir!r}: {e}\nTrain it '
-                            f'first:\n  {_train_command(workdir)}') from e
+  generator, g_variables = trained.model, trained.variables
 
   # Host copies: the loss closes over them as constants, whatever the mesh.
   frozen = jax.tree.map(np.asarray, jax.device_get(g_variables))

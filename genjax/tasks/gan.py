@@ -2,8 +2,8 @@
 
 State layout: `params = {'generator', 'discriminator'}`, `opt_state` the same keys (two
 optax optimizers: `config.optim` for G, `config.d_optim` for D), `extra = {'batch_stats':
-generator batch-norm statistics, 'ema': EMA of the generator params}`. Samples and
-evaluation use the EMA generator (`export`).
+generator batch-norm statistics, 'ema': EMA of the params}` (train.ema_decay, 0.999 by
+default, genjax.step.train_step). Samples and evaluation use the EMA generator (`export`).
 
 InfoGAN (`model.num_codes = K > 0`, Chen et al. 2016): the generator's latent is
 `latent_dim` Gaussian noise followed by a one-hot categorical code of K values, drawn
@@ -28,30 +28,59 @@ import ml_collections
 import numpy as np
 import optax
 
+from genjax import config as config_lib
 from genjax.config import ConfigError
 from genjax.data import clusters
 from genjax.models.gan import Discriminator, Generator
-from genjax.tasks import gan_losses, views as views_lib
-from genjax.tasks.base import Task, per_example_keys, to_float
-from genjax.train import optim, parallel
-from genjax.train import state as state_lib
+from genjax.step import optim, parallel
+from genjax.step import state as state_lib
+from genjax.tasks import gan_evaluation, gan_losses, views as views_lib
+from genjax.tasks.base import Task, View, per_example_keys, pictures, to_float
 
 
-def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Task:
+def add_config_fields(c: ml_collections.ConfigDict) -> None:
+  config_lib.add_fields(c, {
+      # genjax.models.Generator's arguments, but image_shape (from the data).
+      'model.generator.latent_dim': 64,
+      'model.generator.widths': (128, 64),  # channels after each 2x upsampling
+      'model.generator.num_classes': 0,  # > 0: class-conditional on the labels
+      'model.generator.norm': 'batch',  # 'batch' | 'layer' | 'none'
+      # genjax.models.Discriminator's arguments, but image_shape and num_codes.
+      'model.discriminator.widths': (64, 128),  # stride-2 convs
+      'model.discriminator.num_classes': 0,
+      'model.discriminator.conditioning': 'projection',  # how labels enter D
+      'model.num_codes': 0,  # > 0: InfoGAN categorical code of that many values (no labels)
+      'loss.kind': 'non_saturating',  # 'non_saturating' | 'hinge' | 'wasserstein'
+      'loss.gp_weight': 0.0,  # WGAN-GP gradient penalty weight (10 with 'wasserstein')
+      'loss.r1_gamma': 0.0,  # R1 penalty on real data
+      'loss.d_steps': 1,  # discriminator updates per generator update
+      'loss.info_weight': 1.0,  # InfoGAN: weight of the code-recovery term (with num_codes)
+      'loss.pinned_warn_steps': 1000,  # warn when D has won outright this long (divergence)
+      'eval.classifier_workdir': '',  # a trained classifier run: FID/IS/precision/recall
+      'eval.num_samples': 10_000,  # generated images scored by launch.evaluate
+  })
+  # The discriminator's optimizer, the generator's (config.optim) unless set.
+  if 'd_optim' not in c:
+    c.d_optim = c.optim.copy_and_resolve_references()
+  c.train.ema_decay = 0.999  # samples and evaluation use the generator's EMA weights
+
+
+def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
+  image_shape = spec.image_shape()
   g_config, d_config = config.model.generator, config.model.discriminator
-  num_codes = config.model.get('num_codes', 0)
-  num_clusters = config.data.get('clusters', 0)
-  labelled = g_config.get('num_classes', 0) > 0
+  num_codes = config.model.num_codes
+  num_clusters = config.data.clusters
+  labelled = g_config.num_classes > 0
   if num_codes < 0 or (num_codes and (labelled or num_clusters)):
     raise ConfigError(f'model.num_codes={num_codes}: InfoGAN codes need an unconditional '
                       'model (model.generator.num_classes=0, data.clusters=0) and '
                       'num_codes >= 0.')
-  if num_clusters and (labelled or d_config.get('num_classes', 0)):
+  if num_clusters and (labelled or d_config.num_classes):
     raise ConfigError(f'data.clusters={num_clusters} conditions the model on its k-means '
                       'clusters: leave model.generator.num_classes and '
                       'model.discriminator.num_classes at 0 (they are set to the clusters).')
   # Conditions: class labels, or (self-conditioning) the clusters of the training images.
-  num_conditions = num_clusters or g_config.get('num_classes', 0)
+  num_conditions = num_clusters or g_config.num_classes
   conditional = num_conditions > 0
   label_key = 'cluster' if num_clusters else 'label'
   noise_dim = g_config.latent_dim
@@ -66,7 +95,7 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
   discriminator = Discriminator(image_shape=tuple(image_shape), num_codes=num_codes,
                                 **d_kwargs)
   loss_config = config.loss
-  info_weight = loss_config.get('info_weight', 1.0)
+  info_weight = loss_config.info_weight
 
   def with_codes(noise, codes):
     """The generator's latent: noise, then the codes one-hot (or given as weights [B, K])."""
@@ -96,7 +125,7 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
     g_vars = generator.init(g_rng, jnp.zeros((1, latent_dim)), labels, train=False)
     d_vars = discriminator.init(d_rng, x, labels)
     params = {'generator': g_vars['params'], 'discriminator': d_vars['params']}
-    extra = {'batch_stats': g_vars.get('batch_stats', {}), 'ema': g_vars['params']}
+    extra = {'batch_stats': g_vars.get('batch_stats', {})}
     return params, extra
 
   def make_optimizer(cfg):
@@ -173,20 +202,16 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
       metrics = parallel.mean_over_devices(metrics, axis_name)
       metrics.update(loss=metrics['d_loss'] + metrics['g_loss'], d_grad_norm=d_grad_norm,
                      g_grad_norm=g_grad_norm)
-      # Warm the average up (decay (1+t)/(10+t) until it reaches ema_decay): otherwise the
-      # early EMA is mostly the random initialisation and early samples show noise.
-      step_f = state.step.astype(jnp.float32)
-      decay = jnp.minimum(loss_config.ema_decay, (1.0 + step_f) / (10.0 + step_f))
-      ema = gan_losses.ema_update(state.extra['ema'], params['generator'], decay)
       new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                                extra={'batch_stats': new_stats, 'ema': ema})
+                                extra=dict(state.extra, batch_stats=new_stats))
       return new_state, metrics
 
     return step
 
-  def export(state):
-    """The EMA generator, as ordinary flax variables for `Generator.apply`."""
-    variables = {'params': state.extra['ema']}
+  def export(params, state):
+    """The generator (its EMA when train.ema_decay > 0, the default), as ordinary flax
+    variables for `Generator.apply`."""
+    variables = {'params': params['generator']}
     if state.extra['batch_stats']:
       variables['batch_stats'] = state.extra['batch_stats']
     return variables
@@ -262,12 +287,12 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
     return images.reshape(rows, 5, *images.shape[1:])
 
   def evaluate(variables, data, rng, eval_config=config.eval, num_samples=None):
-    from genjax.tasks import gan_evaluation  # pylint: disable=import-outside-toplevel
     # Classes and InfoGAN codes are drawn in turn, clusters as often as the training images
     # fall in each. Only class labels are digits: no label accuracy for codes or clusters.
     prior = clusters.shares(data.train['cluster'], num_clusters) if num_clusters else None
+    classifier = gan_evaluation.load_classifier(runs, eval_config.classifier_workdir)
     return gan_evaluation.evaluate(
-        lambda z, y: images_of(variables, z, y), data, rng, eval_config, noise_dim,
+        lambda z, y: images_of(variables, z, y), classifier, data, rng, eval_config, noise_dim,
         num_conditions or num_codes, num_samples, labels_are_classes=labelled,
         label_prior=prior)
 
@@ -283,14 +308,14 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
         logging.warning('No image-quality metrics during training: %s', e)
       return {}
 
-  diagnose = gan_losses.DivergenceMonitor(loss_config.kind,
-                                          loss_config.get('pinned_warn_steps', 1000))
-
+  diagnose = gan_losses.DivergenceMonitor(loss_config.kind, loss_config.pinned_warn_steps)
+  views = {name: View(pictures(fn), options=('classes',))
+           for name, fn in (('sample', view_sample), ('interpolate', view_interpolate),
+                            ('mix', view_mix))}
   return Task(name='gan', model=generator, init=init, loss=None, eval_metrics=None,
-              evaluate=evaluate,
-              views={'sample': view_sample, 'interpolate': view_interpolate, 'mix': view_mix},
-              default_view='sample', make_step=make_step, optimizer=make_optimizer,
-              export=export, periodic_evaluate=periodic_evaluate, diagnose=diagnose)
+              evaluate=evaluate, views=views, default_view='sample', make_step=make_step,
+              optimizer=make_optimizer, export=export, corpus_metrics=periodic_evaluate,
+              diagnose=diagnose, conditioning=num_conditions or num_codes)
 
 
 def _slerp(a: jax.Array, b: jax.Array, t: jax.Array) -> jax.Array:

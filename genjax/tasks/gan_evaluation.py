@@ -21,20 +21,20 @@ from genjax.tasks.base import float_images
 
 
 @functools.lru_cache(maxsize=4)  # periodic evaluation during training reuses it
-def load_classifier(workdir: str):
-  """(model, params) of a trained `classifier` experiment, or a message saying how."""
-  from genjax.train import restore  # pylint: disable=import-outside-toplevel
-  if not workdir or not os.path.exists(os.path.join(workdir, 'config.json')):
+def load_classifier(runs, workdir: str):
+  """(model, variables) of a trained `classifier` experiment in `workdir`, loaded with
+  `runs` (genjax.api.RUNS), or a message saying how to train one."""
+  if not workdir or runs is None or not os.path.exists(os.path.join(workdir, 'config.json')):
     raise FileNotFoundError(
         f'eval.classifier_workdir={workdir!r} holds no trained classifier. Train it first:\n'
         f'  python -m launch.main --config=experiments/mnist_classifier.py --workdir={workdir or "runs/mnist_classifier"}\n'
         '(use the classifier experiment of the same dataset), or point '
         '--config.eval.classifier_workdir at one.')
-  _, task, state = restore.load_state(workdir)
-  return task.model, state.params
+  trained = runs.load(workdir)
+  return trained.model, trained.variables
 
 
-def evaluate(sample_fn: Callable, data, rng: jax.Array, eval_config, latent_dim: int,
+def evaluate(sample_fn: Callable, classifier, data, rng: jax.Array, eval_config, latent_dim: int,
              num_classes: int, num_samples: int | None = None,
              labels_are_classes: bool = True, label_prior: np.ndarray | None = None) -> dict:
   """`sample_fn(z, labels) -> images [B, H, W, C] in [0, 1]` (labels None if unconditional).
@@ -47,7 +47,7 @@ def evaluate(sample_fn: Callable, data, rng: jax.Array, eval_config, latent_dim:
   `num_samples` (default `eval_config.num_samples`) generated images are compared with
   as many test (and train) images.
   """
-  classifier, c_params = load_classifier(eval_config.classifier_workdir)
+  classifier, c_params = classifier
   n, bs = num_samples or eval_config.num_samples, eval_config.batch_size
 
   def generate(z_and_labels):

@@ -13,13 +13,14 @@ import jax
 import numpy as np
 from absl import logging
 
+from genjax.config import ConfigError
 from genjax.evaluation import code_metrics
 from genjax.models import decoding
 
 MIN_BUCKET = 8
 
 
-class PromptError(ValueError):
+class PromptError(ConfigError):
   """A prompt the model cannot take (empty, or not encodable)."""
 
 
@@ -65,6 +66,7 @@ class TextSampler:
 
   def __init__(self, model, tokenizer):
     self.model, self.tokenizer = model, tokenizer
+    self.decoder = decoding.LMDecoder(model)
     self._stream = _Stream()
 
   def encode_prompt(self, prompt: str) -> np.ndarray:
@@ -74,10 +76,11 @@ class TextSampler:
     ids = np.asarray(self.tokenizer.encode(prompt), np.int32)  # TokenizerError: say which chars
     if len(ids) == 0:
       raise PromptError(f'The prompt {prompt!r} encodes to no tokens.')
-    if len(ids) > self.model.block_size:
+    context = self.decoder.context
+    if len(ids) > context:
       logging.warning('The prompt is %d tokens; the model sees the last %d (its context).',
-                      len(ids), self.model.block_size)
-      ids = ids[-self.model.block_size:]
+                      len(ids), context)
+      ids = ids[-context:]
     return ids
 
   def sample(self, params, prompt: str, rng, *, max_new_tokens: int, temperature: float = 1.0,
@@ -91,12 +94,12 @@ class TextSampler:
                 num_samples, on_text):
     """(texts, whether each sample ended at end-of-text rather than at the length limit)."""
     ids = self.encode_prompt(prompt)
-    batch = np.zeros((num_samples, bucket_length(len(ids), self.model.block_size)), np.int32)
+    batch = np.zeros((num_samples, bucket_length(len(ids), self.decoder.context)), np.int32)
     batch[:, :len(ids)] = ids
     if on_text is not None:
       self._stream.start(self.tokenizer, on_text)
     tokens, lengths = decoding.generate_jit(
-        self.model, params, batch, rng, max_new_tokens=max_new_tokens,
+        self.decoder, params, batch, rng, max_new_tokens=max_new_tokens,
         prompt_length=np.int32(len(ids)), temperature=np.float32(temperature),
         top_k=min(int(top_k), self.model.vocab_size), top_p=np.float32(top_p),
         eos_id=self.tokenizer.eos_id, on_token=self._stream if on_text is not None else None)
@@ -111,14 +114,14 @@ class TextSampler:
   def parse_rate(self, params, val_texts, rng, eval_config) -> dict[str, float]:
     """`code_metrics.parse_rate` of completions of held-out function headers."""
     headers = code_metrics.function_headers(val_texts, eval_config.parse_samples,
-                                            seed=eval_config.get('parse_seed', 0))
-    max_new = eval_config.get('parse_max_new_tokens', 128)
+                                            seed=eval_config.parse_seed)
+    max_new = eval_config.parse_max_new_tokens
     keys = iter(jax.random.split(rng, len(headers)))
 
     def complete(header: str) -> tuple[str, bool]:
       texts, ended = self._generate(params, header, next(keys), max_new,
-                                    eval_config.get('parse_temperature', 0.8),
-                                    eval_config.get('parse_top_k', 0), 1.0, 1, None)
+                                    eval_config.parse_temperature,
+                                    eval_config.parse_top_k, 1.0, 1, None)
       return texts[0], ended[0]
 
     return code_metrics.parse_rate(headers, complete)

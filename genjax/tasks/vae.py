@@ -7,18 +7,37 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from genjax import config as config_lib
 from genjax.evaluation import auroc as auroc_lib
 from genjax.evaluation import iwae
 from genjax.models import VAE
 from genjax.tasks import losses, views as views_lib
-from genjax.tasks.base import Task, float_images, per_example_keys, to_float
+from genjax.tasks.base import Task, View, float_images, per_example_keys, pictures, to_float
 
 
-def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) -> Task:
-  model = VAE(image_shape=tuple(image_shape), **config.model)
-  binarize = config.data.get('binarize', False)
-  kl_weight = config.get('loss', {}).get('kl_weight', 1.0)
-  likelihood = config.model.get('likelihood', 'bernoulli')
+def add_config_fields(c: ml_collections.ConfigDict) -> None:
+  config_lib.add_fields(c, {
+      # The VAE module's arguments (genjax.models.VAE), but image_shape (from the data).
+      'model.arch': 'conv',  # 'conv' | 'mlp'
+      'model.latent_dim': 32,
+      'model.widths': (32, 64),  # conv only: channels of the stride-2 convs
+      'model.hidden': (512,),  # dense layers between pixels/conv features and z
+      'model.likelihood': 'bernoulli',  # 'bernoulli' | 'gaussian' | 'discretized_gaussian'
+      'model.activation': 'relu',
+      'loss.kl_weight': 1.0,  # beta of a beta-VAE; 1 is the ELBO
+      'eval.iwae_samples': 1000,  # importance samples per test image for the NLL
+      'eval.iwae_examples': 0,  # test images scored by IWAE; 0 = all
+      'eval.iwae_batch_size': 100,
+      'eval.anomaly_samples': 16,  # importance samples in the anomaly score
+  })
+
+
+def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
+  del runs
+  model = VAE(image_shape=spec.image_shape(), **config.model)
+  binarize = config.data.binarize
+  kl_weight = config.loss.kl_weight
+  likelihood = config.model.likelihood
 
   def prepare(batch, rng):
     """Bytes -> [0, 1] floats; dynamically binarized (fresh bits every step) if asked."""
@@ -70,10 +89,10 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
 
   def evaluate(params, data, rng, eval_config=config.eval):
     rng_elbo, rng_nll, rng_anomaly = jax.random.split(rng, 3)
-    x = float_images(data.test, eval_config.get('iwae_examples', 0) or None)
-    k = eval_config.get('iwae_samples', 1000)
+    x = float_images(data.test, eval_config.iwae_examples or None)
+    k = eval_config.iwae_samples
     log_px = iwae.estimate_log_likelihood(log_weights, params, x, rng_nll, num_samples=k,
-                                          batch_size=eval_config.get('iwae_batch_size', 100))
+                                          batch_size=eval_config.iwae_batch_size)
     elbo = iwae.estimate_log_likelihood(log_weights, params, x, rng_elbo, num_samples=1,
                                         batch_size=eval_config.batch_size)
     shape = x.shape[1:]
@@ -89,7 +108,7 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
       # under a model of normal data means anomalous.
       normal = float_images(data.normal_test)
       odd = float_images(data.anomaly)
-      k_score = eval_config.get('anomaly_samples', 16)
+      k_score = eval_config.anomaly_samples
       scores = [-iwae.estimate_log_likelihood(log_weights, params, a, r, num_samples=k_score,
                                               batch_size=eval_config.batch_size)
                 for a, r in zip((normal, odd), jax.random.split(rng_anomaly))]
@@ -122,8 +141,9 @@ def build(config: ml_collections.ConfigDict, image_shape: tuple[int, int, int]) 
     images = images.reshape(rows, cols - 2, *images.shape[1:])
     return np.concatenate([x[0::2, None], images, x[1::2, None]], axis=1)
 
-  views = {'sample': view_sample, 'reconstruct': view_reconstruct,
-           'interpolate': view_interpolate}
+  views = {'sample': View(pictures(view_sample)),
+           'reconstruct': View(pictures(view_reconstruct), needs_data=True),
+           'interpolate': View(pictures(view_interpolate), needs_data=True)}
   return Task(name='vae', model=model, init=init, loss=loss, eval_metrics=eval_metrics,
               evaluate=evaluate, views=views, default_view='sample')
 

@@ -33,7 +33,7 @@ def _is_matrix(params):
 def decay_mask(optim: ml_collections.ConfigDict):
   """Which parameters weight decay applies to: all, or (`optim.decay_only_matrices`) the
   weight matrices and embeddings, not biases and normalisation scales (GPT-2/nanoGPT)."""
-  return _is_matrix if optim.get('decay_only_matrices', False) else None
+  return _is_matrix if optim.decay_only_matrices else None
 
 
 def make_optimizer(optim: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:

@@ -20,11 +20,9 @@ from typing import Any, Callable
 
 import jax
 import numpy as np
-import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from genjax.config import ConfigError
-from genjax.train import state as state_lib
 
 AXIS = 'data'
 StepFn = Callable[..., tuple[Any, dict]]
@@ -99,23 +97,3 @@ def mean_over_devices(tree: Any, axis_name: str | None) -> Any:
 
 
 LossFn = Callable[[Any, dict, jax.Array], tuple[jax.Array, dict]]
-
-
-def gradient_step(loss_fn: LossFn, tx: optax.GradientTransformation) -> StepFn:
-  """The step of every single-network family: one optimizer update on `loss_fn`.
-
-  `loss_fn(params, batch, rng) -> (mean loss over the batch it sees, metrics)`. Equal
-  per-device batches make the mean of the device means the global mean.
-  """
-
-  def step(state: state_lib.TrainState, batch: dict, *, axis_name: str | None):
-    rng = state_lib.step_key(state)
-    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
-    grads, metrics = mean_over_devices((grads, dict(metrics, loss=loss)), axis_name)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    metrics['grad_norm'] = optax.tree.norm(grads)
-    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
-    return new_state, metrics
-
-  return step

@@ -25,8 +25,8 @@ from absl import logging
 from genjax import config as config_lib
 from genjax import tasks
 from genjax.data import datasets, pipeline
-from genjax.train import checkpoints, parallel, preemption, state as state_lib, workdir as workdir_lib
-from genjax.writers import images as image_writer
+from genjax.run import checkpoints, preemption, restore, workdir as workdir_lib
+from genjax.step import parallel, state as state_lib, train_step
 from genjax.writers.metrics import MetricWriter
 
 Hook = Callable[[int, state_lib.TrainState], None]
@@ -62,14 +62,9 @@ class NonFiniteLossError(FloatingPointError):
 
 def init_state(task, config, tx, example: dict, mesh) -> state_lib.TrainState:
   """Initial state, created directly replicated on the mesh (compiled, no host copy)."""
-  rng = jax.random.PRNGKey(config.seed)
-  init_rng, train_rng = jax.random.split(rng)
-
-  def create(init_rng, train_rng, example):
-    params, extra = task.init(init_rng, example)
-    return state_lib.create(params, tx, train_rng, extra)
-
-  return jax.jit(create, out_shardings=parallel.replicated(mesh))(init_rng, train_rng, example)
+  create = lambda rng, example: train_step.initial_state(task, config, tx, rng, example)
+  return jax.jit(create, out_shardings=parallel.replicated(mesh))(
+      jax.random.PRNGKey(config.seed), example)
 
 
 # Compiled once: run eagerly, each of its ops was a separate dispatch to every device,
@@ -141,33 +136,25 @@ def make_eval_fn(task, mesh):
   return evaluate
 
 
-def view_grid(task, mode: str, params, arrays: dict, rng, num: int, **options) -> np.ndarray:
-  """A task view ([rows, cols, H, W, C] in [0, 1]) as one uint8 grid image."""
-  return _as_grid(task.views[mode](params, arrays, rng, num, **options))
-
-
-def _as_grid(pictures) -> np.ndarray:
-  pictures = np.asarray(pictures)
-  rows, cols = pictures.shape[:2]
-  return image_writer.make_grid(pictures.reshape(rows * cols, *pictures.shape[2:]), ncol=cols)
-
-
 def write_sample(task, variables, arrays: dict, rng, step: int, workdir: str,
                  writer: MetricWriter, is_lead: bool) -> None:
-  """The default view at `step`: samples/step_N.png for images, .txt for text."""
-  view = task.views[task.default_view](variables, arrays, rng, 64)
-  if isinstance(view, str):  # a language model's sample
-    if is_lead:
-      path = os.path.join(workdir, 'samples', f'step_{step:08d}.txt')
-      os.makedirs(os.path.dirname(path), exist_ok=True)
-      with open(path, 'w', encoding='utf-8') as f:
-        f.write(view)
-    writer.write_text(step, 'samples', view)
-    return
-  grid = _as_grid(view)
+  """The default view at `step`: samples/step_N.png (pictures), .txt (text), ..."""
+  drawn = task.views[task.default_view](variables, arrays, rng, 64)
   if is_lead:
-    image_writer.save_png(os.path.join(workdir, 'samples', f'step_{step:08d}.png'), grid)
-  writer.write_images(step, 'samples', grid)
+    drawn.save(os.path.join(workdir, 'samples', f'step_{step:08d}'))
+  drawn.log(writer, step, 'samples')
+
+
+def evaluate_now(task, evaluate, variables, data, eval_subset: dict, batch_size: int,
+                 rng) -> dict[str, float]:
+  """The eval step's metrics: per-example means over the subset, and the family's
+  corpus-level metrics of all its outputs; scalars only."""
+  results = {}
+  if task.eval_metrics is not None:
+    results.update(evaluate(variables, eval_subset, batch_size, rng))
+  if task.corpus_metrics is not None:
+    results.update(task.corpus_metrics(variables, data, rng))
+  return {k: v for k, v in results.items() if np.ndim(v) == 0}
 
 
 def _progress_line(step: int, total: int, metrics: dict, steps_per_s: float) -> str:
@@ -195,17 +182,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   """
   # Everything that can fail on user input fails here, before anything is written.
   config_lib.validate(config)
+  tasks.check_fields(config)
   workdir = os.path.abspath(workdir)
   mesh = parallel.make_mesh()
   parallel.check_batch_size(config.data.batch_size, mesh)
+  train_step.check_accumulation(config, config.data.batch_size // mesh.devices.size)
   workdir_lib.check_or_write_config(config, workdir, allow_config_change, write=False)
   data = datasets.load(config.data, workdir=workdir)
-  task = tasks.build(config, data.spec)
+  task = tasks.build(config, data.spec, restore.RUNS)
   tx = task.make_optimizer(config)
+  step_fn = train_step.train_step(task, config, tx)  # a family's refusal comes before writing
 
   is_lead = jax.process_index() == 0
   if is_lead:
     workdir_lib.check_or_write_config(config, workdir, allow_config_change, write=True)
+    data.spec.save(workdir)
   ckpt = checkpoints.Checkpointer(os.path.join(workdir, 'checkpoints'),
                                   keep=config.train.keep_checkpoints)
   source = data.train_source(config.data.batch_size, config.seed)
@@ -219,7 +210,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   # Several steps per call (a lax.scan) when train.steps_per_call > 1: one dispatch and
   # one host synchronisation per call instead of per step.
   multi_step = config.train.steps_per_call > 1
-  step_fn = parallel.compile_step(task.train_step(tx), mesh, config.parallel.strategy,
+  step_fn = parallel.compile_step(step_fn, mesh, config.parallel.strategy,
                                   multi_step=multi_step)
   if multi_step:
     calls = call_sizes(start, config.train)
@@ -294,12 +285,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
         side_start = time.perf_counter()
         if config.train.eval_every and (done % config.train.eval_every == 0 or final):
-          variables = task.inference_variables(state)
-          if task.periodic_evaluate is not None:
-            results = task.periodic_evaluate(variables, data, eval_rng)
-          else:
-            results = evaluate(variables, eval_subset, config.eval.batch_size, eval_rng)
-          scalars = {k: v for k, v in results.items() if np.ndim(v) == 0}
+          scalars = evaluate_now(task, evaluate, task.inference_variables(state), data,
+                                 eval_subset, config.eval.batch_size, eval_rng)
           if scalars:
             writer.write(done, 'test', scalars)
             logging.info('test @ %d: %s', done,
