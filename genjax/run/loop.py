@@ -9,12 +9,10 @@ steps.
 
 from __future__ import annotations
 
-import collections
 import itertools
 import math
 import os
-import time
-from typing import Callable, Sequence
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -25,35 +23,13 @@ from absl import logging
 from genjax import config as config_lib
 from genjax import tasks
 from genjax.data import datasets, pipeline
-from genjax.run import checkpoints, preemption, restore, workdir as workdir_lib
+from genjax.run import checkpoints, driver, preemption, restore, workdir as workdir_lib
 from genjax.step import parallel, state as state_lib, train_step
 from genjax.writers.metrics import MetricWriter
 
-Hook = Callable[[int, state_lib.TrainState], None]
-
-# Steps the host may dispatch ahead of the devices. Unbounded async dispatch queued
-# hundreds of steps between log lines; on XLA:CPU with several (fake) devices on few
-# cores, the queued programs then starved a cross-device all-reduce past XLA's 40 s
-# rendezvous timeout and the process aborted. Waiting on the step K back keeps the
-# devices' queue full (the host is still K steps ahead) while bounding it.
-MAX_STEPS_IN_FLIGHT = 4
-
-
-class DispatchLimiter:
-  """Keeps at most `limit` steps dispatched ahead of the devices (see MAX_STEPS_IN_FLIGHT).
-
-  Call it with an array each step produces; it waits on the one `limit` steps back.
-  Benchmarks and research loops that drive a compiled step themselves need it too.
-  """
-
-  def __init__(self, limit: int = MAX_STEPS_IN_FLIGHT):
-    self.limit = limit
-    self._pending = collections.deque()
-
-  def __call__(self, value: jax.Array) -> None:
-    self._pending.append(value)
-    if len(self._pending) > self.limit:
-      self._pending.popleft().block_until_ready()
+Hook = driver.Hook
+DispatchLimiter = driver.DispatchLimiter  # for benchmarks that drive a step themselves
+call_sizes = driver.call_sizes
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -65,54 +41,6 @@ def init_state(task, config, tx, example: dict, mesh) -> state_lib.TrainState:
   create = lambda rng, example: train_step.initial_state(task, config, tx, rng, example)
   return jax.jit(create, out_shardings=parallel.replicated(mesh))(
       jax.random.PRNGKey(config.seed), example)
-
-
-# Compiled once: run eagerly, each of its ops was a separate dispatch to every device,
-# every step. Not donated: the dispatch limiter still holds an earlier step's count.
-@jax.jit
-def _accumulate(acc: dict, metrics: dict, step: jax.Array) -> dict:
-  """Running sums of the step metrics and the first step (1-based) whose loss was not finite.
-
-  `metrics` are one step's, or (from a multi-step call) those of the steps ending at
-  `step`, stacked on a leading axis.
-  """
-  if metrics['loss'].ndim == 0:
-    metrics = jax.tree.map(lambda m: m[None], metrics)
-  n = metrics['loss'].shape[0]
-  steps = step - n + 1 + jnp.arange(n, dtype=jnp.int32)
-  bad = jnp.where(jnp.isfinite(metrics['loss']), np.iinfo(np.int32).max, steps)
-  sums = jax.tree.map(lambda a, m: a + m.astype(jnp.float32).sum(0), acc['sums'], metrics)
-  return {'sums': sums, 'count': acc['count'] + n,
-          'first_bad': jnp.minimum(acc['first_bad'], bad.min())}
-
-
-def _empty_accumulator(metrics: dict) -> dict:
-  """Zero sums shaped as one step's metrics (`metrics` may come stacked from a call)."""
-  stacked = metrics['loss'].ndim == 1
-  return {
-      'sums': jax.tree.map(
-          lambda m: jnp.zeros(m.shape[1:] if stacked else m.shape, jnp.float32), metrics),
-      'count': jnp.zeros((), jnp.int32),
-      'first_bad': jnp.asarray(np.iinfo(np.int32).max, jnp.int32),
-  }
-
-
-def call_sizes(start: int, train: ml_collections.ConfigDict) -> list[int]:
-  """Steps per compiled call from `start` to `train.steps`.
-
-  `train.steps_per_call` at a time, but no call runs past a step the loop acts on (a
-  multiple of log_every, eval_every, sample_every or checkpoint_every, or the last step),
-  so logging, evaluation, samples and checkpoints happen at the same steps as with one
-  step per call.
-  """
-  every = [e for e in (train.log_every, train.eval_every, train.sample_every,
-                       train.checkpoint_every) if e > 0]
-  sizes, step = [], start
-  while step < train.steps:
-    end = min([train.steps, step + train.steps_per_call] + [(step // e + 1) * e for e in every])
-    sizes.append(end - step)
-    step = end
-  return sizes
 
 
 def make_eval_fn(task, mesh):
@@ -171,6 +99,71 @@ def _progress_line(step: int, total: int, metrics: dict, steps_per_s: float) -> 
           f'ETA {eta_text}')
 
 
+class _Run:
+  """One run, as `driver.drive` sees it: the state, its workdir, its writers."""
+  points = None
+
+  def __init__(self, task, config, data, state, step_fn, mesh, workdir: str, ckpt, writer,
+               source_steps_per_epoch: int, is_lead: bool):
+    self.task, self.config, self.data, self.state = task, config, data, state
+    self.step_fn, self.workdir, self.ckpt, self.writer = step_fn, workdir, ckpt, writer
+    self.steps_per_epoch, self.is_lead = source_steps_per_epoch, is_lead
+    self.evaluator = make_eval_fn(task, mesh)
+    self.eval_subset = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
+    self.eval_rng = jax.random.PRNGKey(config.seed + 1)  # same eval noise at every eval
+    self.sample_rng = jax.random.PRNGKey(config.seed + 2)  # same latents: comparable over time
+    self.last_saved = int(state.step)
+
+  def step(self, batch) -> dict:
+    self.state, metrics = self.step_fn(self.state, batch)
+    return metrics
+
+  def non_finite(self, done: int, first_bad) -> None:
+    del done
+    if int(first_bad) == driver.NO_BAD_STEP:
+      return
+    self.ckpt.wait()
+    latest = self.ckpt.latest_step()
+    kept = (f'The last good checkpoint (step {latest}) is kept in {self.ckpt.directory}.'
+            if latest is not None else 'No checkpoint had been written yet.')
+    raise NonFiniteLossError(
+        f'Loss became NaN/inf at step {int(first_bad)}; stopped. {kept} Lower '
+        'optim.learning_rate or set optim.grad_clip_norm.')
+
+  def log(self, done: int, means: dict, steps_per_s: float, wait_fraction: float) -> None:
+    means = dict(means, data_wait_fraction=wait_fraction, steps_per_s=steps_per_s)
+    self.writer.write(done, 'train', means)
+    logging.info(_progress_line(done, self.config.train.steps, means, steps_per_s))
+    warning = self.task.diagnose(done, means) if self.task.diagnose is not None else None
+    if warning:
+      logging.warning('step %d: %s', done, warning)
+
+  def evaluate(self, done: int) -> None:
+    scalars = evaluate_now(self.task, self.evaluator, self.task.inference_variables(self.state),
+                           self.data, self.eval_subset, self.config.eval.batch_size,
+                           self.eval_rng)
+    if scalars:
+      self.writer.write(done, 'test', scalars)
+      logging.info('test @ %d: %s', done,
+                   ' '.join(f'{k}={v:.4f}' for k, v in sorted(scalars.items())))
+
+  def sample(self, done: int) -> None:
+    if self.task.views:
+      write_sample(self.task, self.task.inference_variables(self.state), self.data.test,
+                   self.sample_rng, done, self.workdir, self.writer, self.is_lead)
+
+  def checkpoint(self, done: int) -> None:
+    self.last_saved = done
+    self.ckpt.save(done, self.state, {'step': done, 'epoch': done // self.steps_per_epoch,
+                                      'seed': self.config.seed})
+
+  def preempted(self, done: int, signal_name: str) -> None:
+    if self.last_saved != done:
+      self.checkpoint(done)
+    logging.warning('Stopping on %s at step %d; checkpoint saved. Run the same '
+                    'command to resume.', signal_name, done)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        allow_config_change: bool = False,
                        hooks: Sequence[Hook] = ()) -> state_lib.TrainState:
@@ -218,98 +211,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   else:
     calls = itertools.repeat(1, max(config.train.steps - start, 0))
     train_sharding = parallel.batch_sharding(mesh)
-  evaluate = make_eval_fn(task, mesh)
-  eval_rng = jax.random.PRNGKey(config.seed + 1)  # same eval noise at every eval
-  sample_rng = jax.random.PRNGKey(config.seed + 2)  # same latents: samples comparable over time
   writer = MetricWriter(workdir, enabled=is_lead)
-
-  last_saved = start
-
-  def save(step: int) -> None:
-    nonlocal last_saved
-    last_saved = step
-    ckpt.save(step, state, {'step': step, 'epoch': step // source.steps_per_epoch,
-                            'seed': config.seed})
-
-  def check_finite(acc) -> None:
-    first_bad = int(acc['first_bad'])
-    if first_bad != np.iinfo(np.int32).max:
-      ckpt.wait()
-      latest = ckpt.latest_step()
-      kept = (f'The last good checkpoint (step {latest}) is kept in {ckpt.directory}.'
-              if latest is not None else 'No checkpoint had been written yet.')
-      raise NonFiniteLossError(
-          f'Loss became NaN/inf at step {first_bad}; stopped. {kept} Lower '
-          'optim.learning_rate or set optim.grad_clip_norm.')
-
+  run = _Run(task, config, data, state, step_fn, mesh, workdir, ckpt, writer,
+             source.steps_per_epoch, is_lead)
   batches = pipeline.Prefetcher(source, train_sharding, start_step=start,
                                 prefetch=config.data.prefetch,
                                 group_sizes=calls if multi_step else None)
-  eval_subset = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
-  acc = None
-  in_flight = DispatchLimiter()
-  last_time, last_step, last_wait = time.perf_counter(), start, 0.0
-  side_work = 0.0  # seconds spent on eval/samples/checkpoints: not part of steps/s
   stop = preemption.Flag()
   try:
     with stop.catching_signals(), batches, writer:
-      done = start
-      for steps in calls:
-        state, metrics = step_fn(state, next(batches))
-        if acc is None:
-          acc = _empty_accumulator(metrics)
-        acc = _accumulate(acc, metrics, state.step)
-        in_flight(acc['count'])
-        done += steps
-        for hook in hooks:
-          hook(done, state)
-        final = done == config.train.steps
-
-        if done % config.train.log_every == 0 or final:
-          check_finite(acc)
-          sums, count = jax.device_get((acc['sums'], acc['count']))
-          means = {k: float(v) / int(count) for k, v in sums.items()}
-          now = time.perf_counter()
-          elapsed = now - last_time - side_work
-          rate = (done - last_step) / elapsed
-          # Share of the interval the loop stood waiting for input: ~0 when prefetch keeps up.
-          means['data_wait_fraction'] = (batches.wait_seconds - last_wait) / elapsed
-          last_time, last_step, last_wait, side_work = now, done, batches.wait_seconds, 0.0
-          means['steps_per_s'] = rate
-          writer.write(done, 'train', means)
-          logging.info(_progress_line(done, config.train.steps, means, rate))
-          warning = task.diagnose(done, means) if task.diagnose is not None else None
-          if warning:
-            logging.warning('step %d: %s', done, warning)
-          acc = _empty_accumulator(metrics)
-
-        side_start = time.perf_counter()
-        if config.train.eval_every and (done % config.train.eval_every == 0 or final):
-          scalars = evaluate_now(task, evaluate, task.inference_variables(state), data,
-                                 eval_subset, config.eval.batch_size, eval_rng)
-          if scalars:
-            writer.write(done, 'test', scalars)
-            logging.info('test @ %d: %s', done,
-                         ' '.join(f'{k}={v:.4f}' for k, v in sorted(scalars.items())))
-
-        draw = task.views and config.train.sample_every
-        if draw and (done % config.train.sample_every == 0 or final):
-          write_sample(task, task.inference_variables(state), data.test, sample_rng, done,
-                       workdir, writer, is_lead)
-
-        if done % config.train.checkpoint_every == 0 or final:
-          check_finite(acc)
-          save(done)
-        side_work += time.perf_counter() - side_start
-
-        # Asked of every step, as multi-host preemption sync points are step numbers.
-        if any([stop.should_stop(s) for s in range(done - steps + 1, done + 1)]):
-          check_finite(acc)
-          if last_saved != done:
-            save(done)
-          logging.warning('Stopping on %s at step %d; checkpoint saved. Run the same '
-                          'command to resume.', stop.signal_name, done)
-          break
+      driver.drive(run, batches, calls, config.train, start, hooks, stop)
   finally:
     ckpt.close()
-  return state
+  return run.state
+

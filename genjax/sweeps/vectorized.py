@@ -32,6 +32,7 @@ as `loop` writes them; the group runs one step per call whatever
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import socket
 import time
@@ -46,7 +47,7 @@ from genjax import config as config_lib
 from genjax import tasks
 from genjax.data import datasets, pipeline
 from genjax.sweeps import state as sweep_state
-from genjax.run import checkpoints, loop, restore, workdir as workdir_lib
+from genjax.run import checkpoints, driver, loop, restore, workdir as workdir_lib
 from genjax.step import parallel, state as state_lib, train_step
 from genjax.writers.metrics import MetricWriter
 
@@ -225,111 +226,113 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
   if start:
     states = _restore(workdirs, start, states)
   state = jax.device_put(_stack(jax.device_get(states)), by_point)
-  step_fn = jax.jit(jax.vmap(step), donate_argnums=(1,), out_shardings=by_point)
+  vmapped_step = jax.jit(jax.vmap(step), donate_argnums=(1,), out_shardings=by_point)
   eval_fn = jax.jit(jax.vmap(eval_batch, in_axes=(0, 0, None, 0)))
-  add = jax.jit(lambda acc, m: jax.tree.map(lambda a, b: a + b.astype(jnp.float32), acc, m))
   task0 = build({f: hparams[f][0] for f in traced})[0]
-  eval_rngs = jax.device_put(np.stack([jax.random.PRNGKey(c.seed + 1) for c in configs]),
-                             by_point)
-  eval_subset = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
-  ckpts = _checkpointers(workdirs, keep=config.train.keep_checkpoints)
-  writers = [MetricWriter(w) for w in workdirs]
+  group = _Group(task0, configs, workdirs, data, sources, state, errors, strict)
+  group.step_fn = lambda state, batch: vmapped_step(h, state, batch)
+  group.eval_fn = lambda params, batch, rngs: eval_fn(h, params, batch, rngs)
+  group.eval_rngs = jax.device_put(np.stack([jax.random.PRNGKey(c.seed + 1) for c in configs]),
+                                   by_point)
+  group.replicated = replicated
+  batches = pipeline.Prefetcher(_StackedSource(sources, [c.seed for c in configs]),
+                                by_point, start_step=start)
+  try:
+    with batches:
+      driver.drive(group, batches, itertools.repeat(1, max(config.train.steps - start, 0)),
+                   config.train, start)
+  finally:
+    group.close()
+  host = jax.device_get(group.state)
+  return [_unstack(host, i) for i in range(len(points))]
 
-  def check_finite(sums: dict, done: int) -> None:
-    for i, loss in enumerate(np.asarray(sums['loss'])):
-      if i not in errors and not np.isfinite(loss):
-        errors[i] = (f'Loss became NaN/inf by step {done}; stopped. The last good checkpoint '
-                     f'is kept in {ckpts[i].directory}.')
-        if strict:
-          raise FloatingPointError(f'{workdirs[i]}: {errors[i]}')
 
-  def save(done: int) -> None:
-    host = jax.device_get(state)
-    for i, (cfg, ckpt) in enumerate(zip(configs, ckpts)):
-      if i in errors:
-        continue
-      meta = {'step': done, 'epoch': done // sources[i].steps_per_epoch, 'seed': cfg.seed}
-      ckpt.save(done, _unstack(host, i), meta)
+class _Group:
+  """A vectorized group of points, as `driver.drive` sees it: stacked states, one workdir,
+  writer and checkpointer per point. A point whose loss turns NaN/inf is recorded in
+  `errors` and stops writing (its last good checkpoint kept), or raises when strict."""
 
-  def write_samples(done: int) -> None:
-    """Each point's default view, with its own sample key, as `loop` draws it."""
-    host = jax.device_get(state)
-    for i, (cfg, writer, wd) in enumerate(zip(configs, writers, workdirs)):
-      if i not in errors:
-        loop.write_sample(task0, task0.inference_variables(_unstack(host, i)), data.test,
-                          jax.random.PRNGKey(cfg.seed + 2), done, wd, writer, is_lead=True)
+  def __init__(self, task, configs, workdirs, data, sources, state, errors, strict: bool):
+    self.task, self.configs, self.workdirs, self.data = task, configs, workdirs, data
+    self.sources, self.state, self.errors, self.strict = sources, state, errors, strict
+    self.points = len(configs)
+    config = configs[0]
+    self.eval_subset = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
+    self.ckpts = _checkpointers(workdirs, keep=config.train.keep_checkpoints)
+    self.writers = [MetricWriter(w) for w in workdirs]
+    self.step_fn = self.eval_fn = self.eval_rngs = self.replicated = None
 
-  def evaluate() -> list[dict[str, float]]:
+  def live(self) -> list[int]:
+    return [i for i in range(self.points) if i not in self.errors]
+
+  def step(self, batch) -> dict:
+    self.state, metrics = self.step_fn(self.state, batch)
+    return metrics
+
+  def non_finite(self, done: int, first_bad) -> None:
+    for i in self.live():
+      if int(first_bad[i]) != driver.NO_BAD_STEP:
+        self.errors[i] = (f'Loss became NaN/inf at step {int(first_bad[i])}; stopped. The last '
+                          f'good checkpoint is kept in {self.ckpts[i].directory}.')
+        if self.strict:
+          raise FloatingPointError(f'{self.workdirs[i]}: {self.errors[i]}')
+
+  def log(self, done: int, means: dict, steps_per_s: float, wait_fraction: float) -> None:
+    for i in self.live():
+      row = {k: float(v[i]) for k, v in means.items()}
+      self.writers[i].write(done, 'train', dict(row, data_wait_fraction=wait_fraction,
+                                                steps_per_s=steps_per_s))
+
+  def evaluate(self, done: int) -> None:
     """Each point's per-example means (vmapped) and corpus metrics, as `loop` evaluates."""
-    results = [{} for _ in points]
-    if task0.eval_metrics is not None:
+    results = [{} for _ in range(self.points)]
+    task, config = self.task, self.configs[0]
+    if task.eval_metrics is not None:
       totals, count = None, 0.0
-      for j, batch in enumerate(pipeline.eval_batches(eval_subset, config.eval.batch_size,
-                                                      replicated)):
-        rngs = jax.vmap(jax.random.fold_in, in_axes=(0, None))(eval_rngs, j)  # as loop's eval
-        sums, n = eval_fn(h, task0.inference_variables(state), batch, rngs)
+      for j, batch in enumerate(pipeline.eval_batches(self.eval_subset, config.eval.batch_size,
+                                                      self.replicated)):
+        rngs = jax.vmap(jax.random.fold_in, in_axes=(0, None))(self.eval_rngs, j)  # as loop's
+        sums, n = self.eval_fn(task.inference_variables(self.state), batch, rngs)
         totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
         count += float(n[0])
       totals = jax.device_get(totals)
       for i, result in enumerate(results):
         result.update({k: float(v[i]) / count for k, v in totals.items()})
-    if task0.corpus_metrics is not None:
-      host = jax.device_get(state)
-      for i, (cfg, result) in enumerate(zip(configs, results)):
-        if i not in errors:
-          metrics = task0.corpus_metrics(task0.inference_variables(_unstack(host, i)), data,
-                                         jax.random.PRNGKey(cfg.seed + 1))
-          result.update({k: v for k, v in metrics.items() if np.ndim(v) == 0})
-    return results
+    if task.corpus_metrics is not None:
+      host = jax.device_get(self.state)
+      for i in self.live():
+        metrics = task.corpus_metrics(task.inference_variables(_unstack(host, i)), self.data,
+                                      jax.random.PRNGKey(self.configs[i].seed + 1))
+        results[i].update({k: v for k, v in metrics.items() if np.ndim(v) == 0})
+    for i in self.live():
+      if results[i]:
+        self.writers[i].write(done, 'test', results[i])
 
-  acc, last_time, last_step, side = None, time.perf_counter(), start, 0.0
-  batches = pipeline.Prefetcher(_StackedSource(sources, [c.seed for c in configs]),
-                                by_point, start_step=start)
-  try:
-    for s in range(start, config.train.steps):
-      state, metrics = step_fn(h, state, next(batches))
-      if acc is None:
-        acc = jax.tree.map(lambda m: jnp.zeros(m.shape, jnp.float32), metrics)
-      acc = add(acc, metrics)
-      done = s + 1
-      final = done == config.train.steps
-      if done % config.train.log_every == 0 or final:
-        sums = jax.device_get(acc)
-        now = time.perf_counter()
-        elapsed = now - last_time - side
-        check_finite(sums, done)
-        for i, writer in enumerate(writers):
-          if i in errors:
-            continue
-          means = {k: float(v[i]) / (done - last_step) for k, v in sums.items()}
-          means['data_wait_fraction'] = batches.wait_seconds / elapsed
-          means['steps_per_s'] = (done - last_step) / elapsed
-          writer.write(done, 'train', means)
-        acc, last_time, last_step, side = None, now, done, 0.0
-        batches.wait_seconds = 0.0
-      side_start = time.perf_counter()
-      evaluates = task0.eval_metrics is not None or task0.corpus_metrics is not None
-      if config.train.eval_every and evaluates and (
-          done % config.train.eval_every == 0 or final):
-        for i, (writer, results) in enumerate(zip(writers, evaluate())):
-          if i not in errors:
-            writer.write(done, 'test', results)
-      if task0.views and config.train.sample_every and (
-          done % config.train.sample_every == 0 or final):
-        write_samples(done)
-      if done % config.train.checkpoint_every == 0 or final:
-        if acc is not None:
-          check_finite(jax.device_get(acc), done)
-        save(done)
-      side += time.perf_counter() - side_start
-  finally:
-    batches.close()
-    for ckpt in ckpts:
+  def sample(self, done: int) -> None:
+    """Each point's default view, with its own sample key, as `loop` draws it."""
+    if not self.task.views:
+      return
+    host = jax.device_get(self.state)
+    for i in self.live():
+      loop.write_sample(self.task, self.task.inference_variables(_unstack(host, i)),
+                        self.data.test, jax.random.PRNGKey(self.configs[i].seed + 2), done,
+                        self.workdirs[i], self.writers[i], is_lead=True)
+
+  def checkpoint(self, done: int) -> None:
+    host = jax.device_get(self.state)
+    for i in self.live():
+      meta = {'step': done, 'epoch': done // self.sources[i].steps_per_epoch,
+              'seed': self.configs[i].seed}
+      self.ckpts[i].save(done, _unstack(host, i), meta)
+
+  def preempted(self, done: int, signal_name: str) -> None:  # no signal handling here
+    del done, signal_name
+
+  def close(self) -> None:
+    for ckpt in self.ckpts:
       ckpt.close()
-    for writer in writers:
+    for writer in self.writers:
       writer.close()
-  host = jax.device_get(state)
-  return [_unstack(host, i) for i in range(len(points))]
 
 
 def _run_group(config, group: Sequence[Any], report, loss_traced: bool) -> dict[str, dict]:

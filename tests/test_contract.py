@@ -1,0 +1,154 @@
+"""The contract every family and every experiment keeps, checked on all of them.
+
+Each file in experiments/ is shrunk to a tiny size (`shrink`, by family) and run through
+what a user does: 2 training steps -> checkpoint -> genjax.load -> the family's
+evaluation on a few examples -> every view, saved -> resume to 4 steps. A family
+registered in genjax.tasks.FAMILIES without an experiment, or without a shrinker here,
+fails, so a new family or experiment is covered the moment it exists.
+"""
+
+import importlib
+import pathlib
+
+import jax
+import pytest
+
+import genjax
+from genjax import api, tasks
+from genjax.data import datasets
+from genjax.run import loop
+from tests.conftest import REPO
+
+EXPERIMENTS = sorted(p.stem for p in (REPO / 'experiments').glob('*.py') if p.stem != '__init__')
+
+
+def _small_widths(widths):
+  return tuple(4 for _ in widths)
+
+
+def _images(c):
+  c.data.num_train = 64
+  c.data.num_test = 32
+  c.data.num_anomaly = 16
+  c.data.batch_size = 16
+  c.data.clusters = min(c.data.clusters, 4)
+  c.eval.batch_size = 16
+  c.eval.num_examples = 32
+
+
+def _autoencoder(c):
+  _images(c)
+  c.model.widths = _small_widths(c.model.widths)
+  c.model.hidden = (16,)
+  c.model.latent_dim = 4
+
+
+def _vae(c):
+  _autoencoder(c)
+  c.eval.iwae_samples = 4
+  c.eval.iwae_examples = 16
+  c.eval.iwae_batch_size = 16
+  c.eval.anomaly_samples = 2
+
+
+def _classifier(c):
+  _images(c)
+  c.model.widths = _small_widths(c.model.widths)
+  c.model.hidden = 16
+
+
+def _gan(c):
+  _images(c)
+  c.model.generator.latent_dim = 8
+  c.model.generator.widths = _small_widths(c.model.generator.widths)
+  c.model.discriminator.widths = _small_widths(c.model.discriminator.widths)
+  c.eval.num_samples = 32
+
+
+def _lm(c):
+  c.data.max_train_chars = 20_000
+  c.data.max_files = 40 if c.data.name == 'python_stdlib' else 0
+  c.data.vocab_size = min(c.data.vocab_size, 512)
+  c.data.num_val_windows = 8
+  c.data.batch_size = 8
+  c.model.block_size = 16
+  c.model.num_layers = 1
+  c.model.num_heads = 2
+  c.model.width = 16
+  c.eval.batch_size = 8
+  c.eval.parse_samples = min(c.eval.parse_samples, 1)
+  c.eval.parse_max_new_tokens = 4
+  c.sample.max_new_tokens = 4
+
+
+SHRINK = {'vae': _vae, 'autoencoder': _autoencoder, 'classifier': _classifier, 'gan': _gan,
+          'lm': _lm}
+
+
+def shrink(c, steps: int):
+  if c.task not in SHRINK:
+    pytest.fail(f'Family {c.task!r} has no shrinker in tests/test_contract.py: add one.')
+  SHRINK[c.task](c)
+  c.optim.warmup_steps = 0
+  c.train.steps = steps
+  c.train.steps_per_call = 1
+  c.train.log_every = 1
+  c.train.eval_every = 2
+  c.train.checkpoint_every = 2
+  c.train.sample_every = 2
+  return c
+
+
+def experiment_config(name: str, steps: int):
+  return shrink(importlib.import_module(f'experiments.{name}').get_config(), steps)
+
+
+def test_every_family_has_an_experiment():
+  families = {experiment_config(name, 2).task for name in EXPERIMENTS}
+  assert set(tasks.FAMILIES) <= families, set(tasks.FAMILIES) - families
+
+
+@pytest.fixture(scope='module')
+def classifiers(tmp_path_factory):
+  """A tiny trained classifier per image dataset, for the GAN family's metrics."""
+  made = {}
+
+  def get(dataset: str) -> str:
+    if dataset not in made:
+      c = experiment_config('mnist_classifier', 2)
+      c.data.name = dataset
+      c.model.num_classes = 5 if dataset == 'fruits' else 10
+      made[dataset] = str(tmp_path_factory.mktemp(f'classifier_{dataset}'))
+      loop.train_and_evaluate(c, made[dataset])
+    return made[dataset]
+
+  return get
+
+
+@pytest.mark.parametrize('name', EXPERIMENTS)
+def test_experiment_trains_loads_evaluates_draws_and_resumes(name, tmp_path, classifiers):
+
+  def config(steps):
+    c = experiment_config(name, steps)
+    if 'classifier_workdir' in c.eval:
+      c.eval.classifier_workdir = classifiers(c.data.name)
+    return c
+
+  workdir = str(tmp_path / name)
+  loop.train_and_evaluate(config(2), workdir)
+
+  saved, model, variables = genjax.load(workdir)
+  assert saved.task == config(2).task and model is not None and jax.tree.leaves(variables)
+  saved, task, state = api.load_state(workdir)
+  data = datasets.load(saved.data, workdir=workdir)
+  rng = jax.random.PRNGKey(0)
+  report = task.evaluate(task.inference_variables(state), data, rng, eval_config=saved.eval)
+  assert report and all(v == v for v in report.values() if isinstance(v, float))  # no NaN
+
+  for mode, view in task.views.items():
+    options = {'max_new_tokens': 4} if 'max_new_tokens' in view.options else {}
+    drawn = view(task.inference_variables(state), data.test, rng, 4, **options)
+    assert pathlib.Path(drawn.save(tmp_path / 'views' / mode)).stat().st_size > 0
+
+  resumed = loop.train_and_evaluate(config(4), workdir)
+  assert int(resumed.step) == 4
