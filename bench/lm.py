@@ -79,7 +79,8 @@ def _torch_inputs(config, data, steps: int, path: str) -> None:
   starts = np.stack([source.starts(s) for s in range(steps)])
   first = source.batch(0)['tokens']
   block = config.data.block_size
-  assert np.array_equal(first[0], data.extras['train_tokens'][starts[0, 0]:starts[0, 0] + block + 1])
+  train_tokens = data.extras['train_tokens']
+  assert np.array_equal(first[0], train_tokens[starts[0, 0]:starts[0, 0] + block + 1])
   np.savez(path, train_tokens=data.extras['train_tokens'].astype(np.int64), starts=starts,
            val_windows=data.test['tokens'].astype(np.int64),
            vocab_size=np.int64(data.extras['tokenizer'].vocab_size))

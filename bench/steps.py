@@ -27,7 +27,8 @@ def setup(config, data=None):
   tx = task.make_optimizer(config)
   source = data.train_source(config.data.batch_size, config.seed)
   state = loop.init_state(task, config, tx, source.example(), mesh)
-  step = parallel.compile_step(train_step.train_step(task, config, tx), mesh, config.parallel.strategy,
+  step = parallel.compile_step(train_step.train_step(task, config, tx), mesh,
+                               config.parallel.strategy,
                                multi_step=config.train.steps_per_call > 1)
   return mesh, data, task, source, state, step
 

@@ -81,7 +81,8 @@ def test_shuffled_labels_keep_quality_but_lose_label_accuracy(setting):
   rng = jax.random.PRNGKey(1)
   right = gan_evaluation.evaluate(_real_image_generator(data), classifier, data, rng, eval_config,
                                   latent_dim=4, num_classes=10)
-  shifted = gan_evaluation.evaluate(_real_image_generator(data, lambda y: (y + 1) % 10), classifier, data,
+  wrong_class = _real_image_generator(data, lambda y: (y + 1) % 10)
+  shifted = gan_evaluation.evaluate(wrong_class, classifier, data,
                                     rng, eval_config, latent_dim=4, num_classes=10)
   assert right['label_accuracy'] > 0.7  # the tiny classifier's accuracy
   assert shifted['label_accuracy'] < 0.15
@@ -89,7 +90,8 @@ def test_shuffled_labels_keep_quality_but_lose_label_accuracy(setting):
   for key in ('fid', 'inception_score', 'precision', 'recall'):
     assert abs(right[key] - shifted[key]) < 0.25 * max(abs(right[key]), 1.0), key
   # InfoGAN codes are passed like labels, but their meaning is learned: no accuracy.
-  codes = gan_evaluation.evaluate(_real_image_generator(data, lambda y: (y + 1) % 10), classifier, data,
+  codes = gan_evaluation.evaluate(_real_image_generator(data, lambda y: (y + 1) % 10), classifier,
+                                  data,
                                   rng, eval_config, latent_dim=4, num_classes=10,
                                   labels_are_classes=False)
   assert 'label_accuracy' not in codes
@@ -99,8 +101,10 @@ def test_shuffled_labels_keep_quality_but_lose_label_accuracy(setting):
 def test_half_the_classes_missing_shows_in_coverage_and_recall(setting):
   data, eval_config, classifier = setting
   rng = jax.random.PRNGKey(2)
-  full = gan_evaluation.evaluate(_real_image_generator(data), classifier, data, rng, eval_config, 4, 0)
-  half = gan_evaluation.evaluate(_real_image_generator(data, classes=range(5)), classifier, data, rng,
+  full = gan_evaluation.evaluate(_real_image_generator(data), classifier, data, rng, eval_config, 4,
+                                 0)
+  half = gan_evaluation.evaluate(_real_image_generator(data, classes=range(5)), classifier, data,
+                                 rng,
                                  eval_config, 4, 0)
   # The tiny classifier mistakes a few images for the absent classes; the shares still
   # show which half is gone.

@@ -131,7 +131,8 @@ def test_tinyshakespeare_split_and_validation_windows(shakespeare):
   n_train = int(0.9 * SHAKESPEARE_CHARS)
   assert len(data.extras['train_tokens']) == n_train
   assert len(data.extras['val_tokens']) == SHAKESPEARE_CHARS - n_train
-  assert data.extras['train_tokens'].dtype == np.uint16 and data.spec.tokenizer('tokens') is data.extras['tokenizer']
+  assert data.extras['train_tokens'].dtype == np.uint16
+  assert data.spec.tokenizer('tokens') is data.extras['tokenizer']
   assert data.extras['tokenizer'].decode(data.extras['val_tokens']) == shakespeare[n_train:]
   assert data.extras['val_texts'] == [shakespeare[n_train:]]
   windows = data.test['tokens']
@@ -164,7 +165,8 @@ def test_python_stdlib_loads_with_documents_on_both_sides():
   assert len(data.extras['val_texts']) >= 1 and all(data.extras['val_texts'])
   assert data.test['tokens'].shape == (4, 33)
   # Documents are joined by a blank line (characters have no end-of-document id).
-  assert data.extras['tokenizer'].decode(data.extras['val_tokens']) == '\n\n'.join(data.extras['val_texts'])
+  val_text = data.extras['tokenizer'].decode(data.extras['val_tokens'])
+  assert val_text == '\n\n'.join(data.extras['val_texts'])
 
 
 def test_max_train_chars_caps_training_only():
@@ -193,7 +195,8 @@ def test_path_single_file_glob_folder_and_empty_glob(tmp_path, stdlib_docs):
   train_text = by_glob.extras['tokenizer'].decode(by_glob.extras['train_tokens'])
   assert not any(f'{n}\n' in train_text for n in names)  # split by file
   by_folder = text.load_text(data_config(name='text', path=str(tmp_path / 'corpus')), 16, None)
-  np.testing.assert_array_equal(by_folder.extras['train_tokens'], by_glob.extras['train_tokens'])  # .bin skipped
+  # .bin skipped
+  np.testing.assert_array_equal(by_folder.extras['train_tokens'], by_glob.extras['train_tokens'])
 
   with pytest.raises(DataError, match='nothing.*matches no files'):
     text.load_text(data_config(name='text', path=str(tmp_path / 'nothing/*.txt')), 16, None)
@@ -278,12 +281,14 @@ def test_saved_tokenizer_and_token_cache_are_reused(tmp_path, monkeypatch):
     capped = text.load_text(config, 32, str(tmp_path))
   assert len(capped.extras['train_tokens']) < len(first.extras['train_tokens'])
   cached = np.load(tok_dir / 'train_tokens.npy')
-  np.testing.assert_array_equal(cached, capped.extras['train_tokens'])  # the cache follows the corpus
+  # The cache follows the corpus.
+  np.testing.assert_array_equal(cached, capped.extras['train_tokens'])
 
   # Documents are separated by the end-of-document id, which decodes to nothing.
   eos = first.extras['tokenizer'].eos_id
   assert int(np.sum(first.extras['val_tokens'] == eos)) == len(first.extras['val_texts']) - 1
-  assert first.extras['tokenizer'].decode(first.extras['val_tokens']) == ''.join(first.extras['val_texts'])
+  val_text = first.extras['tokenizer'].decode(first.extras['val_tokens'])
+  assert val_text == ''.join(first.extras['val_texts'])
 
   with pytest.raises(ConfigError, match='holds a .sentencepiece. tokenizer'):
     text.load_text(data_config(name='python_stdlib', max_files=8), 32, str(tmp_path))

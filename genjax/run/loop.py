@@ -23,6 +23,7 @@ from absl import logging
 from genjax import config as config_lib
 from genjax import tasks
 from genjax.data import datasets, pipeline
+from genjax.data.spec import example_batch
 from genjax.run import checkpoints, driver, preemption, restore, workdir as workdir_lib
 from genjax.step import parallel, state as state_lib, train_step
 from genjax.writers.metrics import MetricWriter
@@ -193,7 +194,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   ckpt = checkpoints.Checkpointer(os.path.join(workdir, 'checkpoints'),
                                   keep=config.train.keep_checkpoints)
   source = data.train_source(config.data.batch_size, config.seed)
-  state = init_state(task, config, tx, source.example(), mesh)
+  # The same example restore traces (genjax.run.restore): the state's shapes agree.
+  state = init_state(task, config, tx, example_batch(data.spec, config.data.batch_size), mesh)
   restored = ckpt.restore_latest(state)
   if restored is not None:
     state, meta = restored

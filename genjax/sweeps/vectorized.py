@@ -46,6 +46,7 @@ import numpy as np
 from genjax import config as config_lib
 from genjax import tasks
 from genjax.data import datasets, pipeline
+from genjax.data.spec import example_batch
 from genjax.sweeps import state as sweep_state
 from genjax.run import checkpoints, driver, loop, restore, workdir as workdir_lib
 from genjax.step import parallel, state as state_lib, train_step
@@ -221,8 +222,8 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
   # Each point initialised by one plain jitted init, stacked: it compiles in less than
   # half the time of the vmapped init, and runs once per point only.
   init_one = jax.jit(init)
-  states = [init_one({f: hparams[f][i] for f in traced}, source.example())
-            for i, source in enumerate(sources)]
+  example = example_batch(data.spec, config.data.batch_size)
+  states = [init_one({f: hparams[f][i] for f in traced}, example) for i in range(len(points))]
   if start:
     states = _restore(workdirs, start, states)
   state = jax.device_put(_stack(jax.device_get(states)), by_point)
