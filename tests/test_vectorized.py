@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -10,6 +11,8 @@ import jax
 import numpy as np
 import pytest
 
+from genjax import tasks
+from genjax.run import loop
 from genjax.sweeps import state, vectorized
 from genjax.writers.metrics import read_metrics
 from tests import tiny
@@ -98,3 +101,29 @@ def test_interrupted_group_resumes_to_the_uninterrupted_result(tmp_path):
   shutil.rmtree(os.path.join(resumed[0], 'checkpoints', '4'))
   with pytest.raises(ValueError, match='no checkpoint step in common'):
     vectorized.train_vectorized(base, POINTS[:2], resumed)
+
+
+def test_corpus_metrics_run_in_the_loop_and_in_vectorized_groups(tmp_path, monkeypatch):
+  """A family's corpus-level metrics land in the test rows beside the per-example means,
+  for one run and for each point of a group (with that point's own eval key)."""
+  real_build = tasks.build
+
+  def with_corpus_metrics(config, spec, runs=None):
+    task = real_build(config, spec, runs)
+    score = lambda variables, data, rng: {'corpus_score': float(jax.random.uniform(rng))}
+    return dataclasses.replace(task, corpus_metrics=score)
+
+  monkeypatch.setattr(tasks, 'build', with_corpus_metrics)
+  base = tiny.vae(steps=4)
+  base.train.sample_every = 0
+  loop.train_and_evaluate(base, str(tmp_path / 'one'))
+  points = [{'seed': 0}, {'seed': 1}]
+  dirs = [str(tmp_path / f'p{i}') for i in range(2)]
+  vectorized.train_vectorized(base, points, dirs)
+  rows = {d: [r for r in read_metrics(d) if r['split'] == 'test']
+          for d in [str(tmp_path / 'one')] + dirs}
+  for d, test_rows in rows.items():
+    assert [r['step'] for r in test_rows] == [4] and {'loss', 'corpus_score'} <= set(test_rows[0])
+  # Point 0 has the lone run's seed: the same eval key, the same score.
+  assert rows[dirs[0]][0]['corpus_score'] == rows[str(tmp_path / 'one')][0]['corpus_score']
+  assert rows[dirs[1]][0]['corpus_score'] != rows[dirs[0]][0]['corpus_score']

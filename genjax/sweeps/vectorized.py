@@ -1,5 +1,7 @@
 """Trains sweep points that differ only in shape-free values at once: `jax.vmap` over
-stacked train states, one jitted step for all of them (`launch.sweep --vectorize`).
+stacked train states, one jitted step for all of them (`launch.sweep --vectorize`). The
+loop is the one every run has (`genjax.run.driver.drive`); `PointGroup` is what differs:
+stacked states, and per point a workdir, writer, checkpointer and NaN record.
 
     groups = group_points(config, points)        # by the values that change shapes
     train_vectorized(config, points, workdirs)   # one group: one compiled step
@@ -8,7 +10,7 @@ Vectorized fields (VECTORIZABLE, plus every float `loss.*` field) enter the step
 traced scalars: each point's config copy holds a tracer there, and the task, its
 optimizer and its step are built from that copy inside the vmapped function, so the
 optimizer state is created with the point's own hyperparameters too. Each point keeps
-its own seed (init and train keys as `loop.init_state`), its own batch order
+its own seed (init and train keys as `train_step.initial_state`), its own batch order
 (`data.train_source(batch_size, seed)`) and its own eval noise; results equal separate
 runs to float tolerance.
 
@@ -47,10 +49,10 @@ from genjax import config as config_lib
 from genjax import tasks
 from genjax.data import datasets, pipeline
 from genjax.data.spec import example_batch
-from genjax.sweeps import state as sweep_state
-from genjax.run import checkpoints, driver, loop, restore, workdir as workdir_lib
+from genjax.run import driver, restore, workdir as workdir_lib
 from genjax.step import parallel, state as state_lib, train_step
-from genjax.writers.metrics import MetricWriter
+from genjax.sweeps import state as sweep_state
+from genjax.sweeps.point_group import PointGroup, checkpointers, unstack
 
 VECTORIZABLE = ('optim.learning_rate', 'optim.weight_decay', 'optim.b1', 'optim.b2',
                 'optim.eps', 'seed')
@@ -117,19 +119,10 @@ class _StackedSource:
                    for seed, source in zip(self.seeds, self.sources)])
 
 
-def _unstack(tree: Any, i: int) -> Any:
-  # Host slices put back: indexing the device arrays would compile a slice per leaf shape.
-  return jax.tree.map(lambda x: jax.device_put(np.asarray(x[i])), tree)
-
-
-def _checkpointers(workdirs: Sequence[str], **kwargs) -> list[checkpoints.Checkpointer]:
-  return [checkpoints.Checkpointer(os.path.join(w, 'checkpoints'), **kwargs) for w in workdirs]
-
-
 @contextlib.contextmanager
 def _opened(workdirs: Sequence[str]):
   """Synchronous checkpointers of the points, closed on the way out (lookups only)."""
-  ckpts = _checkpointers(workdirs, async_save=False)
+  ckpts = checkpointers(workdirs, async_save=False)
   try:
     yield ckpts
   finally:
@@ -230,7 +223,7 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
   vmapped_step = jax.jit(jax.vmap(step), donate_argnums=(1,), out_shardings=by_point)
   eval_fn = jax.jit(jax.vmap(eval_batch, in_axes=(0, 0, None, 0)))
   task0 = build({f: hparams[f][0] for f in traced})[0]
-  group = _Group(task0, configs, workdirs, data, sources, state, errors, strict)
+  group = PointGroup(task0, configs, workdirs, data, sources, state, errors, strict)
   group.step_fn = lambda state, batch: vmapped_step(h, state, batch)
   group.eval_fn = lambda params, batch, rngs: eval_fn(h, params, batch, rngs)
   group.eval_rngs = jax.device_put(np.stack([jax.random.PRNGKey(c.seed + 1) for c in configs]),
@@ -245,95 +238,7 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
   finally:
     group.close()
   host = jax.device_get(group.state)
-  return [_unstack(host, i) for i in range(len(points))]
-
-
-class _Group:
-  """A vectorized group of points, as `driver.drive` sees it: stacked states, one workdir,
-  writer and checkpointer per point. A point whose loss turns NaN/inf is recorded in
-  `errors` and stops writing (its last good checkpoint kept), or raises when strict."""
-
-  def __init__(self, task, configs, workdirs, data, sources, state, errors, strict: bool):
-    self.task, self.configs, self.workdirs, self.data = task, configs, workdirs, data
-    self.sources, self.state, self.errors, self.strict = sources, state, errors, strict
-    self.points = len(configs)
-    config = configs[0]
-    self.eval_subset = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
-    self.ckpts = _checkpointers(workdirs, keep=config.train.keep_checkpoints)
-    self.writers = [MetricWriter(w) for w in workdirs]
-    self.step_fn = self.eval_fn = self.eval_rngs = self.replicated = None
-
-  def live(self) -> list[int]:
-    return [i for i in range(self.points) if i not in self.errors]
-
-  def step(self, batch) -> dict:
-    self.state, metrics = self.step_fn(self.state, batch)
-    return metrics
-
-  def non_finite(self, done: int, first_bad) -> None:
-    for i in self.live():
-      if int(first_bad[i]) != driver.NO_BAD_STEP:
-        self.errors[i] = (f'Loss became NaN/inf at step {int(first_bad[i])}; stopped. The last '
-                          f'good checkpoint is kept in {self.ckpts[i].directory}.')
-        if self.strict:
-          raise FloatingPointError(f'{self.workdirs[i]}: {self.errors[i]}')
-
-  def log(self, done: int, means: dict, steps_per_s: float, wait_fraction: float) -> None:
-    for i in self.live():
-      row = {k: float(v[i]) for k, v in means.items()}
-      self.writers[i].write(done, 'train', dict(row, data_wait_fraction=wait_fraction,
-                                                steps_per_s=steps_per_s))
-
-  def evaluate(self, done: int) -> None:
-    """Each point's per-example means (vmapped) and corpus metrics, as `loop` evaluates."""
-    results = [{} for _ in range(self.points)]
-    task, config = self.task, self.configs[0]
-    if task.eval_metrics is not None:
-      totals, count = None, 0.0
-      for j, batch in enumerate(pipeline.eval_batches(self.eval_subset, config.eval.batch_size,
-                                                      self.replicated)):
-        rngs = jax.vmap(jax.random.fold_in, in_axes=(0, None))(self.eval_rngs, j)  # as loop's
-        sums, n = self.eval_fn(task.inference_variables(self.state), batch, rngs)
-        totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-        count += float(n[0])
-      totals = jax.device_get(totals)
-      for i, result in enumerate(results):
-        result.update({k: float(v[i]) / count for k, v in totals.items()})
-    if task.corpus_metrics is not None:
-      host = jax.device_get(self.state)
-      for i in self.live():
-        metrics = task.corpus_metrics(task.inference_variables(_unstack(host, i)), self.data,
-                                      jax.random.PRNGKey(self.configs[i].seed + 1))
-        results[i].update({k: v for k, v in metrics.items() if np.ndim(v) == 0})
-    for i in self.live():
-      if results[i]:
-        self.writers[i].write(done, 'test', results[i])
-
-  def sample(self, done: int) -> None:
-    """Each point's default view, with its own sample key, as `loop` draws it."""
-    if not self.task.views:
-      return
-    host = jax.device_get(self.state)
-    for i in self.live():
-      loop.write_sample(self.task, self.task.inference_variables(_unstack(host, i)),
-                        self.data.test, jax.random.PRNGKey(self.configs[i].seed + 2), done,
-                        self.workdirs[i], self.writers[i], is_lead=True)
-
-  def checkpoint(self, done: int) -> None:
-    host = jax.device_get(self.state)
-    for i in self.live():
-      meta = {'step': done, 'epoch': done // self.sources[i].steps_per_epoch,
-              'seed': self.configs[i].seed}
-      self.ckpts[i].save(done, _unstack(host, i), meta)
-
-  def preempted(self, done: int, signal_name: str) -> None:  # no signal handling here
-    del done, signal_name
-
-  def close(self) -> None:
-    for ckpt in self.ckpts:
-      ckpt.close()
-    for writer in self.writers:
-      writer.close()
+  return [unstack(host, i) for i in range(len(points))]
 
 
 def _run_group(config, group: Sequence[Any], report, loss_traced: bool) -> dict[str, dict]:
