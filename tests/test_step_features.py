@@ -12,6 +12,7 @@ from genjax import tasks
 from genjax.config import ConfigError
 from genjax.run import loop
 from genjax.step import state as state_lib, train_step
+from genjax.sweeps import vectorized
 from tests import tiny
 
 
@@ -122,3 +123,24 @@ def test_any_image_family_trains_on_an_image_folder(tmp_path):
   config, model, variables = genjax.load(str(tmp_path / 'vae'))
   assert model.image_shape == (16, 16, 3) and config.data.name == 'images'
   assert list((tmp_path / 'data' / 'images-cache').glob('*.npz'))
+
+
+def test_ema_and_accumulation_under_several_steps_per_call_and_vectorized(tmp_path):
+  """The features live inside the step, so a scan of steps and a vmap of points keep them."""
+
+  def config(accum, per_call):
+    c = tiny.vae(steps=4)
+    c.train.sample_every = 0
+    c.train.ema_decay = 0.9
+    c.train.grad_accum_steps = accum
+    c.train.steps_per_call = per_call
+    return c
+
+  plain = loop.train_and_evaluate(config(1, 1), str(tmp_path / 'plain'))
+  scanned = loop.train_and_evaluate(config(2, 2), str(tmp_path / 'scanned'))
+  (vmapped,) = vectorized.train_vectorized(config(2, 1), [{'seed': 0}], [str(tmp_path / 'vm')])
+  for other in (scanned, vmapped):
+    for tree in ('params', 'extra'):
+      jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b),
+                                                           rtol=2e-5, atol=1e-6),
+                   getattr(plain, tree), getattr(other, tree))
