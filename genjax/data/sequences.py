@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from genjax.data import files, pipeline
-from genjax.data.pipeline import stack_padded  # pylint: disable=unused-import (part of this API)
+from genjax.data.pipeline import stack_padded  # noqa: F401 (part of this module's API)
 
 MASK_SUFFIX = '_mask'
 # Keys the pipeline adds to batches of its own ('mask': `pipeline.eval_batches`).

@@ -16,7 +16,6 @@ sentencepiece, a blank line ('\\n\\n') for characters (which have no such token)
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import logging
