@@ -128,10 +128,35 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if not 0.0 <= config.train.ema_decay < 1.0:
     raise ConfigError(f'config.train.ema_decay={config.train.ema_decay!r} must be in [0, 1) '
                       '(0 keeps no EMA; 0.999 is usual).')
-  if config.optim.warmup_steps >= config.train.steps and config.optim.schedule != 'constant':
-    raise ConfigError(
-        f'config.optim.warmup_steps={config.optim.warmup_steps} leaves no steps to '
-        f'decay over (train.steps={config.train.steps}).')
+  for section in ('optim', 'd_optim'):
+    if section in config and _warmup_too_long(config, section):
+      raise ConfigError(
+          f'config.{section}.warmup_steps={config[section].warmup_steps} leaves no steps to '
+          f'decay over (train.steps={config.train.steps}); pass a smaller '
+          f'--config.{section}.warmup_steps (fit_to_run shortens it for you).')
+
+
+def _warmup_too_long(config: ml_collections.ConfigDict, section: str) -> bool:
+  optim = config[section]
+  return optim.schedule != 'constant' and optim.warmup_steps >= config.train.steps
+
+
+def fit_to_run(config: ml_collections.ConfigDict) -> list[str]:
+  """Shortens a learning-rate warmup longer than the run to a tenth of the run.
+
+  A quick `--config.train.steps=20` on an experiment with a 500-step warmup is the first
+  thing a researcher tries; it should run, and say what it changed. Returns one message
+  per change (the loop logs them); the config then records the values that ran.
+  """
+  changes = []
+  for section in ('optim', 'd_optim'):
+    if section in config and _warmup_too_long(config, section):
+      old, new = config[section].warmup_steps, config.train.steps // 10
+      config[section].warmup_steps = new
+      changes.append(f'config.{section}.warmup_steps={old} is not shorter than '
+                     f'train.steps={config.train.steps}: warming up over {new} steps (a tenth '
+                     f'of the run) instead; pass --config.{section}.warmup_steps to choose.')
+  return changes
 
 
 def add_fields(config: ml_collections.ConfigDict, fields: dict[str, Any]) -> None:

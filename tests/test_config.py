@@ -1,20 +1,41 @@
 """Config schema: validation, and the resume check's notion of a changed experiment."""
 
+import importlib
 import json
 
 import pytest
 
-from genjax import config as config_lib
+from genjax import config as config_lib, tasks
 from genjax.run import workdir as workdir_lib
 from tests import tiny
+from tests.conftest import REPO
 
 
-def test_experiments_validate():
-  from experiments import (fashion_mnist_vae, fruits_ae, fruits_vae, mnist_ae,
-                           mnist_anomaly_ae, mnist_classifier, mnist_dcgan, mnist_vae)
-  for module in (fashion_mnist_vae, fruits_ae, fruits_vae, mnist_ae, mnist_anomaly_ae,
-                 mnist_classifier, mnist_dcgan, mnist_vae):
-    config_lib.validate(module.get_config())
+EXPERIMENTS = sorted(p.stem for p in (REPO / 'experiments').glob('*.py') if p.stem != '__init__')
+
+
+@pytest.mark.parametrize('name', EXPERIMENTS)
+def test_every_experiment_validates_and_runs_short(name):
+  """Every experiment's config is valid, declares only its family's fields, and a quick
+  `--config.train.steps=20` fits its warmup into the run instead of refusing."""
+  c = importlib.import_module(f'experiments.{name}').get_config()
+  config_lib.validate(c)
+  tasks.check_fields(c)
+  assert c.train.steps > 20
+  c.train.steps = 20
+  config_lib.fit_to_run(c)
+  config_lib.validate(c)
+  assert c.optim.warmup_steps < 20
+
+
+def test_a_warmup_longer_than_the_run_is_shortened_and_said():
+  c = tiny.vae(steps=20)
+  c.optim.warmup_steps = 500
+  with pytest.raises(config_lib.ConfigError, match='--config.optim.warmup_steps'):
+    config_lib.validate(c)
+  (change,) = config_lib.fit_to_run(c)
+  assert c.optim.warmup_steps == 2 and 'warming up over 2 steps' in change
+  assert config_lib.fit_to_run(c) == []  # nothing left to change
 
 
 @pytest.mark.parametrize('field,value,message', [

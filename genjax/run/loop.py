@@ -175,6 +175,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   `train.steps_per_call` > 1 they run after every call, with its last step.
   """
   # Everything that can fail on user input fails here, before anything is written.
+  for change in config_lib.fit_to_run(config):
+    logging.warning(change)
   config_lib.validate(config)
   tasks.check_fields(config)
   workdir = os.path.abspath(workdir)

@@ -165,6 +165,7 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
   errors = {} if errors is None else errors
   configs = [apply_point(base_config, p) for p in points]
   for cfg in configs:
+    config_lib.fit_to_run(cfg)
     config_lib.validate(cfg)
     tasks.check_fields(cfg)
   fields = sorted({k for p in points for k in p})
