@@ -12,9 +12,11 @@ from absl import flags, logging
 from genjax.config import ConfigError
 from genjax.data.files import DataError
 from genjax.data.tokenizers import TokenizerError
+from genjax.run.loop import NonFiniteLossError
 from genjax.run.workdir import ConfigChangedError
 
-USER_ERRORS = (ConfigError, DataError, ConfigChangedError, FileNotFoundError, TokenizerError)
+USER_ERRORS = (ConfigError, DataError, ConfigChangedError, FileNotFoundError, TokenizerError,
+               NonFiniteLossError)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ steps.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -190,9 +191,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   step_fn = train_step.train_step(task, config, tx)  # a family's refusal comes before writing
 
   is_lead = jax.process_index() == 0
-  if is_lead:
-    workdir_lib.check_or_write_config(config, workdir, allow_config_change, write=True)
-    data.spec.save(workdir)
+  with contextlib.ExitStack() as held:
+    if is_lead:  # one training process per workdir; the others of this run follow it
+      held.enter_context(workdir_lib.training_lock(workdir))
+      workdir_lib.check_or_write_config(config, workdir, allow_config_change, write=True)
+      data.spec.save(workdir)
+    return _train(config, workdir, data, task, tx, step_fn, mesh, is_lead, hooks)
+
+
+def _train(config, workdir: str, data, task, tx, step_fn, mesh, is_lead: bool,
+           hooks: Sequence[Hook]) -> state_lib.TrainState:
+  """The run itself, once the workdir is checked, locked and written."""
   ckpt = checkpoints.Checkpointer(os.path.join(workdir, 'checkpoints'),
                                   keep=config.train.keep_checkpoints)
   source = data.train_source(config.data.batch_size, config.seed)

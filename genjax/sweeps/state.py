@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import os
-import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from genjax.config import ConfigError
+from genjax.run import workdir as workdir_lib
 
 MANIFEST = 'sweep.json'
 STATUS = 'sweep_status.json'
@@ -30,8 +29,8 @@ SWEEP_LOCK = '.sweep.lock'
 RUN_LOCK = '.run.lock'
 
 
-class SweepBusyError(ConfigError):
-  """Another process holds the lock of a sweep directory or run."""
+# Another process holds the lock of a sweep directory or run.
+SweepBusyError = workdir_lib.WorkdirBusyError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,35 +135,12 @@ def write_status(run_dir: str | os.PathLike, status: dict[str, Any]) -> None:
   write_json(Path(run_dir) / STATUS, status)
 
 
-@contextlib.contextmanager
-def _flock(path: Path, busy_message: str) -> Iterator[None]:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  with open(path, 'a+') as f:
-    try:
-      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      f.seek(0)
-      holder = f.read().strip() or 'another process'
-      raise SweepBusyError(busy_message.format(holder=holder)) from None
-    # Who holds it, for the message the next one gets; the lock itself is the flock.
-    f.seek(0)
-    f.truncate()
-    f.write(f'pid {os.getpid()} on {os.uname().nodename} since '
-            f'{time.strftime("%Y-%m-%d %H:%M:%S")}')
-    f.flush()
-    try:
-      yield
-    finally:
-      f.truncate(0)
-      fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def sweep_lock(sweep_dir: str | os.PathLike) -> contextlib.AbstractContextManager[None]:
   """One launch.sweep at a time per directory; a second gets SweepBusyError at once."""
-  return _flock(Path(sweep_dir) / SWEEP_LOCK,
+  return workdir_lib.flock(Path(sweep_dir) / SWEEP_LOCK,
                 f'another launch.sweep ({{holder}}) is working on {sweep_dir}; wait for it to '
                 'finish (or stop it), or use another --workdir. `--summarize` works meanwhile.')
 
 
 def run_lock(run_dir: str | os.PathLike) -> contextlib.AbstractContextManager[None]:
-  return _flock(Path(run_dir) / RUN_LOCK, f'{run_dir} is being run by {{holder}}.')
+  return workdir_lib.flock(Path(run_dir) / RUN_LOCK, f'{run_dir} is being run by {{holder}}.')

@@ -178,69 +178,75 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
                            np.int32 if f == 'seed' else np.float32) for f in traced}
   config = configs[0]
   workdirs = [os.path.abspath(w) for w in workdirs]
-  for cfg, wd in zip(configs, workdirs):
-    workdir_lib.check_or_write_config(cfg, wd, write=True)
-  start = _common_start(workdirs)
-
-  data = datasets.load(config.data, workdir=workdirs[0])
+  held = contextlib.ExitStack()  # one training process per workdir, as launch.main
   for wd in workdirs:
-    data.spec.save(wd)
-  sources = [data.train_source(c.data.batch_size, c.seed) for c in configs]
-  # The points axis is the leading axis of everything stacked: shard it over the devices.
-  devices = jax.local_devices()
-  num_devices = max(d for d in range(1, len(devices) + 1) if len(points) % d == 0)
-  mesh = parallel.make_mesh(devices[:num_devices])
-  by_point, replicated = parallel.batch_sharding(mesh), parallel.replicated(mesh)
-
-  def build(h):
-    cfg = _traced_config(config, traced, h)
-    task = tasks.build(cfg, data.spec, restore.RUNS)
-    return task, task.make_optimizer(cfg), cfg
-
-  def init(h, example):
-    task, tx, cfg = build(h)
-    rng = jax.random.PRNGKey(h['seed'] if 'seed' in h else config.seed)
-    return train_step.initial_state(task, cfg, tx, rng, example)
-
-  def step(h, state, batch):
-    task, tx, cfg = build(h)
-    return train_step.train_step(task, cfg, tx)(state, batch, axis_name=None)
-
-  def eval_batch(h, params, batch, rng):
-    task = build(h)[0]
-    per_example = task.eval_metrics(params, batch, rng)
-    mask = batch['mask'].astype(jnp.float32)
-    return {k: jnp.sum(v * mask) for k, v in per_example.items()}, jnp.sum(mask)
-
-  h = jax.device_put(hparams, by_point)
-  # Each point initialised by one plain jitted init, stacked: it compiles in less than
-  # half the time of the vmapped init, and runs once per point only.
-  init_one = jax.jit(init)
-  example = example_batch(data.spec, config.data.batch_size)
-  states = [init_one({f: hparams[f][i] for f in traced}, example) for i in range(len(points))]
-  if start:
-    states = _restore(workdirs, start, states)
-  state = jax.device_put(_stack(jax.device_get(states)), by_point)
-  vmapped_step = jax.jit(jax.vmap(step), donate_argnums=(1,), out_shardings=by_point)
-  eval_fn = jax.jit(jax.vmap(eval_batch, in_axes=(0, 0, None, 0)))
-  task0 = build({f: hparams[f][0] for f in traced})[0]
-  group = PointGroup(task0, configs, workdirs, data, sources, state, errors, strict)
-  group.step_fn = lambda state, batch: vmapped_step(h, state, batch)
-  group.eval_fn = lambda params, batch, rngs: eval_fn(h, params, batch, rngs)
-  group.eval_rngs = jax.device_put(np.stack([jax.random.PRNGKey(c.seed + 1) for c in configs]),
-                                   by_point)
-  group.replicated = replicated
-  batches = pipeline.Prefetcher(_StackedSource(sources, [c.seed for c in configs]),
-                                by_point, start_step=start)
+    held.enter_context(workdir_lib.training_lock(wd))
   try:
-    with batches:
-      driver.drive(group, batches, itertools.repeat(1, max(config.train.steps - start, 0)),
-                   config.train, start)
-  finally:
-    group.close()
-  host = jax.device_get(group.state)
-  return [unstack(host, i) for i in range(len(points))]
+    for cfg, wd in zip(configs, workdirs):
+      workdir_lib.check_or_write_config(cfg, wd, write=True)
+    start = _common_start(workdirs)
 
+    data = datasets.load(config.data, workdir=workdirs[0])
+    for wd in workdirs:
+      data.spec.save(wd)
+    sources = [data.train_source(c.data.batch_size, c.seed) for c in configs]
+    # The points axis is the leading axis of everything stacked: shard it over the devices.
+    devices = jax.local_devices()
+    num_devices = max(d for d in range(1, len(devices) + 1) if len(points) % d == 0)
+    mesh = parallel.make_mesh(devices[:num_devices])
+    by_point, replicated = parallel.batch_sharding(mesh), parallel.replicated(mesh)
+
+    def build(h):
+      cfg = _traced_config(config, traced, h)
+      task = tasks.build(cfg, data.spec, restore.RUNS)
+      return task, task.make_optimizer(cfg), cfg
+
+    def init(h, example):
+      task, tx, cfg = build(h)
+      rng = jax.random.PRNGKey(h['seed'] if 'seed' in h else config.seed)
+      return train_step.initial_state(task, cfg, tx, rng, example)
+
+    def step(h, state, batch):
+      task, tx, cfg = build(h)
+      return train_step.train_step(task, cfg, tx)(state, batch, axis_name=None)
+
+    def eval_batch(h, params, batch, rng):
+      task = build(h)[0]
+      per_example = task.eval_metrics(params, batch, rng)
+      mask = batch['mask'].astype(jnp.float32)
+      return {k: jnp.sum(v * mask) for k, v in per_example.items()}, jnp.sum(mask)
+
+    h = jax.device_put(hparams, by_point)
+    # Each point initialised by one plain jitted init, stacked: it compiles in less than
+    # half the time of the vmapped init, and runs once per point only.
+    init_one = jax.jit(init)
+    example = example_batch(data.spec, config.data.batch_size)
+    states = [init_one({f: hparams[f][i] for f in traced}, example) for i in range(len(points))]
+    if start:
+      states = _restore(workdirs, start, states)
+    state = jax.device_put(_stack(jax.device_get(states)), by_point)
+    vmapped_step = jax.jit(jax.vmap(step), donate_argnums=(1,), out_shardings=by_point)
+    eval_fn = jax.jit(jax.vmap(eval_batch, in_axes=(0, 0, None, 0)))
+    task0 = build({f: hparams[f][0] for f in traced})[0]
+    group = PointGroup(task0, configs, workdirs, data, sources, state, errors, strict)
+    group.step_fn = lambda state, batch: vmapped_step(h, state, batch)
+    group.eval_fn = lambda params, batch, rngs: eval_fn(h, params, batch, rngs)
+    group.eval_rngs = jax.device_put(np.stack([jax.random.PRNGKey(c.seed + 1) for c in configs]),
+                                     by_point)
+    group.replicated = replicated
+    batches = pipeline.Prefetcher(_StackedSource(sources, [c.seed for c in configs]),
+                                  by_point, start_step=start)
+    try:
+      with batches:
+        driver.drive(group, batches, itertools.repeat(1, max(config.train.steps - start, 0)),
+                     config.train, start)
+    finally:
+      group.close()
+    host = jax.device_get(group.state)
+    return [unstack(host, i) for i in range(len(points))]
+
+  finally:
+    held.close()
 
 def _run_group(config, group: Sequence[Any], report, loss_traced: bool) -> dict[str, dict]:
   """Trains one group under the runs' locks; {name: status}. A loss field that does not
