@@ -29,6 +29,33 @@ def user_errors_exit():
     sys.exit(2)
 
 
+DEVICE_COUNT_FLAG = '--xla_force_host_platform_device_count'
+
+
+def cpu_devices_per_core(global_batch: int, num_processes: int = 1) -> str | None:
+  """One XLA CPU device per core (XLA's default is one per process), before JAX starts.
+
+  The data-parallel step then keeps every core busy (README: 38 against 57 ms a step of
+  shakespeare_char:cpu on 2 cores). Skipped when XLA_FLAGS already sets the count; with a
+  per-process batch that does not divide over the cores, the largest count that does.
+  Only the host platform reads the flag, so an accelerator run is unaffected. Returns a
+  line to log, or None when it changed nothing.
+  """
+  flags_now = os.environ.get('XLA_FLAGS', '')
+  if DEVICE_COUNT_FLAG in flags_now:
+    return None
+  cores = os.cpu_count() or 1
+  local_batch = max(global_batch // max(num_processes, 1), 1)
+  count = max(d for d in range(1, cores + 1) if local_batch % d == 0)
+  if cores == 1:
+    return None
+  os.environ['XLA_FLAGS'] = f'{flags_now} {DEVICE_COUNT_FLAG}={count}'.strip()
+  why = '' if count == cores else (f' (the largest count that divides the batch of '
+                                   f'{local_batch} over {cores} cores)')
+  return (f'CPU: {count} XLA device(s), one per core{why}; set '
+          f'XLA_FLAGS={DEVICE_COUNT_FLAG}=N to choose.')
+
+
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, with config overrides of unknown fields reported cleanly.
 

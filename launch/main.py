@@ -38,6 +38,10 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  # Before JAX starts its CPU backend (XLA reads the device count once).
+  said = common.cpu_devices_per_core(_CONFIG.value.data.batch_size, _NUM_PROCESSES.value or 1)
+  if said:
+    logging.info(said)
   # First: the devices of every process must be known before any is touched.
   distributed.initialize_from_flags(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   logging.info('Config:\n%s', _CONFIG.value)

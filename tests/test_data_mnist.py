@@ -2,7 +2,6 @@
 
 import gzip
 import io
-import os
 import pathlib
 import shutil
 import urllib.error
@@ -14,17 +13,31 @@ import pytest
 from genjax.data import files, mnist
 from genjax.data.files import DataError
 
-# Class counts from shared/data/README.md.
+# Class counts of the published files.
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 
 
 def data_dir() -> pathlib.Path:
-  """$GENJAX_DATA_DIR, else the shared datasets next to the repository."""
-  env = os.environ.get(files.ENV_VAR)
-  if env:
-    return pathlib.Path(env)
-  return pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data'
+  """Where the datasets are: $GENJAX_DATA_DIR, else ~/.cache/genjax (as the library)."""
+  return files.resolve_data_dir(None)
+
+
+def _present(name: str) -> pathlib.Path:
+  """The real files of `name`, downloaded first when online (offline and missing: the
+  DataError that tests/conftest.py turns into a skip naming the files)."""
+  files.fetch_all(data_dir(), name, mnist.dataset_files(name))
+  return data_dir() / name
+
+
+@pytest.fixture
+def mnist_present():
+  return _present('mnist')
+
+
+@pytest.fixture
+def fashion_present():
+  return _present('fashion-mnist')
 
 
 @pytest.fixture
@@ -51,7 +64,7 @@ def _copy_dataset(name: str, dest_root: pathlib.Path) -> pathlib.Path:
 # ---------------------------------------------------------------- real files
 
 
-def test_mnist_real_files_shapes_and_class_counts(offline):
+def test_mnist_real_files_shapes_and_class_counts(mnist_present, offline):
   images, labels = mnist.load_mnist(data_dir(), 'mnist', 'train')
   assert images.shape == (60000, 28, 28, 1) and images.dtype == np.uint8
   assert labels.shape == (60000,) and labels.dtype == np.int32
@@ -63,7 +76,7 @@ def test_mnist_real_files_shapes_and_class_counts(offline):
   assert not offline  # present files are never downloaded
 
 
-def test_fashion_mnist_real_files(offline):
+def test_fashion_mnist_real_files(fashion_present, offline):
   images, labels = mnist.load_mnist(data_dir(), 'fashion-mnist', 'test')
   assert images.shape == (10000, 28, 28, 1) and images.dtype == np.uint8
   assert np.bincount(labels, minlength=10).tolist() == [1000] * 10
@@ -86,7 +99,7 @@ def test_unknown_name_or_split_lists_allowed_values():
 # ---------------------------------------------------------------- checksums and downloads
 
 
-def test_corrupted_file_raises_checksum_error(tmp_path, offline):
+def test_corrupted_file_raises_checksum_error(mnist_present, tmp_path, offline):
   dest = _copy_dataset('mnist', tmp_path)
   path = dest / 't10k-labels-idx1-ubyte.gz'
   raw = bytearray(path.read_bytes())
@@ -116,7 +129,7 @@ def test_missing_files_offline_lists_every_path_and_url(tmp_path, offline):
   assert not (tmp_path / 'mnist').exists()  # offline, nothing is created on disk
 
 
-def test_only_missing_files_are_reported(tmp_path, offline):
+def test_only_missing_files_are_reported(mnist_present, tmp_path, offline):
   dest = _copy_dataset('mnist', tmp_path)
   (dest / 'train-labels-idx1-ubyte.gz').unlink()
   with pytest.raises(DataError) as err:
@@ -135,7 +148,7 @@ def _serve(monkeypatch, content_by_url):
   monkeypatch.setattr(urllib.request, 'urlopen', urlopen)
 
 
-def test_download_falls_back_to_mirror_and_verifies(tmp_path, monkeypatch):
+def test_download_falls_back_to_mirror_and_verifies(mnist_present, tmp_path, monkeypatch):
   real = data_dir() / 'mnist' / 't10k-labels-idx1-ubyte.gz'
   sha256, urls = mnist.dataset_files('mnist')[real.name]
   _serve(monkeypatch, {urls[0]: b'not the file', urls[1]: real.read_bytes()})

@@ -97,3 +97,18 @@ def test_gan_train_sample_evaluate_with_classifier(tmp_path):
   assert {'fid', 'fid_train_vs_test', 'inception_score', 'inception_score_test', 'precision',
           'recall', 'class_shares'} <= set(results)
   assert abs(sum(results['class_shares']) - 1.0) < 1e-6
+
+
+def test_cpu_runs_get_one_device_per_core_unless_told(monkeypatch):
+  from launch import common  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(os, 'cpu_count', lambda: 4)
+  monkeypatch.setenv('XLA_FLAGS', '--xla_cpu_use_thunk_runtime=true')
+  said = common.cpu_devices_per_core(global_batch=64)
+  assert os.environ['XLA_FLAGS'].endswith('--xla_force_host_platform_device_count=4')
+  assert 'one per core' in said and 'largest' not in said
+  monkeypatch.setenv('XLA_FLAGS', '')
+  said = common.cpu_devices_per_core(global_batch=30)  # 30 splits over 3, not 4
+  assert os.environ['XLA_FLAGS'] == '--xla_force_host_platform_device_count=3'
+  assert 'largest count that divides the batch of 30 over 4 cores' in said
+  assert common.cpu_devices_per_core(global_batch=64) is None  # the user's (or our) count
+  assert os.environ['XLA_FLAGS'] == '--xla_force_host_platform_device_count=3'

@@ -253,7 +253,7 @@ def _sweep(*args, expect=0):
   return proc
 
 
-def test_local_sweep_reports_failure_and_resumes(tmp_path):
+def test_local_sweep_reports_failure_and_resumes(mnist_data, tmp_path):
   sweep_dir = tmp_path / 'sw'
   args = ('--config=tests/tiny_sweep.py', f'--workdir={sweep_dir}', '--parallel=2')
   first = _sweep(*args, expect=1)
@@ -286,7 +286,7 @@ def csv_rows(path):
     yield from csv.DictReader(f)
 
 
-def test_slurm_backend_through_submitits_local_executor(tmp_path):
+def test_slurm_backend_through_submitits_local_executor(mnist_data, tmp_path):
   sweep_dir = tmp_path / 'sw'
   proc = _sweep('--config=tests/tiny_sweep.py:one', f'--workdir={sweep_dir}',
                 '--backend=slurm', '--slurm_cluster=local', '--slurm_time_min=5')

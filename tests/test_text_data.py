@@ -42,7 +42,9 @@ def data_config(**overrides) -> ml_collections.ConfigDict:
 
 @pytest.fixture(scope='module')
 def shakespeare() -> str:
-  path = pathlib.Path(text.files.resolve_data_dir('')) / 'tinyshakespeare' / 'input.txt'
+  path = text.files.fetch_verified(  # downloaded when online and missing
+      text.files.resolve_data_dir(''), corpora._SHAKESPEARE_RELPATH,  # pylint: disable=protected-access
+      corpora._SHAKESPEARE_SHA256, corpora._SHAKESPEARE_URLS)  # pylint: disable=protected-access
   return path.read_text(encoding='utf-8')
 
 

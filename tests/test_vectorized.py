@@ -62,7 +62,7 @@ def test_vectorized_equals_separate(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-def test_sweep_vectorize_end_to_end(tmp_path):
+def test_sweep_vectorize_end_to_end(mnist_data, tmp_path):
   sweep_dir = tmp_path / 'sw'
   proc = subprocess.run([sys.executable, '-m', 'launch.sweep', '--config=tests/tiny_sweep.py',
                          f'--workdir={sweep_dir}', '--vectorize'], cwd=REPO,

@@ -23,7 +23,7 @@ def _run(args):
                         timeout=600)
 
 
-def test_a_second_trainer_on_a_live_workdir_refuses_and_the_first_finishes(tmp_path):
+def test_a_second_trainer_on_a_live_workdir_refuses_and_the_first_finishes(mnist_data, tmp_path):
   workdir = tmp_path / 'vae'
   first = subprocess.Popen(_main(workdir, '--config.train.steps=400',
                                  '--config.train.log_every=20', '--config.train.sample_every=0'),
@@ -58,7 +58,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
   assert lock.read_text() == ''
 
 
-def test_nan_loss_is_one_clear_line(tmp_path):
+def test_nan_loss_is_one_clear_line(mnist_data, tmp_path):
   proc = _run(_main(tmp_path / 'vae', '--config.optim.learning_rate=1e30'))
   assert proc.returncode == 2 and 'Traceback' not in proc.stderr
   assert 'NaN' in proc.stderr and 'learning_rate' in proc.stderr
@@ -70,7 +70,7 @@ def test_a_workdir_that_is_a_file_is_one_clear_line(tmp_path):
   assert proc.returncode == 2 and 'Traceback' not in proc.stderr and 'is a file' in proc.stderr
 
 
-def test_a_damaged_config_is_named_and_recoverable(tmp_path):
+def test_a_damaged_config_is_named_and_recoverable(mnist_data, tmp_path):
   workdir = tmp_path / 'vae'
   assert _run(_main(workdir, '--config.train.steps=4')).returncode == 0
   (workdir / 'config.json').write_text('{"seed": 0, "data": {')  # a write cut short
