@@ -28,10 +28,13 @@ from launch import common
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Parent directory of the runs.')
 _GENERATOR_WORKDIR = flags.DEFINE_string(
-    'generator_workdir', mnist_augment.GENERATOR_WORKDIR,
-    'A trained class-conditional GAN (experiments/mnist_cdcgan.py).')
-_FRACTION = flags.DEFINE_float('fraction', mnist_augment.FRACTION,
-                               "'gan' variant: share of each batch drawn from the GAN.")
+  'generator_workdir',
+  mnist_augment.GENERATOR_WORKDIR,
+  'A trained class-conditional GAN (experiments/mnist_cdcgan.py).',
+)
+_FRACTION = flags.DEFINE_float(
+  'fraction', mnist_augment.FRACTION, "'gan' variant: share of each batch drawn from the GAN."
+)
 _STEPS = flags.DEFINE_integer('steps', 0, 'Training steps; 0 = the experiment\'s.')
 _VARIANTS = flags.DEFINE_list('variants', list(mnist_augment.VARIANTS), 'Variants to run.')
 flags.mark_flags_as_required(['workdir'])
@@ -76,31 +79,38 @@ def main(argv):
       if not steps_run:  # already trained: keep the time of the run that trained it
         train_s = previous.get(variant, {}).get('train_seconds')
       saved, task, state = api.load_state(workdir)
-      report = task.evaluate(task.inference_variables(state), datasets.load(saved.data),
-                             jax.random.PRNGKey(0))
+      report = task.evaluate(
+        task.inference_variables(state), datasets.load(saved.data), jax.random.PRNGKey(0)
+      )
       rows[variant] = {
-          'labelled_images': int(saved.data.num_train),
-          'synthetic_fraction': (float(saved.augment.fraction)
-                                 if saved.augment.generator_workdir else 0.0),
-          'generator_workdir': saved.augment.generator_workdir,
-          'test_accuracy': report['accuracy'],
-          'test_examples': report['num_examples'],
-          'steps': int(state.step),
-          'train_seconds': train_s,
+        'labelled_images': int(saved.data.num_train),
+        'synthetic_fraction': (
+          float(saved.augment.fraction) if saved.augment.generator_workdir else 0.0
+        ),
+        'generator_workdir': saved.augment.generator_workdir,
+        'test_accuracy': report['accuracy'],
+        'test_examples': report['num_examples'],
+        'steps': int(state.step),
+        'train_seconds': train_s,
       }
-      logging.info('%s: test accuracy %.4f on %d images', variant, report['accuracy'],
-                   report['num_examples'])
+      logging.info(
+        '%s: test accuracy %.4f on %d images', variant, report['accuracy'], report['num_examples']
+      )
   rows = {v: rows[v] for v in mnist_augment.VARIANTS if v in rows}
   os.makedirs(_WORKDIR.value, exist_ok=True)
   with open(results_path + '.tmp', 'w') as f:
     json.dump({'variants': rows}, f, indent=2)
   os.replace(results_path + '.tmp', results_path)
-  print('| variant | labelled images | synthetic fraction | test accuracy | train s |\n'
-        '|---|---|---|---|---|')
+  print(
+    '| variant | labelled images | synthetic fraction | test accuracy | train s |\n'
+    '|---|---|---|---|---|'
+  )
   for variant, r in rows.items():
     seconds = '?' if r['train_seconds'] is None else f"{r['train_seconds']:.0f}"
-    print(f"| {variant} | {r['labelled_images']:,} | {r['synthetic_fraction']:.2f} | "
-          f"{r['test_accuracy']:.4f} | {seconds} |")
+    print(
+      f"| {variant} | {r['labelled_images']:,} | {r['synthetic_fraction']:.2f} | "
+      f"{r['test_accuracy']:.4f} | {seconds} |"
+    )
   print(f'Wrote {results_path}')
 
 

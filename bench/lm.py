@@ -55,20 +55,28 @@ from genjax.step import parallel
 
 _PARTS = flags.DEFINE_list('parts', ['torch', 'flops', 'generation'], 'Which parts to run.')
 _STEPS = flags.DEFINE_integer('steps', 2000, 'torch part: training steps of each framework.')
-_TORCH_PYTHON = flags.DEFINE_string('torch_python', '/work/torchvenv/bin/python',
-                                    'An interpreter with torch==2.13.0 installed.')
-_TORCH_THREADS = flags.DEFINE_list('torch_threads', ['2', '1'],
-                                   'torch.set_num_threads values to try; the best is compared.')
+_TORCH_PYTHON = flags.DEFINE_string(
+  'torch_python', '/work/torchvenv/bin/python', 'An interpreter with torch==2.13.0 installed.'
+)
+_TORCH_THREADS = flags.DEFINE_list(
+  'torch_threads', ['2', '1'], 'torch.set_num_threads values to try; the best is compared.'
+)
 _CHUNK_STEPS = flags.DEFINE_integer('chunk_steps', 100, 'torch part: steps per turn.')
-_FLOPS_STEPS = flags.DEFINE_integer('flops_steps', 5, 'flops part: steps timed one by one '
-                                     '(after one); the best is reported.')
+_FLOPS_STEPS = flags.DEFINE_integer(
+  'flops_steps', 5, 'flops part: steps timed one by one (after one); the best is reported.'
+)
 _NEW_TOKENS = flags.DEFINE_integer('new_tokens', 500, 'generation part: tokens to generate.')
-_GEN_REPEATS = flags.DEFINE_integer('generation_repeats', 3,
-                                    'generation part: timed runs of each, interleaved.')
-_GEN_SIZES = flags.DEFINE_list('generation_sizes', ['cpu', 'default'],
-                               'generation part: shakespeare_char config sizes to measure.')
-_ATTENTION = flags.DEFINE_string('attention', 'auto', "model.attention for every part: 'auto' "
-                                 "| 'xla' | 'einsum' | 'cudnn'.")
+_GEN_REPEATS = flags.DEFINE_integer(
+  'generation_repeats', 3, 'generation part: timed runs of each, interleaved.'
+)
+_GEN_SIZES = flags.DEFINE_list(
+  'generation_sizes',
+  ['cpu', 'default'],
+  'generation part: shakespeare_char config sizes to measure.',
+)
+_ATTENTION = flags.DEFINE_string(
+  'attention', 'auto', "model.attention for every part: 'auto' | 'xla' | 'einsum' | 'cudnn'."
+)
 
 TORCH_SCRIPT = os.path.join(os.path.dirname(__file__), 'torch_gpt.py')
 
@@ -80,10 +88,14 @@ def _torch_inputs(config, data, steps: int, path: str) -> None:
   first = source.batch(0)['tokens']
   block = config.data.block_size
   train_tokens = data.extras['train_tokens']
-  assert np.array_equal(first[0], train_tokens[starts[0, 0]:starts[0, 0] + block + 1])
-  np.savez(path, train_tokens=data.extras['train_tokens'].astype(np.int64), starts=starts,
-           val_windows=data.test['tokens'].astype(np.int64),
-           vocab_size=np.int64(data.extras['tokenizer'].vocab_size))
+  assert np.array_equal(first[0], train_tokens[starts[0, 0] : starts[0, 0] + block + 1])
+  np.savez(
+    path,
+    train_tokens=data.extras['train_tokens'].astype(np.int64),
+    starts=starts,
+    val_windows=data.test['tokens'].astype(np.int64),
+    vocab_size=np.int64(data.extras['tokenizer'].vocab_size),
+  )
 
 
 class TorchTrainer:
@@ -92,25 +104,36 @@ class TorchTrainer:
   def __init__(self, config, npz: str, steps: int, threads: str, log: str):
     m = config.model
     self.command = [
-        _TORCH_PYTHON.value, TORCH_SCRIPT, '--serve', f'--tokens_npz={npz}', f'--steps={steps}',
-        f'--n_layer={m.num_layers}', f'--n_head={m.num_heads}', f'--n_embd={m.width}',
-        f'--dropout={m.dropout}', f'--lr={config.optim.learning_rate}',
-        f'--min_lr={config.optim.learning_rate * config.optim.end_learning_rate_factor}',
-        f'--warmup_iters={config.optim.warmup_steps}', f'--beta2={config.optim.b2}',
-        f'--threads={threads}']
+      _TORCH_PYTHON.value,
+      TORCH_SCRIPT,
+      '--serve',
+      f'--tokens_npz={npz}',
+      f'--steps={steps}',
+      f'--n_layer={m.num_layers}',
+      f'--n_head={m.num_heads}',
+      f'--n_embd={m.width}',
+      f'--dropout={m.dropout}',
+      f'--lr={config.optim.learning_rate}',
+      f'--min_lr={config.optim.learning_rate * config.optim.end_learning_rate_factor}',
+      f'--warmup_iters={config.optim.warmup_steps}',
+      f'--beta2={config.optim.b2}',
+      f'--threads={threads}',
+    ]
     # stderr to a file: a pipe nobody reads would block the process once full.
     self.log = log
     with open(log, 'w') as stderr:
-      self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=stderr, text=True)
+      self.process = subprocess.Popen(
+        self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True
+      )
     self.info = self._answer()
 
   def _answer(self) -> dict:
     line = self.process.stdout.readline()
     if not line:
       with open(self.log) as stderr:
-        raise RuntimeError(f'{" ".join(self.command)} exited with {self.process.wait()}:\n'
-                           f'{stderr.read()[-3000:]}')
+        raise RuntimeError(
+          f'{" ".join(self.command)} exited with {self.process.wait()}:\n{stderr.read()[-3000:]}'
+        )
     return json.loads(line)
 
   def ask(self, command: str) -> dict:
@@ -137,19 +160,25 @@ def part_torch() -> None:
   config.train.steps = steps = _STEPS.value
   chunk, per_call = _CHUNK_STEPS.value, config.train.steps_per_call
   if steps % per_call or chunk % per_call:
-    raise app.UsageError(f'--steps={steps} and --chunk_steps={chunk} must be multiples of '
-                         f'the config\'s train.steps_per_call={per_call}')
+    raise app.UsageError(
+      f'--steps={steps} and --chunk_steps={chunk} must be multiples of '
+      f'the config\'s train.steps_per_call={per_call}'
+    )
   mesh, data, task, source, state, step = bench_steps.setup(config)
   tokens_per_step = config.data.batch_size * config.data.block_size
-  print(f'## JAX vs PyTorch: shakespeare_char:cpu, {steps} steps each in turns of {chunk}, '
-        f'{len(data.test["tokens"])} validation windows', flush=True)
+  print(
+    f'## JAX vs PyTorch: shakespeare_char:cpu, {steps} steps each in turns of {chunk}, '
+    f'{len(data.test["tokens"])} validation windows',
+    flush=True,
+  )
   with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
     npz = os.path.join(tmp, 'tokens.npz')
     _torch_inputs(config, data, steps, npz)
     torches = {}
     for threads in _TORCH_THREADS.value:
-      trainer = TorchTrainer(config, npz, steps, threads,
-                             os.path.join(tmp, f'torch_{threads}_threads.log'))
+      trainer = TorchTrainer(
+        config, npz, steps, threads, os.path.join(tmp, f'torch_{threads}_threads.log')
+      )
       stack.callback(trainer.close)
       info = trainer.info
       torches[f'torch {info["torch_version"]}, {info["num_threads"]} threads'] = trainer
@@ -158,8 +187,10 @@ def part_torch() -> None:
     state, first_call_s = bench_steps.run_steps(step, state, batches, 1)
     for trainer in torches.values():
       trainer.ask(f'steps {per_call}')
-    jax_name = (f'jax {jax.__version__}, {jax.device_count()} devices, {per_call} '
-                f'step{"s" if per_call > 1 else ""} per call')
+    jax_name = (
+      f'jax {jax.__version__}, {jax.device_count()} devices, {per_call} '
+      f'step{"s" if per_call > 1 else ""} per call'
+    )
     seconds = {name: [] for name in [jax_name, *torches]}
     done = per_call
     while done < steps:
@@ -175,16 +206,21 @@ def part_torch() -> None:
   timed = steps - per_call
   for name, times in seconds.items():
     total = sum(times)
-    print(f'{name}: {timed * tokens_per_step / total:.0f} tokens/s, {total:.1f} s of '
-          f'steps {per_call + 1}..{steps}, val loss {val_loss[name]:.4f}'
-          + (f' (first call with compile {first_call_s:.1f} s)' if name == jax_name else ''),
-          flush=True)
+    print(
+      f'{name}: {timed * tokens_per_step / total:.0f} tokens/s, {total:.1f} s of '
+      f'steps {per_call + 1}..{steps}, val loss {val_loss[name]:.4f}'
+      + (f' (first call with compile {first_call_s:.1f} s)' if name == jax_name else ''),
+      flush=True,
+    )
   best = min(torches, key=lambda name: sum(seconds[name]))
   ratio = sum(seconds[best]) / sum(seconds[jax_name])
   low, median, high = _quartiles([t / j for t, j in zip(seconds[best], seconds[jax_name])])
-  print(f'tokens/s ratio jax / {best}: {ratio:.3f} over the whole run; per turn of {chunk} '
-        f'steps: median {median:.3f} (quartiles {low:.3f}-{high:.3f}, {len(seconds[best])} '
-        f'turns)', flush=True)
+  print(
+    f'tokens/s ratio jax / {best}: {ratio:.3f} over the whole run; per turn of {chunk} '
+    f'steps: median {median:.3f} (quartiles {low:.3f}-{high:.3f}, {len(seconds[best])} '
+    f'turns)',
+    flush=True,
+  )
 
 
 def part_flops(peak: float) -> None:
@@ -203,15 +239,23 @@ def part_flops(peak: float) -> None:
       times.append(seconds)
     per_step, mean = min(times), sum(times) / len(times)
   m, b, t = config.model, config.data.batch_size, config.data.block_size
-  n = 12 * m.num_layers * m.width ** 2  # matmul weights in the blocks
-  analytic = 6 * b * t * (n + m.width * data.extras['tokenizer'].vocab_size) \
-      + 12 * m.num_layers * b * t * t * m.width  # + attention scores and mixing, fwd + bwd
-  print(f'## Default size train step (batch {b} x context {t}, {m.num_layers} layers, '
-        f'width {m.width}): compile {compile_s:.1f} s, {per_step:.2f} s/step (best of '
-        f'{len(times)}; mean {mean:.2f} s), {b * t / per_step:.0f} tokens/s', flush=True)
-  print(f'XLA FLOPs/step {flops / 1e9:.1f} G (6ND + attention estimate {analytic / 1e9:.1f} G); '
-        f'{flops / per_step / 1e9:.1f} GFLOP/s = {100 * flops / per_step / peak:.1f}% of the '
-        f'{peak / 1e9:.1f} GFLOP/s matmul peak', flush=True)
+  n = 12 * m.num_layers * m.width**2  # matmul weights in the blocks
+  analytic = (
+    6 * b * t * (n + m.width * data.extras['tokenizer'].vocab_size)
+    + 12 * m.num_layers * b * t * t * m.width
+  )  # + attention scores and mixing, fwd + bwd
+  print(
+    f'## Default size train step (batch {b} x context {t}, {m.num_layers} layers, '
+    f'width {m.width}): compile {compile_s:.1f} s, {per_step:.2f} s/step (best of '
+    f'{len(times)}; mean {mean:.2f} s), {b * t / per_step:.0f} tokens/s',
+    flush=True,
+  )
+  print(
+    f'XLA FLOPs/step {flops / 1e9:.1f} G (6ND + attention estimate {analytic / 1e9:.1f} G); '
+    f'{flops / per_step / 1e9:.1f} GFLOP/s = {100 * flops / per_step / peak:.1f}% of the '
+    f'{peak / 1e9:.1f} GFLOP/s matmul peak',
+    flush=True,
+  )
 
 
 def part_generation() -> None:
@@ -224,10 +268,22 @@ def part_generation() -> None:
     variables = task.model.init(jax.random.PRNGKey(0), np.zeros((1, 8), np.int32))
     prompt = np.asarray(data.extras['tokenizer'].encode('\n' * 8), np.int32)[None]
     decoder = decoding.LMDecoder(task.model)
-    runs = {name: functools.partial(fn, decoder, variables, prompt, jax.random.PRNGKey(1),
-                                    max_new_tokens=_NEW_TOKENS.value, temperature=0.8, top_k=200)
-            for name, fn in (('cached', decoding.generate_jit),
-                             ('uncached', decoding.generate_uncached_jit))}
+    runs = {
+      name: functools.partial(
+        fn,
+        decoder,
+        variables,
+        prompt,
+        jax.random.PRNGKey(1),
+        max_new_tokens=_NEW_TOKENS.value,
+        temperature=0.8,
+        top_k=200,
+      )
+      for name, fn in (
+        ('cached', decoding.generate_jit),
+        ('uncached', decoding.generate_uncached_jit),
+      )
+    }
     for run in runs.values():
       jax.block_until_ready(run())  # compile
     # Interleaved, best of each: a slow spell of the machine then hits both sides.
@@ -237,16 +293,22 @@ def part_generation() -> None:
         start = time.perf_counter()
         jax.block_until_ready(run())
         times[name] = min(times[name], time.perf_counter() - start)
-    print(f'{size}: cached {_NEW_TOKENS.value / times["cached"]:.0f} tokens/s, uncached '
-          f'{_NEW_TOKENS.value / times["uncached"]:.0f} tokens/s: '
-          f'{times["uncached"] / times["cached"]:.1f}x faster with the cache (best of '
-          f'{_GEN_REPEATS.value} interleaved runs each)', flush=True)
+    print(
+      f'{size}: cached {_NEW_TOKENS.value / times["cached"]:.0f} tokens/s, uncached '
+      f'{_NEW_TOKENS.value / times["uncached"]:.0f} tokens/s: '
+      f'{times["uncached"] / times["cached"]:.1f}x faster with the cache (best of '
+      f'{_GEN_REPEATS.value} interleaved runs each)',
+      flush=True,
+    )
 
 
 def main(argv):
   del argv
-  print(f'devices: {jax.device_count()} x {jax.devices()[0].device_kind}, jax {jax.__version__}, '
-        f'python {sys.version.split()[0]}', flush=True)
+  print(
+    f'devices: {jax.device_count()} x {jax.devices()[0].device_kind}, jax {jax.__version__}, '
+    f'python {sys.version.split()[0]}',
+    flush=True,
+  )
   if 'torch' in _PARTS.value:
     part_torch()
   if 'flops' in _PARTS.value:

@@ -27,7 +27,8 @@ from genjax.run import loop
 from launch import common
 
 _CONFIG = config_flags.DEFINE_config_file(
-    'config', 'experiments/mnist_anomaly_ae.py', 'One-class experiment config.')
+  'config', 'experiments/mnist_anomaly_ae.py', 'One-class experiment config.'
+)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Parent directory of the ten runs.')
 _DIGITS = flags.DEFINE_list('digits', [str(d) for d in range(10)], 'Digits to run.')
 flags.mark_flags_as_required(['workdir'])
@@ -44,7 +45,9 @@ def main(argv):
     loop.train_and_evaluate(config, workdir)
     train_s = time.perf_counter() - start
     _, task, state = api.load_state(workdir)
-    results = task.evaluate(task.inference_variables(state), datasets.load(config.data), jax.random.PRNGKey(0))
+    results = task.evaluate(
+      task.inference_variables(state), datasets.load(config.data), jax.random.PRNGKey(0)
+    )
     rows[digit] = {'anomaly_auroc': results['anomaly_auroc'], 'train_seconds': train_s}
     logging.info('digit %d: AUROC %.4f (%.0f s)', digit, results['anomaly_auroc'], train_s)
   mean = float(np.mean([r['anomaly_auroc'] for r in rows.values()]))

@@ -27,9 +27,12 @@ def setup(config, data=None):
   tx = task.make_optimizer(config)
   source = data.train_source(config.data.batch_size, config.seed)
   state = loop.init_state(task, config, tx, source.example(), mesh)
-  step = parallel.compile_step(train_step.train_step(task, config, tx), mesh,
-                               config.parallel.strategy,
-                               multi_step=config.train.steps_per_call > 1)
+  step = parallel.compile_step(
+    train_step.train_step(task, config, tx),
+    mesh,
+    config.parallel.strategy,
+    multi_step=config.train.steps_per_call > 1,
+  )
   return mesh, data, task, source, state, step
 
 
@@ -39,10 +42,12 @@ def prefetcher(source, mesh, config, steps: int) -> pipeline.Prefetcher:
   if per_call == 1:
     return pipeline.Prefetcher(source, parallel.batch_sharding(mesh))
   if steps % per_call:
-    raise ValueError(f'{steps} steps are not a whole number of calls of '
-                     f'train.steps_per_call={per_call}')
-  return pipeline.Prefetcher(source, parallel.stacked_batch_sharding(mesh),
-                             group_sizes=[per_call] * (steps // per_call))
+    raise ValueError(
+      f'{steps} steps are not a whole number of calls of train.steps_per_call={per_call}'
+    )
+  return pipeline.Prefetcher(
+    source, parallel.stacked_batch_sharding(mesh), group_sizes=[per_call] * (steps // per_call)
+  )
 
 
 def compile_step(step, state, batch):

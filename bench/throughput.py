@@ -23,14 +23,27 @@ from bench.peak import matmul_peak
 from genjax.data import pipeline
 from genjax.step import parallel
 
-_EXPERIMENTS = flags.DEFINE_list('experiments', ['mnist_vae', 'mnist_ae', 'fruits_vae', 'fruits_ae',
-                                                 'mnist_dcgan', 'fruits_dcgan', 'mnist_classifier'],
-                                 'Experiment modules under experiments/.')
+_EXPERIMENTS = flags.DEFINE_list(
+  'experiments',
+  [
+    'mnist_vae',
+    'mnist_ae',
+    'fruits_vae',
+    'fruits_ae',
+    'mnist_dcgan',
+    'fruits_dcgan',
+    'mnist_classifier',
+  ],
+  'Experiment modules under experiments/.',
+)
 _STEPS = flags.DEFINE_integer('steps', 200, 'Timed steps per experiment (after warmup).')
 _WARMUP = flags.DEFINE_integer('warmup', 20, 'Untimed steps after compilation.')
 _STRATEGY = flags.DEFINE_string('strategy', 'jit', "'jit' or 'pmap'.")
-_NUM_TRAIN = flags.DEFINE_integer('num_train', 10_000, 'Training examples loaded (generation '
-                                  'of 50k fruits takes ~10 s and does not change the step).')
+_NUM_TRAIN = flags.DEFINE_integer(
+  'num_train',
+  10_000,
+  'Training examples loaded (generation of 50k fruits takes ~10 s and does not change the step).',
+)
 
 
 def bench_experiment(name: str) -> dict:
@@ -49,32 +62,46 @@ def bench_experiment(name: str) -> dict:
     state, elapsed = bench_steps.run_steps(compiled, state, batches, _STEPS.value)
     wait = batches.wait_seconds - wait_before
   return {
-      'experiment': name,
-      'batch': batch_size,
-      'examples_per_s': _STEPS.value * batch_size / elapsed,
-      'steps_per_s': _STEPS.value / elapsed,
-      'compile_s': compile_s,
-      'data_wait': wait / elapsed,
-      'flops_per_step': flops,
-      'flop_per_s': flops * _STEPS.value / elapsed,
+    'experiment': name,
+    'batch': batch_size,
+    'examples_per_s': _STEPS.value * batch_size / elapsed,
+    'steps_per_s': _STEPS.value / elapsed,
+    'compile_s': compile_s,
+    'data_wait': wait / elapsed,
+    'flops_per_step': flops,
+    'flop_per_s': flops * _STEPS.value / elapsed,
   }
 
 
 def main(argv):
   del argv
   peak = matmul_peak()
-  print(f'devices: {jax.device_count()} x {jax.devices()[0].device_kind}; '
-        f'strategy: {_STRATEGY.value}; measured float32 matmul peak: {peak / 1e9:.1f} GFLOP/s')
-  header = ('experiment', 'batch', 'examples/s', 'steps/s', 'compile s', 'data wait',
-            'GFLOP/step', 'GFLOP/s', '% of peak')
+  print(
+    f'devices: {jax.device_count()} x {jax.devices()[0].device_kind}; '
+    f'strategy: {_STRATEGY.value}; measured float32 matmul peak: {peak / 1e9:.1f} GFLOP/s'
+  )
+  header = (
+    'experiment',
+    'batch',
+    'examples/s',
+    'steps/s',
+    'compile s',
+    'data wait',
+    'GFLOP/step',
+    'GFLOP/s',
+    '% of peak',
+  )
   print('| ' + ' | '.join(header) + ' |')
   print('|' + '---|' * len(header))
   for name in _EXPERIMENTS.value:
     r = bench_experiment(name)
-    print(f"| {r['experiment']} | {r['batch']} | {r['examples_per_s']:.0f} | "
-          f"{r['steps_per_s']:.1f} | {r['compile_s']:.2f} | {100 * r['data_wait']:.2f}% | "
-          f"{r['flops_per_step'] / 1e9:.3f} | {r['flop_per_s'] / 1e9:.1f} | "
-          f"{100 * r['flop_per_s'] / peak:.1f}% |", flush=True)
+    print(
+      f"| {r['experiment']} | {r['batch']} | {r['examples_per_s']:.0f} | "
+      f"{r['steps_per_s']:.1f} | {r['compile_s']:.2f} | {100 * r['data_wait']:.2f}% | "
+      f"{r['flops_per_step'] / 1e9:.3f} | {r['flop_per_s'] / 1e9:.1f} | "
+      f"{100 * r['flop_per_s'] / peak:.1f}% |",
+      flush=True,
+    )
 
 
 if __name__ == '__main__':

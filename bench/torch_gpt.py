@@ -55,7 +55,6 @@ class LayerNorm(nn.Module):
 
 
 class CausalSelfAttention(nn.Module):
-
   def __init__(self, n_embd, n_head, dropout, bias):
     super().__init__()
     assert n_embd % n_head == 0
@@ -68,14 +67,14 @@ class CausalSelfAttention(nn.Module):
     b, t, c = x.shape
     q, k, v = self.c_attn(x).split(c, dim=2)
     q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
-    y = F.scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=True,
-                                       dropout_p=self.dropout if self.training else 0.0)
+    y = F.scaled_dot_product_attention(
+      q, k, v, attn_mask=None, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+    )
     y = y.transpose(1, 2).contiguous().view(b, t, c)
     return self.resid_dropout(self.c_proj(y))
 
 
 class MLP(nn.Module):
-
   def __init__(self, n_embd, dropout, bias):
     super().__init__()
     self.c_fc = nn.Linear(n_embd, 4 * n_embd, bias=bias)
@@ -88,7 +87,6 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-
   def __init__(self, n_embd, n_head, dropout, bias):
     super().__init__()
     self.ln_1 = LayerNorm(n_embd, bias)
@@ -102,16 +100,18 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-
   def __init__(self, vocab_size, block_size, n_layer, n_head, n_embd, dropout=0.0, bias=False):
     super().__init__()
     self.block_size = block_size
-    self.transformer = nn.ModuleDict(dict(
+    self.transformer = nn.ModuleDict(
+      dict(
         wte=nn.Embedding(vocab_size, n_embd),
         wpe=nn.Embedding(block_size, n_embd),
         drop=nn.Dropout(dropout),
         h=nn.ModuleList([Block(n_embd, n_head, dropout, bias) for _ in range(n_layer)]),
-        ln_f=LayerNorm(n_embd, bias)))
+        ln_f=LayerNorm(n_embd, bias),
+      )
+    )
     self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
     self.transformer.wte.weight = self.lm_head.weight  # weight tying
     self.apply(self._init_weights)
@@ -145,8 +145,10 @@ class GPT(nn.Module):
 
 def configure_optimizer(model, weight_decay, lr, betas):
   params = [p for p in model.parameters() if p.requires_grad]
-  groups = [{'params': [p for p in params if p.dim() >= 2], 'weight_decay': weight_decay},
-            {'params': [p for p in params if p.dim() < 2], 'weight_decay': 0.0}]
+  groups = [
+    {'params': [p for p in params if p.dim() >= 2], 'weight_decay': weight_decay},
+    {'params': [p for p in params if p.dim() < 2], 'weight_decay': 0.0},
+  ]
   return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=False)
 
 
@@ -165,7 +167,7 @@ def evaluate(model, val_windows, chunk=50):
   model.eval()
   total, n = 0.0, 0
   for i in range(0, len(val_windows), chunk):
-    w = torch.from_numpy(np.asarray(val_windows[i:i + chunk], dtype=np.int64))
+    w = torch.from_numpy(np.asarray(val_windows[i : i + chunk], dtype=np.int64))
     loss = model(w[:, :-1], w[:, 1:])
     total += loss.item() * len(w)
     n += len(w)
@@ -176,29 +178,53 @@ def evaluate(model, val_windows, chunk=50):
 class Trainer:
   """nanoGPT's training loop, one step at a time (so a benchmark can interleave it)."""
 
-  def __init__(self, train_tokens: np.ndarray, val_windows: np.ndarray, *, vocab_size, n_layer,
-               n_head, n_embd, block_size, batch_size, max_iters, lr, min_lr, warmup_iters,
-               beta2, dropout, seed, batch_starts_fn=None, lr_decay_iters=None,
-               weight_decay=0.1, bias=False, grad_clip=1.0):
+  def __init__(
+    self,
+    train_tokens: np.ndarray,
+    val_windows: np.ndarray,
+    *,
+    vocab_size,
+    n_layer,
+    n_head,
+    n_embd,
+    block_size,
+    batch_size,
+    max_iters,
+    lr,
+    min_lr,
+    warmup_iters,
+    beta2,
+    dropout,
+    seed,
+    batch_starts_fn=None,
+    lr_decay_iters=None,
+    weight_decay=0.1,
+    bias=False,
+    grad_clip=1.0,
+  ):
     self.train_tokens = np.asarray(train_tokens, dtype=np.int64)
     self.val_windows = np.asarray(val_windows)
-    assert self.val_windows.ndim == 2 and self.val_windows.shape[1] == block_size + 1, \
-        self.val_windows.shape
+    assert self.val_windows.ndim == 2 and self.val_windows.shape[1] == block_size + 1, (
+      self.val_windows.shape
+    )
     self.lr, self.min_lr, self.warmup_iters = lr, min_lr, warmup_iters
     self.lr_decay_iters = max_iters if lr_decay_iters is None else lr_decay_iters
     self.batch_size, self.grad_clip = batch_size, grad_clip
     if batch_starts_fn is None:
       high = len(self.train_tokens) - block_size - 1
       batch_starts_fn = lambda step: np.random.default_rng([seed, step]).integers(
-          0, high, size=batch_size)
+        0, high, size=batch_size
+      )
     self.batch_starts_fn = batch_starts_fn
     self.offsets = np.arange(block_size + 1)
     torch.manual_seed(seed)
     self.model = GPT(vocab_size, block_size, n_layer, n_head, n_embd, dropout, bias)
     self.model.train()
     self.optimizer = configure_optimizer(self.model, weight_decay, lr, (0.9, beta2))
-    self.params = {'non_embedding': self.model.num_params(True),
-                   'total': self.model.num_params(False)}
+    self.params = {
+      'non_embedding': self.model.num_params(True),
+      'total': self.model.num_params(False),
+    }
 
   def step(self, step: int) -> float:
     """One optimizer step on batch `step`; returns its loss (a host sync, as nanoGPT's)."""
@@ -220,12 +246,15 @@ class Trainer:
     return evaluate(self.model, self.val_windows)
 
 
-def train(train_tokens: np.ndarray, val_windows: np.ndarray, *, max_iters, eval_every=0,
-          log=print, **kwargs) -> dict:
+def train(
+  train_tokens: np.ndarray, val_windows: np.ndarray, *, max_iters, eval_every=0, log=print, **kwargs
+) -> dict:
   """Trains nanoGPT on windows of train_tokens; see the module docstring for the result dict."""
   trainer = Trainer(train_tokens, val_windows, max_iters=max_iters, **kwargs)
-  log(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
-      f'{trainer.params["non_embedding"] / 1e6:.2f}M params (non-embedding)')
+  log(
+    f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
+    f'{trainer.params["non_embedding"] / 1e6:.2f}M params (non-embedding)'
+  )
   curve, losses, train_seconds = [], [], 0.0
   for step in range(max_iters):
     if eval_every > 0 and step % eval_every == 0:
@@ -244,12 +273,18 @@ def train(train_tokens: np.ndarray, val_windows: np.ndarray, *, max_iters, eval_
   log(f'final val loss {val_loss:.4f} after {max_iters} steps, {train_seconds:.1f}s')
   batch_size, block_size = kwargs['batch_size'], kwargs['block_size']
   return dict(
-      train_seconds=train_seconds, steps=max_iters,
-      tokens_per_s=(max_iters - 1) * batch_size * block_size / train_seconds
-      if train_seconds > 0 else float('nan'),
-      val_loss=val_loss, train_loss_last=float(np.mean(losses[-50:])), curve=curve,
-      torch_version=torch.__version__, num_threads=torch.get_num_threads(),
-      params=trainer.params)
+    train_seconds=train_seconds,
+    steps=max_iters,
+    tokens_per_s=(max_iters - 1) * batch_size * block_size / train_seconds
+    if train_seconds > 0
+    else float('nan'),
+    val_loss=val_loss,
+    train_loss_last=float(np.mean(losses[-50:])),
+    curve=curve,
+    torch_version=torch.__version__,
+    num_threads=torch.get_num_threads(),
+    params=trainer.params,
+  )
 
 
 def serve(trainer: Trainer, lines, write) -> None:
@@ -260,8 +295,14 @@ def serve(trainer: Trainer, lines, write) -> None:
   {"val_loss"}; `quit` ends. Every answer is one JSON line.
   """
   done = 0
-  write({'ready': True, 'torch_version': torch.__version__,
-         'num_threads': torch.get_num_threads(), 'params': trainer.params})
+  write(
+    {
+      'ready': True,
+      'torch_version': torch.__version__,
+      'num_threads': torch.get_num_threads(),
+      'params': trainer.params,
+    }
+  )
   for line in lines:
     command = line.split()
     if not command:
@@ -291,18 +332,28 @@ def shakespeare_char(path, block_size, num_val_windows=200):
   n = int(len(data) * 0.9)
   train_tokens, val = data[:n], data[n:]
   count = min(num_val_windows, (len(val) - 1) // block_size)
-  val_windows = np.stack([val[i * block_size:i * block_size + block_size + 1]
-                          for i in range(count)])
+  val_windows = np.stack(
+    [val[i * block_size : i * block_size + block_size + 1] for i in range(count)]
+  )
   return train_tokens, val_windows, len(chars)
 
 
 def main():
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   p.add_argument('--data', default='/work/shared/data/tinyshakespeare/input.txt')
-  p.add_argument('--tokens_npz', default=None,
-                 help='npz with train_tokens, val_windows, starts [steps, batch], vocab_size')
-  p.add_argument('--steps', '--max_iters', dest='steps', type=int, default=None,
-                 help='default 2000, or starts.shape[0] with --tokens_npz')
+  p.add_argument(
+    '--tokens_npz',
+    default=None,
+    help='npz with train_tokens, val_windows, starts [steps, batch], vocab_size',
+  )
+  p.add_argument(
+    '--steps',
+    '--max_iters',
+    dest='steps',
+    type=int,
+    default=None,
+    help='default 2000, or starts.shape[0] with --tokens_npz',
+  )
   p.add_argument('--lr_decay_iters', type=int, default=None, help='default: --steps')
   p.add_argument('--n_layer', type=int, default=4)
   p.add_argument('--n_head', type=int, default=4)
@@ -322,8 +373,11 @@ def main():
   p.add_argument('--num_val_windows', type=int, default=200)
   p.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
   p.add_argument('--quiet', action='store_true', help='print only the JSON result')
-  p.add_argument('--serve', action='store_true',
-                 help='step on commands from stdin instead of training (see serve())')
+  p.add_argument(
+    '--serve',
+    action='store_true',
+    help='step on commands from stdin instead of training (see serve())',
+  )
   a = p.parse_args()
   if a.threads:
     torch.set_num_threads(a.threads)
@@ -331,7 +385,11 @@ def main():
   batch_starts_fn = None
   if a.tokens_npz:
     z = np.load(a.tokens_npz)
-    train_tokens, val_windows, vocab_size = z['train_tokens'], z['val_windows'], int(z['vocab_size'])
+    train_tokens, val_windows, vocab_size = (
+      z['train_tokens'],
+      z['val_windows'],
+      int(z['vocab_size']),
+    )
     starts = np.asarray(z['starts'], dtype=np.int64)
     a.block_size, a.batch_size = val_windows.shape[1] - 1, starts.shape[1]
     a.steps = starts.shape[0] if a.steps is None else a.steps
@@ -339,22 +397,45 @@ def main():
       p.error(f'--steps={a.steps} but the npz has starts for {starts.shape[0]} steps')
     batch_starts_fn = lambda step: starts[step]
   else:
-    train_tokens, val_windows, vocab_size = shakespeare_char(a.data, a.block_size,
-                                                             a.num_val_windows)
+    train_tokens, val_windows, vocab_size = shakespeare_char(
+      a.data, a.block_size, a.num_val_windows
+    )
     a.steps = 2000 if a.steps is None else a.steps
 
-  options = dict(vocab_size=vocab_size, n_layer=a.n_layer, n_head=a.n_head, n_embd=a.n_embd,
-                 block_size=a.block_size, batch_size=a.batch_size, max_iters=a.steps, lr=a.lr,
-                 min_lr=a.min_lr, warmup_iters=a.warmup_iters, beta2=a.beta2,
-                 dropout=a.dropout, seed=a.seed, batch_starts_fn=batch_starts_fn,
-                 lr_decay_iters=a.lr_decay_iters, weight_decay=a.weight_decay, bias=a.bias,
-                 grad_clip=a.grad_clip)
+  options = dict(
+    vocab_size=vocab_size,
+    n_layer=a.n_layer,
+    n_head=a.n_head,
+    n_embd=a.n_embd,
+    block_size=a.block_size,
+    batch_size=a.batch_size,
+    max_iters=a.steps,
+    lr=a.lr,
+    min_lr=a.min_lr,
+    warmup_iters=a.warmup_iters,
+    beta2=a.beta2,
+    dropout=a.dropout,
+    seed=a.seed,
+    batch_starts_fn=batch_starts_fn,
+    lr_decay_iters=a.lr_decay_iters,
+    weight_decay=a.weight_decay,
+    bias=a.bias,
+    grad_clip=a.grad_clip,
+  )
   if a.serve:
-    serve(Trainer(train_tokens, val_windows, **options), sys.stdin,
-          lambda answer: print(json.dumps(answer), flush=True))
+    serve(
+      Trainer(train_tokens, val_windows, **options),
+      sys.stdin,
+      lambda answer: print(json.dumps(answer), flush=True),
+    )
     return
-  result = train(train_tokens, val_windows, eval_every=a.eval_every,
-                 log=(lambda *_: None) if a.quiet else print, **options)
+  result = train(
+    train_tokens,
+    val_windows,
+    eval_every=a.eval_every,
+    log=(lambda *_: None) if a.quiet else print,
+    **options,
+  )
   print(json.dumps(result))
 
 

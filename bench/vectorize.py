@@ -32,8 +32,12 @@ from genjax.writers.metrics import read_metrics
 from launch import common
 
 _STEPS = flags.DEFINE_integer('steps', 500, 'Training steps per point.')
-_HIDDEN = flags.DEFINE_integer('hidden', 128, 'Width of the one hidden layer: small VAEs are '
-                               'what vectorizing is for (a big one keeps the cores busy alone).')
+_HIDDEN = flags.DEFINE_integer(
+  'hidden',
+  128,
+  'Width of the one hidden layer: small VAEs are '
+  'what vectorizing is for (a big one keeps the cores busy alone).',
+)
 _WORKDIR = flags.DEFINE_string('workdir', '', 'Where the runs go; empty: a temporary directory.')
 
 
@@ -71,16 +75,22 @@ def main(argv):
   def losses(workdir):
     return np.asarray([r['loss'] for r in read_metrics(workdir) if r['split'] == 'train'])
 
-  diffs = [float(np.max(np.abs(losses(v) - losses(s)) / np.abs(losses(s))))
-           for s, v in zip(separate, together)]
+  diffs = [
+    float(np.max(np.abs(losses(v) - losses(s)) / np.abs(losses(s))))
+    for s, v in zip(separate, together)
+  ]
   print(f'{len(points)} points x {config.train.steps} steps (hidden {_HIDDEN.value}) in {root}')
   print(f'one after another: {separate_s:.1f} s')
   print(f'vectorized:        {vectorized_s:.1f} s')
   print(f'speed-up:          {separate_s / vectorized_s:.2f}x')
   # Float rounding differs (a separate run splits its batch over the devices); training
   # amplifies it over the steps, the more the larger the learning rate.
-  print('max relative train-loss difference per point: ' + ', '.join(
-      f'{p["optim.learning_rate"]:g}/seed {p["seed"]}: {d:.1e}' for p, d in zip(points, diffs)))
+  print(
+    'max relative train-loss difference per point: '
+    + ', '.join(
+      f'{p["optim.learning_rate"]:g}/seed {p["seed"]}: {d:.1e}' for p, d in zip(points, diffs)
+    )
+  )
 
 
 if __name__ == '__main__':

@@ -1,7 +1,8 @@
 r"""The Fashion-MNIST evaluation classifier behind FID / IS of fashion_mnist_dcgan.
 
-  python -m launch.main --config=experiments/fashion_mnist_classifier.py --workdir=runs/fashion_mnist_classifier
-  python -m launch.evaluate --workdir=runs/fashion_mnist_classifier     # test accuracy
+python -m launch.main --config=experiments/fashion_mnist_classifier.py \
+    --workdir=runs/fashion_mnist_classifier
+python -m launch.evaluate --workdir=runs/fashion_mnist_classifier     # test accuracy
 """
 
 from experiments import mnist_classifier

@@ -1,6 +1,6 @@
 r"""Convolutional VAE on Fashion-MNIST (grey levels as Bernoulli probabilities).
 
-  python -m launch.main --config=experiments/fashion_mnist_vae.py --workdir=runs/fashion_vae
+python -m launch.main --config=experiments/fashion_mnist_vae.py --workdir=runs/fashion_vae
 """
 
 from experiments import mnist_vae

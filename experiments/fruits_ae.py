@@ -1,7 +1,7 @@
 r"""Convolutional autoencoder on procedural fruits; blue apples are the anomalies.
 
-  python -m launch.main --config=experiments/fruits_ae.py --workdir=runs/fruits_ae
-  python -m launch.evaluate --workdir=runs/fruits_ae    # anomaly_auroc, mse, pca_mse
+python -m launch.main --config=experiments/fruits_ae.py --workdir=runs/fruits_ae
+python -m launch.evaluate --workdir=runs/fruits_ae    # anomaly_auroc, mse, pca_mse
 """
 
 from genjax.tasks import experiment_config

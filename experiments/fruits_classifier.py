@@ -1,7 +1,7 @@
 r"""The procedural-fruits evaluation classifier (5 fruits) behind FID / IS of fruits_dcgan.
 
-  python -m launch.main --config=experiments/fruits_classifier.py --workdir=runs/fruits_classifier
-  python -m launch.evaluate --workdir=runs/fruits_classifier     # test accuracy
+python -m launch.main --config=experiments/fruits_classifier.py --workdir=runs/fruits_classifier
+python -m launch.evaluate --workdir=runs/fruits_classifier     # test accuracy
 """
 
 from experiments import mnist_classifier

@@ -1,9 +1,9 @@
 r"""DCGAN on procedural fruits (32x32 RGB): new fruits, and blends of two (--mode=mix).
 
-  python -m launch.main --config=experiments/fruits_classifier.py --workdir=runs/fruits_classifier
-  python -m launch.main --config=experiments/fruits_dcgan.py --workdir=runs/fruits_dcgan
-  python -m launch.evaluate --workdir=runs/fruits_dcgan   # fid, inception_score, class shares
-  python -m launch.sample --workdir=runs/fruits_dcgan --mode=mix   # apple + orange -> ?
+python -m launch.main --config=experiments/fruits_classifier.py --workdir=runs/fruits_classifier
+python -m launch.main --config=experiments/fruits_dcgan.py --workdir=runs/fruits_dcgan
+python -m launch.evaluate --workdir=runs/fruits_dcgan   # fid, inception_score, class shares
+python -m launch.sample --workdir=runs/fruits_dcgan --mode=mix   # apple + orange -> ?
 """
 
 from experiments import mnist_dcgan

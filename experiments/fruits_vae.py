@@ -1,8 +1,8 @@
 r"""VAE on procedural fruits (32x32 RGB, generated offline): the out-of-the-box job.
 
-  python -m launch.main --config=experiments/fruits_vae.py --workdir=runs/fruits_vae
-  python -m launch.evaluate --workdir=runs/fruits_vae   # anomaly_auroc: blue apples
-  python -m launch.sample --workdir=runs/fruits_vae --mode=interpolate
+python -m launch.main --config=experiments/fruits_vae.py --workdir=runs/fruits_vae
+python -m launch.evaluate --workdir=runs/fruits_vae   # anomaly_auroc: blue apples
+python -m launch.sample --workdir=runs/fruits_vae --mode=interpolate
 """
 
 from genjax.tasks import experiment_config

@@ -1,8 +1,8 @@
 r"""Denoising convolutional autoencoder on MNIST (Gaussian noise, sigma = 0.5).
 
-  python -m launch.main --config=experiments/mnist_ae.py --workdir=runs/mnist_ae
-  python -m launch.evaluate --workdir=runs/mnist_ae    # mse, psnr, pca_mse, noisy/denoised psnr
-  python -m launch.sample --workdir=runs/mnist_ae --mode=denoise
+python -m launch.main --config=experiments/mnist_ae.py --workdir=runs/mnist_ae
+python -m launch.evaluate --workdir=runs/mnist_ae    # mse, psnr, pca_mse, noisy/denoised psnr
+python -m launch.sample --workdir=runs/mnist_ae --mode=denoise
 """
 
 from genjax.tasks import experiment_config

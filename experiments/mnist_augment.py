@@ -24,8 +24,10 @@ FRACTION = 0.5  # share of each batch drawn from the generator
 
 def get_config(arg: str = 'real'):
   if arg not in VARIANTS:
-    raise ValueError(f'mnist_augment.py:{arg} is not a variant; choose one of {VARIANTS} '
-                     '(e.g. --config=experiments/mnist_augment.py:gan).')
+    raise ValueError(
+      f'mnist_augment.py:{arg} is not a variant; choose one of {VARIANTS} '
+      '(e.g. --config=experiments/mnist_augment.py:gan).'
+    )
   c = mnist_classifier.get_config()
   c.data.num_train = NUM_LABELLED
   c.data.num_test = 0  # evaluated on all 10,000 test images

@@ -1,8 +1,8 @@
 r"""Class-conditional DCGAN on MNIST: class embedding in G, projection discriminator.
 
-  python -m launch.main --config=experiments/mnist_cdcgan.py --workdir=runs/mnist_cdcgan
-  python -m launch.sample --workdir=runs/mnist_cdcgan --class=7        # sevens only
-  python -m launch.evaluate --workdir=runs/mnist_cdcgan   # + label_accuracy of the samples
+python -m launch.main --config=experiments/mnist_cdcgan.py --workdir=runs/mnist_cdcgan
+python -m launch.sample --workdir=runs/mnist_cdcgan --class=7        # sevens only
+python -m launch.evaluate --workdir=runs/mnist_cdcgan   # + label_accuracy of the samples
 """
 
 from experiments import mnist_dcgan

@@ -9,7 +9,8 @@ Any text works with --config.data.path.
   python -m launch.main --config=experiments/shakespeare_char.py:cpu --workdir=runs/shakespeare_cpu
   python -m launch.evaluate --workdir=runs/shakespeare_cpu      # loss (nats/char), bits_per_char
   python -m launch.sample --workdir=runs/shakespeare_cpu --prompt="ROMEO:" --max_new_tokens=500
-  python -m launch.main --config=experiments/shakespeare_char.py --workdir=runs/shakespeare  # GPU size
+  python -m launch.main --config=experiments/shakespeare_char.py \
+      --workdir=runs/shakespeare  # the GPU size
   python -m launch.main --config=experiments/shakespeare_char.py:cpu --workdir=runs/mine \
       --config.data.path=my_corpus.txt
 """
@@ -49,7 +50,7 @@ def get_config(size: str = 'default'):
 def get_sweep(size: str = 'default'):
   """Peak learning rate: nanoGPT's 1e-3 against larger ones (the CPU model is small).
 
-    python -m launch.sweep --config=experiments/shakespeare_char.py:cpu --workdir=DIR
+  python -m launch.sweep --config=experiments/shakespeare_char.py:cpu --workdir=DIR
   """
   del size  # the same rates for both sizes
   return [{'optim.learning_rate': lr} for lr in (1e-3, 2e-3, 3e-3)]

@@ -21,16 +21,16 @@ SCHEDULES = ('constant', 'cosine', 'linear')
 # Anything else changed under an existing workdir would silently make a different
 # experiment, so the loop refuses unless told otherwise.
 RESUMABLE_CHANGES = (
-    'train.steps',
-    'train.log_every',
-    'train.eval_every',
-    'train.checkpoint_every',
-    'train.sample_every',
-    'train.keep_checkpoints',
-    'train.steps_per_call',
-    'eval.*',
-    'data.dir',
-    'data.prefetch',
+  'train.steps',
+  'train.log_every',
+  'train.eval_every',
+  'train.checkpoint_every',
+  'train.sample_every',
+  'train.keep_checkpoints',
+  'train.steps_per_call',
+  'eval.*',
+  'data.dir',
+  'data.prefetch',
 )
 
 
@@ -108,32 +108,40 @@ def validate(config: ml_collections.ConfigDict) -> None:
       _check_choice(config[section].name, f'{section}.name', OPTIMIZERS)
       _check_choice(config[section].schedule, f'{section}.schedule', SCHEDULES)
   positive = {
-      'data.batch_size': config.data.batch_size,
-      'train.steps': config.train.steps,
-      'train.log_every': config.train.log_every,
-      'train.checkpoint_every': config.train.checkpoint_every,
-      'train.keep_checkpoints': config.train.keep_checkpoints,
-      'train.steps_per_call': config.train.steps_per_call,
-      'train.grad_accum_steps': config.train.grad_accum_steps,
-      'eval.batch_size': config.eval.batch_size,
-      'optim.learning_rate': config.optim.learning_rate,
+    'data.batch_size': config.data.batch_size,
+    'train.steps': config.train.steps,
+    'train.log_every': config.train.log_every,
+    'train.checkpoint_every': config.train.checkpoint_every,
+    'train.keep_checkpoints': config.train.keep_checkpoints,
+    'train.steps_per_call': config.train.steps_per_call,
+    'train.grad_accum_steps': config.train.grad_accum_steps,
+    'eval.batch_size': config.eval.batch_size,
+    'optim.learning_rate': config.optim.learning_rate,
   }
   for name, value in positive.items():
     if not value > 0:
       raise ConfigError(f'config.{name} must be > 0, got {value!r}.')
-  for name in ('train.eval_every', 'train.sample_every', 'optim.warmup_steps',
-               'optim.grad_clip_norm', 'optim.weight_decay'):
+  for name in (
+    'train.eval_every',
+    'train.sample_every',
+    'optim.warmup_steps',
+    'optim.grad_clip_norm',
+    'optim.weight_decay',
+  ):
     if get_path(config, name) < 0:
       raise ConfigError(f'config.{name} must be >= 0, got {get_path(config, name)!r}.')
   if not 0.0 <= config.train.ema_decay < 1.0:
-    raise ConfigError(f'config.train.ema_decay={config.train.ema_decay!r} must be in [0, 1) '
-                      '(0 keeps no EMA; 0.999 is usual).')
+    raise ConfigError(
+      f'config.train.ema_decay={config.train.ema_decay!r} must be in [0, 1) '
+      '(0 keeps no EMA; 0.999 is usual).'
+    )
   for section in ('optim', 'd_optim'):
     if section in config and _warmup_too_long(config, section):
       raise ConfigError(
-          f'config.{section}.warmup_steps={config[section].warmup_steps} leaves no steps to '
-          f'decay over (train.steps={config.train.steps}); pass a smaller '
-          f'--config.{section}.warmup_steps (fit_to_run shortens it for you).')
+        f'config.{section}.warmup_steps={config[section].warmup_steps} leaves no steps to '
+        f'decay over (train.steps={config.train.steps}); pass a smaller '
+        f'--config.{section}.warmup_steps (fit_to_run shortens it for you).'
+      )
 
 
 def _warmup_too_long(config: ml_collections.ConfigDict, section: str) -> bool:
@@ -153,9 +161,11 @@ def fit_to_run(config: ml_collections.ConfigDict) -> list[str]:
     if section in config and _warmup_too_long(config, section):
       old, new = config[section].warmup_steps, config.train.steps // 10
       config[section].warmup_steps = new
-      changes.append(f'config.{section}.warmup_steps={old} is not shorter than '
-                     f'train.steps={config.train.steps}: warming up over {new} steps (a tenth '
-                     f'of the run) instead; pass --config.{section}.warmup_steps to choose.')
+      changes.append(
+        f'config.{section}.warmup_steps={old} is not shorter than '
+        f'train.steps={config.train.steps}: warming up over {new} steps (a tenth '
+        f'of the run) instead; pass --config.{section}.warmup_steps to choose.'
+      )
   return changes
 
 
@@ -225,7 +235,7 @@ def config_differences(saved: dict, current: ml_collections.ConfigDict) -> list[
   old, new = flatten(saved), flatten(current)
   fields = sorted(set(old) | set(new))
   return [
-      f'{f}: {old.get(f, "<absent>")!r} -> {new.get(f, "<absent>")!r}'
-      for f in fields
-      if old.get(f, '<absent>') != new.get(f, '<absent>') and not _may_change(f)
+    f'{f}: {old.get(f, "<absent>")!r} -> {new.get(f, "<absent>")!r}'
+    for f in fields
+    if old.get(f, '<absent>') != new.get(f, '<absent>') and not _may_change(f)
   ]

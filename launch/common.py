@@ -15,8 +15,14 @@ from genjax.data.tokenizers import TokenizerError
 from genjax.run.loop import NonFiniteLossError
 from genjax.run.workdir import ConfigChangedError
 
-USER_ERRORS = (ConfigError, DataError, ConfigChangedError, FileNotFoundError, TokenizerError,
-               NonFiniteLossError)
+USER_ERRORS = (
+  ConfigError,
+  DataError,
+  ConfigChangedError,
+  FileNotFoundError,
+  TokenizerError,
+  NonFiniteLossError,
+)
 
 
 @contextlib.contextmanager
@@ -50,10 +56,14 @@ def cpu_devices_per_core(global_batch: int, num_processes: int = 1) -> str | Non
   if cores == 1:
     return None
   os.environ['XLA_FLAGS'] = f'{flags_now} {DEVICE_COUNT_FLAG}={count}'.strip()
-  why = '' if count == cores else (f' (the largest count that divides the batch of '
-                                   f'{local_batch} over {cores} cores)')
-  return (f'CPU: {count} XLA device(s), one per core{why}; set '
-          f'XLA_FLAGS={DEVICE_COUNT_FLAG}=N to choose.')
+  why = (
+    ''
+    if count == cores
+    else (f' (the largest count that divides the batch of {local_batch} over {cores} cores)')
+  )
+  return (
+    f'CPU: {count} XLA device(s), one per core{why}; set XLA_FLAGS={DEVICE_COUNT_FLAG}=N to choose.'
+  )
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -66,14 +76,18 @@ def parse_flags(argv: list[str]) -> list[str]:
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    print(f'FATAL Flags parsing error: {e}\nPass --helpshort or --helpfull to see help on '
-          'flags.', file=sys.stderr)
+    print(
+      f'FATAL Flags parsing error: {e}\nPass --helpshort or --helpfull to see help on flags.',
+      file=sys.stderr,
+    )
     sys.exit(1)
   except (AttributeError, KeyError) as e:
     detail = str(e).strip('\'"').replace('\\n', ' ').replace("\\'", "'")
     overrides = [a for a in argv[1:] if a.startswith('--config.')]
-    print(f'FATAL Flags parsing error: unknown config field ({detail}) in '
-          f'{" ".join(overrides)}', file=sys.stderr)
+    print(
+      f'FATAL Flags parsing error: unknown config field ({detail}) in {" ".join(overrides)}',
+      file=sys.stderr,
+    )
     sys.exit(1)
 
 
@@ -85,7 +99,8 @@ class _QuietLibraries(std_logging.Filter):
 
   def filter(self, record: std_logging.LogRecord) -> bool:
     return record.levelno >= std_logging.WARNING or not any(
-        part in record.pathname for part in self.NOISY)
+      part in record.pathname for part in self.NOISY
+    )
 
 
 def quiet_libraries() -> None:

@@ -24,8 +24,11 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'A trained experiment\'s workdir
 _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step; default the latest.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the evaluation\'s own randomness.')
 _EVAL = flags.DEFINE_multi_string(
-    'eval', [], 'FIELD=VALUE: override a field of the run\'s config.eval for this evaluation '
-    '(repeatable), e.g. --eval=iwae_samples=5000.')
+  'eval',
+  [],
+  'FIELD=VALUE: override a field of the run\'s config.eval for this evaluation '
+  '(repeatable), e.g. --eval=iwae_samples=5000.',
+)
 flags.mark_flags_as_required(['workdir'])
 
 
@@ -35,8 +38,9 @@ def eval_config_with(config, overrides: list[str]):
   for item in overrides:
     field, sep, text = item.partition('=')
     if not sep or field not in eval_config:
-      raise ConfigError(f'--eval={item!r}: give FIELD=VALUE with FIELD one of '
-                        f'{sorted(eval_config.keys())}.')
+      raise ConfigError(
+        f'--eval={item!r}: give FIELD=VALUE with FIELD one of {sorted(eval_config.keys())}.'
+      )
     kind = type(eval_config[field])
     try:
       value = (text.lower() in ('1', 'true')) if kind is bool else kind(text)
@@ -54,10 +58,17 @@ def main(argv):
     eval_config = eval_config_with(config, _EVAL.value)
     data = datasets.load(config.data, workdir=_WORKDIR.value)
     start = time.perf_counter()
-    results = task.evaluate(task.inference_variables(state), data,
-                            jax.random.PRNGKey(_SEED.value), eval_config=eval_config)
-    results = {'step': int(state.step), **results,
-               'eval_seconds': round(time.perf_counter() - start, 2)}
+    results = task.evaluate(
+      task.inference_variables(state),
+      data,
+      jax.random.PRNGKey(_SEED.value),
+      eval_config=eval_config,
+    )
+    results = {
+      'step': int(state.step),
+      **results,
+      'eval_seconds': round(time.perf_counter() - start, 2),
+    }
     path = os.path.join(_WORKDIR.value, 'eval.json')
     with open(path + '.tmp', 'w') as f:
       json.dump(results, f, indent=2)

@@ -26,12 +26,15 @@ import time
 from absl import app, flags
 
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', 2, 'Processes to start.', lower_bound=1)
-_DEVICES = flags.DEFINE_integer('devices_per_process', 2, 'Fake CPU devices of each process.',
-                                lower_bound=1)
+_DEVICES = flags.DEFINE_integer(
+  'devices_per_process', 2, 'Fake CPU devices of each process.', lower_bound=1
+)
 # Not --log_dir: absl.logging owns that name.
 _LOGS = flags.DEFINE_string(
-    'process_logs', None,
-    'Directory for process_I.log of processes 1.. (default: a temporary one, removed after).')
+  'process_logs',
+  None,
+  'Directory for process_I.log of processes 1.. (default: a temporary one, removed after).',
+)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _DEVICE_COUNT_FLAG = re.compile(r'--xla_force_host_platform_device_count=\S*')
@@ -59,25 +62,43 @@ def _die_with_parent() -> None:
   """Linux: the kernel kills the process when the launcher dies, even by SIGKILL."""
   try:
     import ctypes
+
     ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
   except (OSError, AttributeError):
     pass  # elsewhere the failure handling below is all there is
 
 
 def commands(num_processes: int, port: int, args: list[str]) -> list[list[str]]:
-  return [[sys.executable, '-m', 'launch.main', f'--coordinator_address=127.0.0.1:{port}',
-           f'--num_processes={num_processes}', f'--process_id={i}', *args]
-          for i in range(num_processes)]
+  return [
+    [
+      sys.executable,
+      '-m',
+      'launch.main',
+      f'--coordinator_address=127.0.0.1:{port}',
+      f'--num_processes={num_processes}',
+      f'--process_id={i}',
+      *args,
+    ]
+    for i in range(num_processes)
+  ]
 
 
 def run(num_processes: int, devices: int, args: list[str], log_dir: str) -> int:
   """Runs the processes to the end; returns 0, or the exit status of the first that failed."""
   env = process_env(devices)
-  logs = [None] + [open(os.path.join(log_dir, f'process_{i}.log'), 'wb')
-                   for i in range(1, num_processes)]
-  procs = [subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT if log else None,
-                            preexec_fn=_die_with_parent)
-           for cmd, log in zip(commands(num_processes, free_port(), args), logs)]
+  logs = [None] + [
+    open(os.path.join(log_dir, f'process_{i}.log'), 'wb') for i in range(1, num_processes)
+  ]
+  procs = [
+    subprocess.Popen(
+      cmd,
+      env=env,
+      stdout=log,
+      stderr=subprocess.STDOUT if log else None,
+      preexec_fn=_die_with_parent,
+    )
+    for cmd, log in zip(commands(num_processes, free_port(), args), logs)
+  ]
 
   def forward(signum, frame):  # a SIGTERM to the launcher is a preemption notice to all
     del frame
@@ -97,8 +118,11 @@ def run(num_processes: int, devices: int, args: list[str], log_dir: str) -> int:
       except KeyboardInterrupt:
         # Ctrl-C reached every process too (same process group): they checkpoint and
         # stop at an agreed step. A second Ctrl-C ends them at once.
-        print('local_cluster: waiting for the processes to checkpoint and stop '
-              '(Ctrl-C again to kill them).', file=sys.stderr)
+        print(
+          'local_cluster: waiting for the processes to checkpoint and stop '
+          '(Ctrl-C again to kill them).',
+          file=sys.stderr,
+        )
         signal.signal(signal.SIGINT, signal.SIG_DFL)
   finally:
     # SIGKILL: a process whose peer died is stuck in a collective, and with JAX's
@@ -116,18 +140,26 @@ def run(num_processes: int, devices: int, args: list[str], log_dir: str) -> int:
   for i in failed:
     if logs[i] is not None:
       tail = pathlib.Path(logs[i].name).read_text(errors='replace').splitlines()[-40:]
-      print(f'--- process {i} exited with {codes[i]}; last lines of {logs[i].name}:\n'
-            + '\n'.join(tail), file=sys.stderr)
-  print(f'local_cluster: process {first} of {num_processes} failed (exit {codes[first]}); '
-        'stopped the others.', file=sys.stderr)
+      print(
+        f'--- process {i} exited with {codes[i]}; last lines of {logs[i].name}:\n'
+        + '\n'.join(tail),
+        file=sys.stderr,
+      )
+  print(
+    f'local_cluster: process {first} of {num_processes} failed (exit {codes[first]}); '
+    'stopped the others.',
+    file=sys.stderr,
+  )
   return codes[first] if codes[first] > 0 else 128 - codes[first]  # -N: killed by signal N
 
 
 def main(argv):
   args = argv[1:]
   if not args:
-    raise app.UsageError('Pass the arguments of launch.main after `--`, e.g. '
-                         '-- --config=experiments/mnist_vae.py --workdir=runs/x')
+    raise app.UsageError(
+      'Pass the arguments of launch.main after `--`, e.g. '
+      '-- --config=experiments/mnist_vae.py --workdir=runs/x'
+    )
   if _LOGS.value:
     os.makedirs(_LOGS.value, exist_ok=True)
     sys.exit(run(_NUM_PROCESSES.value, _DEVICES.value, args, _LOGS.value))

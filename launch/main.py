@@ -23,13 +23,17 @@ from launch import common, distributed
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics, samples.')
 _ALLOW_CHANGE = flags.DEFINE_bool(
-    'allow_config_change', False,
-    'Resume even if the config differs from the workdir\'s config.json (the old one is '
-    'kept as config.json.N).')
+  'allow_config_change',
+  False,
+  'Resume even if the config differs from the workdir\'s config.json (the old one is '
+  'kept as config.json.N).',
+)
 _COORDINATOR = flags.DEFINE_string(
-    'coordinator_address', None,
-    'HOST:PORT of process 0 in a multi-process run (with --num_processes, --process_id). '
-    'Leave all three unset under SLURM: they are read from the srun step.')
+  'coordinator_address',
+  None,
+  'HOST:PORT of process 0 in a multi-process run (with --num_processes, --process_id). '
+  'Leave all three unset under SLURM: they are read from the srun step.',
+)
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Processes in a multi-process run.')
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process, 0..num_processes-1.')
 flags.mark_flags_as_required(['config', 'workdir'])
@@ -46,8 +50,7 @@ def main(argv):
   distributed.initialize_from_flags(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   logging.info('Config:\n%s', _CONFIG.value)
   with common.user_errors_exit():
-    loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
-                            allow_config_change=_ALLOW_CHANGE.value)
+    loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value, allow_config_change=_ALLOW_CHANGE.value)
 
 
 if __name__ == '__main__':

@@ -24,16 +24,28 @@ from genjax.data import datasets
 from launch import common, text_console
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A trained experiment\'s workdir.')
-_MODE = flags.DEFINE_string('mode', None, 'Which view: sample | reconstruct | interpolate | '
-                            'denoise | mix | ...; default: the family\'s main view.')
+_MODE = flags.DEFINE_string(
+  'mode',
+  None,
+  'Which view: sample | reconstruct | interpolate | '
+  'denoise | mix | ...; default: the family\'s main view.',
+)
 _NUM = flags.DEFINE_integer('num', 64, 'How many pictures (pairs for interpolate: num // 10 rows).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed for latents, noise and token sampling.')
 _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step; default the latest.')
-_OUT = flags.DEFINE_string('out', None, 'Where to write what is drawn, without the suffix '
-                           '(default WORKDIR/samples/MODE_stepN for pictures; text is '
-                           'written to a file only when given).')
-_CLASS = flags.DEFINE_list('class', None, 'Conditional models: the class(es), cluster(s) or '
-                           'code(s) to draw, e.g. --class=7 or --class=3,5; default all in turn.')
+_OUT = flags.DEFINE_string(
+  'out',
+  None,
+  'Where to write what is drawn, without the suffix '
+  '(default WORKDIR/samples/MODE_stepN for pictures; text is '
+  'written to a file only when given).',
+)
+_CLASS = flags.DEFINE_list(
+  'class',
+  None,
+  'Conditional models: the class(es), cluster(s) or '
+  'code(s) to draw, e.g. --class=7 or --class=3,5; default all in turn.',
+)
 # Views that take a prompt (language models).
 _PROMPT = flags.DEFINE_string('prompt', '\n', 'Text: the start of the sample.')
 _MAX_NEW = flags.DEFINE_integer('max_new_tokens', 500, 'Text: tokens to generate per sample.')
@@ -41,14 +53,21 @@ _TEMPERATURE = flags.DEFINE_float('temperature', 0.8, 'Text: softmax temperature
 _TOP_K = flags.DEFINE_integer('top_k', 200, 'Text: sample among the k likeliest tokens; 0 = all.')
 _TOP_P = flags.DEFINE_float('top_p', 1.0, 'Text: nucleus sampling mass; 1 = off.')
 _NUM_SAMPLES = flags.DEFINE_integer('num_samples', 1, 'Text: samples generated in one batch.')
-_INTERACTIVE = flags.DEFINE_bool('interactive', False, 'Text: a prompt loop that keeps the '
-                                 'model compiled between prompts.')
+_INTERACTIVE = flags.DEFINE_bool(
+  'interactive', False, 'Text: a prompt loop that keeps the model compiled between prompts.'
+)
 flags.mark_flags_as_required(['workdir'])
 
 # View option -> the flag that sets it.
-_OPTION_FLAGS = {'classes': _CLASS, 'prompt': _PROMPT, 'max_new_tokens': _MAX_NEW,
-                 'temperature': _TEMPERATURE, 'top_k': _TOP_K, 'top_p': _TOP_P,
-                 'num_samples': _NUM_SAMPLES}
+_OPTION_FLAGS = {
+  'classes': _CLASS,
+  'prompt': _PROMPT,
+  'max_new_tokens': _MAX_NEW,
+  'temperature': _TEMPERATURE,
+  'top_k': _TOP_K,
+  'top_p': _TOP_P,
+  'num_samples': _NUM_SAMPLES,
+}
 
 
 def view_options(task, mode: str, view) -> dict:
@@ -59,8 +78,10 @@ def view_options(task, mode: str, view) -> dict:
     given = flags.FLAGS[flag.name].present
     if option not in view.options:
       if given:
-        raise ConfigError(f'--{flag.name}: the {task.name} family\'s {mode!r} view does not '
-                          f'take it (it takes {takes}).')
+        raise ConfigError(
+          f'--{flag.name}: the {task.name} family\'s {mode!r} view does not '
+          f'take it (it takes {takes}).'
+        )
       continue
     if option == 'classes':
       if given:
@@ -68,8 +89,9 @@ def view_options(task, mode: str, view) -> dict:
     else:
       options[option] = flag.value
   if _INTERACTIVE.value and 'on_text' not in view.options:
-    raise ConfigError(f'--interactive: the {task.name} family\'s {mode!r} view does not stream '
-                      'text.')
+    raise ConfigError(
+      f'--interactive: the {task.name} family\'s {mode!r} view does not stream text.'
+    )
   if options.get('num_samples', 1) < 1 or options.get('max_new_tokens', 1) < 1:
     raise ConfigError('--num_samples and --max_new_tokens must be >= 1.')
   return options

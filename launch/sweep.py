@@ -35,31 +35,52 @@ from launch import common
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 _CONFIG = config_flags.DEFINE_config_file(
-    'config', None, 'Experiment config file with get_sweep(); --config.FIELD=VALUE overrides '
-    'apply to every point.')
+  'config',
+  None,
+  'Experiment config file with get_sweep(); --config.FIELD=VALUE overrides apply to every point.',
+)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Sweep directory: one sub-workdir per point.')
-_PARALLEL = flags.DEFINE_integer('parallel', 1, 'Points running at once (local: on this '
-                                 'machine; slurm: the array\'s task limit).')
+_PARALLEL = flags.DEFINE_integer(
+  'parallel', 1, 'Points running at once (local: on this machine; slurm: the array\'s task limit).'
+)
 _BACKEND = flags.DEFINE_enum('backend', 'local', ['local', 'slurm'], 'Where points run.')
-_VECTORIZE = flags.DEFINE_bool('vectorize', False, 'local: train points that differ only in '
-                                'shape-free values (learning rate, seed, ...) at once, one '
-                                'vmapped step per group, in this process '
-                                '(genjax.sweeps.vectorized).')
-_SUMMARIZE = flags.DEFINE_bool('summarize', False, 'Only write DIR/summary.* from what has '
-                               'run so far (works while the sweep runs).')
-_METRIC = flags.DEFINE_string('metric', 'loss', 'Column that ranks the runs: a train metric '
-                              '(loss), test.NAME (last test row) or eval.NAME (eval.json).')
+_VECTORIZE = flags.DEFINE_bool(
+  'vectorize',
+  False,
+  'local: train points that differ only in '
+  'shape-free values (learning rate, seed, ...) at once, one '
+  'vmapped step per group, in this process '
+  '(genjax.sweeps.vectorized).',
+)
+_SUMMARIZE = flags.DEFINE_bool(
+  'summarize',
+  False,
+  'Only write DIR/summary.* from what has run so far (works while the sweep runs).',
+)
+_METRIC = flags.DEFINE_string(
+  'metric',
+  'loss',
+  'Column that ranks the runs: a train metric '
+  '(loss), test.NAME (last test row) or eval.NAME (eval.json).',
+)
 _MODE = flags.DEFINE_enum('mode', 'min', ['min', 'max'], 'Whether lower or higher --metric wins.')
-_ADD = flags.DEFINE_bool('add', False, 'Add these points to a directory that holds another '
-                         'sweep (otherwise refused).')
+_ADD = flags.DEFINE_bool(
+  'add', False, 'Add these points to a directory that holds another sweep (otherwise refused).'
+)
 _PARTITION = flags.DEFINE_string('slurm_partition', '', 'SLURM partition; empty: the default.')
-_TIME_MIN = flags.DEFINE_integer('slurm_time_min', 240, 'SLURM time limit per point, minutes. '
-                                 'A point that hits it resumes when the sweep is run again.')
+_TIME_MIN = flags.DEFINE_integer(
+  'slurm_time_min',
+  240,
+  'SLURM time limit per point, minutes. A point that hits it resumes when the sweep is run again.',
+)
 _GPUS = flags.DEFINE_integer('slurm_gpus_per_task', 0, 'GPUs per point on SLURM.')
 _CPUS = flags.DEFINE_integer('slurm_cpus_per_task', 1, 'CPUs per point on SLURM.')
-_CLUSTER = flags.DEFINE_enum('slurm_cluster', 'slurm', ['slurm', 'local'],
-                             'local: run the SLURM path through submitit\'s local executor '
-                             '(to try it without a cluster).')
+_CLUSTER = flags.DEFINE_enum(
+  'slurm_cluster',
+  'slurm',
+  ['slurm', 'local'],
+  'local: run the SLURM path through submitit\'s local executor (to try it without a cluster).',
+)
 flags.mark_flags_as_required(['workdir'])
 
 
@@ -73,8 +94,10 @@ def load_sweep(config_arg: str) -> list[dict]:
   module_spec.loader.exec_module(module)
   get_sweep = getattr(module, 'get_sweep', None)
   if get_sweep is None:
-    raise ConfigError(f'{path} defines no get_sweep(); add one returning a list of override '
-                      'dicts (see genjax.sweeps).')
+    raise ConfigError(
+      f'{path} defines no get_sweep(); add one returning a list of override '
+      'dicts (see genjax.sweeps).'
+    )
   takes_argument = bool(inspect.signature(get_sweep).parameters)
   return get_sweep(argument) if argument and takes_argument else get_sweep()
 
@@ -89,13 +112,24 @@ def build_runs(sweep_dir: str) -> list[state.RunSpec]:
   points = spec.validate(_CONFIG.value, load_sweep(config_arg))
   both = sorted({k for p in points for k in p} & set(common_overrides))
   if both:
-    raise ConfigError(f'{", ".join(both)} {"is" if len(both) == 1 else "are"} both swept '
-                      f'and set on the command line (--config.{both[0]}=...); drop one.')
+    raise ConfigError(
+      f'{", ".join(both)} {"is" if len(both) == 1 else "are"} both swept '
+      f'and set on the command line (--config.{both[0]}=...); drop one.'
+    )
   path, colon, argument = config_arg.partition(':')
   config = os.path.abspath(path) + colon + argument
   overrides = {k: spec.format_value(v) for k, v in sorted(common_overrides.items())}
-  return [state.RunSpec(sweep_dir=sweep_dir, name=spec.run_name(p), config=config,
-                        overrides=overrides, point=p, repo_root=str(REPO_ROOT)) for p in points]
+  return [
+    state.RunSpec(
+      sweep_dir=sweep_dir,
+      name=spec.run_name(p),
+      config=config,
+      overrides=overrides,
+      point=p,
+      repo_root=str(REPO_ROOT),
+    )
+    for p in points
+  ]
 
 
 def report_summary(sweep_dir: str) -> summary.Summary:
@@ -124,8 +158,10 @@ def main(argv):
     with state.sweep_lock(sweep_dir):
       state.merge_manifest(sweep_dir, runs, add=_ADD.value, command=' '.join(sys.argv))
       done = sum(state.read_status(r.run_dir)['status'] == 'done' for r in runs)
-      report(f'sweep of {len(runs)} points in {sweep_dir}'
-             + (f' ({done} done before, skipped)' if done else ''))
+      report(
+        f'sweep of {len(runs)} points in {sweep_dir}'
+        + (f' ({done} done before, skipped)' if done else '')
+      )
       if _BACKEND.value == 'local' and _VECTORIZE.value:
         results = vectorized.run_local_vectorized(_CONFIG.value, runs, report)
       elif _BACKEND.value == 'local':
@@ -133,9 +169,15 @@ def main(argv):
       else:
         try:
           results = slurm.run_slurm(
-              runs, parallel=_PARALLEL.value, report=report, partition=_PARTITION.value,
-              time_min=_TIME_MIN.value, gpus_per_task=_GPUS.value, cpus_per_task=_CPUS.value,
-              cluster=None if _CLUSTER.value == 'slurm' else _CLUSTER.value)
+            runs,
+            parallel=_PARALLEL.value,
+            report=report,
+            partition=_PARTITION.value,
+            time_min=_TIME_MIN.value,
+            gpus_per_task=_GPUS.value,
+            cpus_per_task=_CPUS.value,
+            cluster=None if _CLUSTER.value == 'slurm' else _CLUSTER.value,
+          )
         except KeyboardInterrupt:
           sys.exit(130)  # run_slurm said where the jobs are
       report_summary(sweep_dir)
@@ -145,8 +187,11 @@ def main(argv):
     failed = [name for name, status in results.items() if status['status'] == 'failed']
     where = ', '.join(str(Path(sweep_dir) / name / state.LOG) for name in failed[:3])
     tally = ', '.join(f'{n} {s}' for s, n in sorted(counts.items()))
-    print(f'{len(runs)} point{"s" * (len(runs) != 1)}: {tally}'
-          + (f' (see {where}{", ..." if len(failed) > 3 else ""})' if failed else ''), flush=True)
+    print(
+      f'{len(runs)} point{"s" * (len(runs) != 1)}: {tally}'
+      + (f' (see {where}{", ..." if len(failed) > 3 else ""})' if failed else ''),
+      flush=True,
+    )
     if any(status['status'] != 'done' for status in results.values()):
       sys.exit(1)  # a script chaining on the sweep must not take a partial one for done
 

@@ -21,6 +21,7 @@ def _writer(out: TextIO) -> Callable[[str], None]:
   def emit(text: str) -> None:
     out.write(text)
     out.flush()
+
   return emit
 
 
@@ -42,8 +43,9 @@ def stream(view, variables, rng, options: dict, out: TextIO = sys.stdout) -> out
   return drawn
 
 
-def interactive(view, variables, rng, options: dict, read: Callable[[str], str] = input,
-                out: TextIO = sys.stdout) -> int:
+def interactive(
+  view, variables, rng, options: dict, read: Callable[[str], str] = input, out: TextIO = sys.stdout
+) -> int:
   """Prompt, continue, repeat, until end of input or `/quit`; returns prompts answered.
 
   The model stays compiled between prompts (prompts are padded to a few lengths). A
@@ -61,8 +63,13 @@ def interactive(view, variables, rng, options: dict, read: Callable[[str], str] 
     if line.strip() == '/quit':
       return answered
     try:
-      stream(view, variables, jax.random.fold_in(rng, answered),
-             dict(options, prompt=line.replace('\\n', '\n')), out)
+      stream(
+        view,
+        variables,
+        jax.random.fold_in(rng, answered),
+        dict(options, prompt=line.replace('\\n', '\n')),
+        out,
+      )
       answered += 1
     except (TokenizerError, ConfigError) as e:
       emit(f'\nerror: {e}\n')

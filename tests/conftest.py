@@ -29,8 +29,11 @@ _MISSING = 'file(s) missing under'
 
 
 def pytest_addoption(parser):
-  parser.addoption('--require-data', action='store_true',
-                   help='Fail, not skip, the tests whose datasets are missing (CI=true too).')
+  parser.addoption(
+    '--require-data',
+    action='store_true',
+    help='Fail, not skip, the tests whose datasets are missing (CI=true too).',
+  )
 
 
 def _requires_data(config) -> bool:
@@ -46,8 +49,8 @@ def pytest_runtest_makereport(item, call):
   text = str(call.excinfo.value)
   if _MISSING not in text:
     return
-  line = next(l for l in text.splitlines() if _MISSING in l)
-  line = line[line.index('Dataset '):] if 'Dataset ' in line else line
+  line = next(line for line in text.splitlines() if _MISSING in line)
+  line = line[line.index('Dataset ') :] if 'Dataset ' in line else line
   report.outcome = 'skipped'
   report.longrepr = (str(item.path), item.location[1] or 0, f'missing data: {line.strip()}')
 
@@ -57,4 +60,5 @@ def mnist_data():
   """MNIST present (downloaded when online), for tests that meet it only in a
   subprocess, where a missing dataset would not show as the error above."""
   from genjax.data import files, mnist  # pylint: disable=import-outside-toplevel
+
   files.fetch_all(files.resolve_data_dir(None), 'mnist', mnist.dataset_files('mnist'))

@@ -51,8 +51,10 @@ def test_augmented_training_replaces_the_configured_share(cgan_workdir, tmp_path
 
 def test_fraction_zero_or_no_generator_is_the_plain_classifier(cgan_workdir):
   plain_loss, plain_metrics = _loss(tiny.classifier())
-  for config in (tiny.classifier_augmented(cgan_workdir, fraction=0.0),
-                 tiny.classifier_augmented('', fraction=0.5)):
+  for config in (
+    tiny.classifier_augmented(cgan_workdir, fraction=0.0),
+    tiny.classifier_augmented('', fraction=0.5),
+  ):
     loss, metrics = _loss(config)
     assert loss == plain_loss
     assert metrics == plain_metrics  # no synthetic_fraction either
@@ -78,8 +80,9 @@ def test_unsuitable_generators_are_refused(cgan_workdir, tmp_path):
     workdir_lib.check_or_write_config(config, workdir)
     return workdir
 
-  build = lambda workdir, **kw: tasks.build(tiny.classifier_augmented(workdir, **kw), SPEC,
-                                           restore.RUNS)
+  build = lambda workdir, **kw: tasks.build(
+    tiny.classifier_augmented(workdir, **kw), SPEC, restore.RUNS
+  )
   with pytest.raises(ConfigError, match='(?s)unconditional.*mnist_cdcgan.py'):
     build(config_only('gan', tiny.gan()))
   with pytest.raises(ConfigError, match='(?s)self-conditioned on k-means clusters.*mnist_cdcgan'):
@@ -95,8 +98,9 @@ def test_unsuitable_generators_are_refused(cgan_workdir, tmp_path):
   with pytest.raises(ConfigError, match='same dataset'):
     build(config_only('fashion', fashion))
   missing = str(tmp_path / 'nothing')
-  with pytest.raises(FileNotFoundError,
-                     match=re.escape(f'--config=experiments/mnist_cdcgan.py --workdir={missing}')):
+  with pytest.raises(
+    FileNotFoundError, match=re.escape(f'--config=experiments/mnist_cdcgan.py --workdir={missing}')
+  ):
     build(missing)
   with pytest.raises(FileNotFoundError, match='(?s)No checkpoint.*mnist_cdcgan.py'):
     build(config_only('untrained', tiny.conditional_gan()))

@@ -3,6 +3,7 @@
 Shape checks use jax.eval_shape (traces, never compiles): XLA:CPU compiles of conv
 initialisers take seconds each.
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,15 +25,19 @@ def shapes_of(model, x, method=None, **kwargs):
   def run():
     variables = model.init(KEY, x)
     return model.apply(variables, x, method=method, **kwargs)
+
   return jax.eval_shape(run)
 
 
-@pytest.mark.parametrize('image_shape, num_classes, widths', [
-    ((28, 28, 1), 10, (4, 8)),      # MNIST / Fashion-MNIST: 28 -> 14 -> 7
-    ((32, 32, 3), 5, (4, 8, 8)),    # fruits
-    ((7, 9, 2), 3, (4, 4)),         # odd sizes: pools round up
-    ((28, 28, 1), 10, ()),          # no convs: an MLP classifier
-])
+@pytest.mark.parametrize(
+  'image_shape, num_classes, widths',
+  [
+    ((28, 28, 1), 10, (4, 8)),  # MNIST / Fashion-MNIST: 28 -> 14 -> 7
+    ((32, 32, 3), 5, (4, 8, 8)),  # fruits
+    ((7, 9, 2), 3, (4, 4)),  # odd sizes: pools round up
+    ((28, 28, 1), 10, ()),  # no convs: an MLP classifier
+  ],
+)
 def test_logits_and_features_shapes(image_shape, num_classes, widths):
   model = Classifier(image_shape=image_shape, num_classes=num_classes, widths=widths, hidden=16)
   x = images(image_shape, batch=3)
@@ -52,16 +57,24 @@ def test_lists_become_tuples_and_bfloat16_outputs_float32():
 def test_default_hyperparameters():
   model = Classifier()
   assert (model.image_shape, model.num_classes, model.widths, model.hidden, model.dropout) == (
-      (28, 28, 1), 10, (32, 64), 128, 0.0)
+    (28, 28, 1),
+    10,
+    (32, 64),
+    128,
+    0.0,
+  )
   assert shapes_of(model, images((28, 28, 1)), method='features').shape == (2, 128)
 
 
-@pytest.mark.parametrize('kwargs, match', [
+@pytest.mark.parametrize(
+  'kwargs, match',
+  [
     (dict(image_shape=(28, 28)), 'image_shape'),
     (dict(num_classes=1), 'num_classes'),
     (dict(hidden=0), 'hidden'),
     (dict(dropout=1.0), 'dropout'),
-])
+  ],
+)
 def test_bad_configuration_fails_early(kwargs, match):
   with pytest.raises(ValueError, match=match):
     Classifier(**kwargs)
@@ -102,11 +115,12 @@ def test_a_few_adam_steps_lower_the_cross_entropy():
   x = rng.uniform(0.0, 0.2, (n, size, size, 1)).astype(np.float32)
   for i, label in enumerate(labels):
     r, c = divmod(int(label), 2)
-    x[i, 4 * r:4 * r + 4, 4 * c:4 * c + 4, 0] += 0.8
+    x[i, 4 * r : 4 * r + 4, 4 * c : 4 * c + 4, 0] += 0.8
   x, y = jnp.asarray(x), jnp.asarray(labels)
 
-  model = Classifier(image_shape=(size, size, 1), num_classes=4, widths=(8,), hidden=32,
-                     dropout=0.1)
+  model = Classifier(
+    image_shape=(size, size, 1), num_classes=4, widths=(8,), hidden=32, dropout=0.1
+  )
   params = model.init(KEY, x)['params']
   tx = optax.adam(1e-2)
 

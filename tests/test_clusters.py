@@ -13,7 +13,7 @@ def _blobs(num_per_blob=50, num_blobs=4, seed=0):
   images, truth = [], []
   for b in range(num_blobs):
     base = np.zeros((6, 6, 1))
-    base[b // 2 * 3:b // 2 * 3 + 3, b % 2 * 3:b % 2 * 3 + 3] = 200
+    base[b // 2 * 3 : b // 2 * 3 + 3, b % 2 * 3 : b % 2 * 3 + 3] = 200
     noise = rng.integers(0, 30, (num_per_blob, 6, 6, 1))
     images.append(base + noise)
     truth += [b] * num_per_blob

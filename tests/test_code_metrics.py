@@ -17,12 +17,9 @@ def test_function_headers_are_dedented_def_lines_drawn_with_a_seed():
 
 
 def test_the_body_ends_where_indentation_drops():
-  completion = ('        x = [1,\n'
-                '        2]\n'
-                '\n'
-                '        return x\n'
-                '    def next_method(self):\n'
-                '        pass\n')
+  completion = (
+    '        x = [1,\n        2]\n\n        return x\n    def next_method(self):\n        pass\n'
+  )
   body = code_metrics.cut_completion(completion, finished=True)
   assert body == '        x = [1,\n        2]\n\n        return x\n'
   assert code_metrics.parses('def f(a):\n', body)

@@ -38,12 +38,15 @@ def test_a_warmup_longer_than_the_run_is_shortened_and_said():
   assert config_lib.fit_to_run(c) == []  # nothing left to change
 
 
-@pytest.mark.parametrize('field,value,message', [
+@pytest.mark.parametrize(
+  'field,value,message',
+  [
     ('parallel.strategy', 'pmapp', 'parallel.strategy'),
     ('optim.name', 'adagradd', 'optim.name'),
     ('data.batch_size', 0, 'data.batch_size'),
     ('train.eval_every', -1, 'train.eval_every'),
-])
+  ],
+)
 def test_bad_values_name_the_field(field, value, message):
   c = tiny.vae()
   section, name = field.split('.')

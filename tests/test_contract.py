@@ -81,8 +81,13 @@ def _lm(c):
   c.sample.max_new_tokens = 4
 
 
-SHRINK = {'vae': _vae, 'autoencoder': _autoencoder, 'classifier': _classifier, 'gan': _gan,
-          'lm': _lm}
+SHRINK = {
+  'vae': _vae,
+  'autoencoder': _autoencoder,
+  'classifier': _classifier,
+  'gan': _gan,
+  'lm': _lm,
+}
 
 
 def shrink(c, steps: int):

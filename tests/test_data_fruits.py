@@ -36,8 +36,8 @@ def test_deterministic_and_sliceable(normal):
   # Any slice is regenerated identically, wherever it falls relative to the render chunks.
   for start, num in [(0, 7), (511, 300), (1499, 1)]:
     part, part_labels = generate_fruits(num, seed=0, start=start)
-    np.testing.assert_array_equal(part, images[start:start + num])
-    np.testing.assert_array_equal(part_labels, labels[start:start + num])
+    np.testing.assert_array_equal(part, images[start : start + num])
+    np.testing.assert_array_equal(part_labels, labels[start : start + num])
 
 
 def test_image_does_not_depend_on_chunking(normal, monkeypatch):
@@ -80,9 +80,11 @@ def test_anomalies_are_blue_and_normal_fruits_never_are(normal):
   # Every blue apple shows clearly blue pixels, and on average many of them.
   blue_fraction = (_blueness(anomalies) >= 60).mean(axis=(1, 2))
   assert blue_fraction.min() > 0.01 and blue_fraction.mean() > 0.1
+
   # And the colour shift is visible in plain channel means too.
   def blue_minus_red(x):
     return (x[..., 2].astype(np.float64) - x[..., 0]).mean()
+
   assert blue_minus_red(anomalies) > blue_minus_red(normal[0]) + 20
 
 

@@ -35,8 +35,18 @@ def make_images(root: pathlib.Path) -> list[str]:
   Image.fromarray(_noise(7, (12, 12, 3))).save(root / '.hidden.png')
   Image.fromarray(_noise(8, (12, 12, 3))).save(root / '.thumbs' / 'thumb.png')
   (root / 'notes.txt').write_text('not an image')
-  return sorted(['rgb.png', 'sub/gray.png', 'sub/alpha.PNG', 'photo.jpg', 'sub/deeper/pal.png',
-                 'sub/deeper/wide.JPEG', 'sub/small.jpg', 'sub/plain.bmp'])
+  return sorted(
+    [
+      'rgb.png',
+      'sub/gray.png',
+      'sub/alpha.PNG',
+      'photo.jpg',
+      'sub/deeper/pal.png',
+      'sub/deeper/wide.JPEG',
+      'sub/small.jpg',
+      'sub/plain.bmp',
+    ]
+  )
 
 
 @pytest.fixture
@@ -80,8 +90,9 @@ def test_folder_and_glob_give_the_same_split_and_share_the_cache(folder, tmp_pat
   cache = tmp_path / 'cache'
   from_folder = images.load_image_folder(str(root), SIZE, cache, val_fraction=0.3)
   monkeypatch.setattr(images.Image, 'open', _no_open)
-  from_glob = images.load_image_folder(f'{root}/**/*.[pjbPJB][npmNPM]*[gpGP]', SIZE, cache,
-                                       val_fraction=0.3)
+  from_glob = images.load_image_folder(
+    f'{root}/**/*.[pjbPJB][npmNPM]*[gpGP]', SIZE, cache, val_fraction=0.3
+  )
   for side in range(2):
     np.testing.assert_array_equal(from_folder[side], from_glob[side])
   assert len(list(cache.glob('*.npz'))) == 1
@@ -192,7 +203,7 @@ def test_truncated_image_is_named(tmp_path):
   Image.fromarray(_noise(0, (40, 40, 3))).save(root / 'ok.png')
   Image.fromarray(_noise(1, (64, 64, 3))).save(root / 'cut.jpg')
   data = (root / 'cut.jpg').read_bytes()
-  (root / 'cut.jpg').write_bytes(data[:len(data) // 2])
+  (root / 'cut.jpg').write_bytes(data[: len(data) // 2])
   with pytest.raises(DataError, match=r'cut\.jpg'):
     images.load_image_folder(str(root), 8, tmp_path / 'cache')
 

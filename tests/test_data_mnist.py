@@ -145,6 +145,7 @@ def _serve(monkeypatch, content_by_url):
     if url not in content_by_url:
       raise urllib.error.HTTPError(url, 404, 'Not Found', None, None)
     return io.BytesIO(content_by_url[url])
+
   monkeypatch.setattr(urllib.request, 'urlopen', urlopen)
 
 
@@ -189,11 +190,14 @@ def test_idx_reader_parses_hand_made_file(tmp_path):
   np.testing.assert_array_equal(array, np.arange(12, dtype=np.uint8).reshape(2, 2, 3))
 
 
-@pytest.mark.parametrize('raw, match', [
+@pytest.mark.parametrize(
+  'raw, match',
+  [
     (_idx(2050, (2,), b'\x00\x01'), 'magic number'),
     (_idx(mnist.LABELS_MAGIC, (5,), b'\x00\x01'), 'header says shape'),
     (b'\x00\x00', 'only 2 bytes'),
-])
+  ],
+)
 def test_malformed_idx_raises_data_error(tmp_path, raw, match):
   path = tmp_path / 'bad.gz'
   path.write_bytes(gzip.compress(raw))

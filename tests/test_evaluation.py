@@ -15,6 +15,7 @@ from genjax.evaluation.pca import fit_pca, pca_reconstruct, pca_reconstruction_m
 
 # ---------------------------------------------------------------- AUROC
 
+
 def _auroc_pairwise(labels, scores):
   pos, neg = scores[labels == 1], scores[labels == 0]
   diff = pos[:, None] - neg[None, :]
@@ -49,6 +50,7 @@ def test_auroc_errors():
 
 # ---------------------------------------------------------------- MSE / PSNR
 
+
 def test_mse_and_per_image_mse():
   x = np.zeros((2, 4, 4, 1))
   y = x.copy()
@@ -74,6 +76,7 @@ def test_psnr_is_mean_of_per_image_values():
 
 
 # ---------------------------------------------------------------- PCA
+
 
 def _low_rank_data(rng, n, d, rank):
   return rng.normal(size=(n, rank)) @ rng.normal(size=(rank, d)) * 0.3 + rng.normal(size=d)
@@ -118,6 +121,7 @@ def test_pca_error_decreases_with_k_and_validates_k():
 
 def test_pca_accepts_uint8_images_in_chunks(monkeypatch):
   from genjax.evaluation import pca
+
   monkeypatch.setattr(pca, '_CHUNK_ROWS', 7)  # covariance accumulated over many chunks
   rng = np.random.default_rng(3)
   train = rng.integers(0, 256, (50, 3, 3), dtype=np.uint8)
@@ -129,6 +133,7 @@ def test_pca_accepts_uint8_images_in_chunks(monkeypatch):
 
 
 # ---------------------------------------------------------------- IWAE
+
 
 def test_iwae_bound_is_stable():
   log_w = jnp.array([[-1000.0, -1000.0], [0.0, 0.0]])
@@ -148,23 +153,22 @@ def _gauss_logpdf(x, mean, var):
 
 def _make_log_weight_fn(exact_posterior):
   """log p(x, z) - log q(z | x); q is the exact posterior, or the prior (a poor proposal)."""
-  post_cov = np.linalg.inv(np.eye(2) + _W.T @ _W / _S ** 2)
+  post_cov = np.linalg.inv(np.eye(2) + _W.T @ _W / _S**2)
   chol = np.linalg.cholesky(post_cov)
 
   def log_weight_fn(params, x, rng, num_chunk):
     w, b = params['w'], params['b']
     eps = jax.random.normal(rng, (x.shape[0], num_chunk, 2))
     if exact_posterior:
-      mean = ((x - b) @ w / _S ** 2) @ post_cov.T        # [B, 2]
-      z = mean[:, None, :] + eps @ chol.T                # [B, k, 2]
+      mean = ((x - b) @ w / _S**2) @ post_cov.T  # [B, 2]
+      z = mean[:, None, :] + eps @ chol.T  # [B, k, 2]
       diff = jnp.linalg.solve(chol, (z - mean[:, None, :])[..., None])[..., 0]
-      log_q = (-0.5 * jnp.sum(diff ** 2, -1) - jnp.sum(jnp.log(jnp.diag(chol)))
-               - jnp.log(2 * jnp.pi))
+      log_q = -0.5 * jnp.sum(diff**2, -1) - jnp.sum(jnp.log(jnp.diag(chol))) - jnp.log(2 * jnp.pi)
     else:
       z = eps
       log_q = _gauss_logpdf(z, 0.0, 1.0)
     log_prior = _gauss_logpdf(z, 0.0, 1.0)
-    log_lik = _gauss_logpdf(x[:, None, :], z @ w.T + b, _S ** 2)
+    log_lik = _gauss_logpdf(x[:, None, :], z @ w.T + b, _S**2)
     return log_prior + log_lik - log_q
 
   return log_weight_fn
@@ -176,11 +180,12 @@ _PARAMS = {'w': jnp.asarray(_W, jnp.float32), 'b': jnp.asarray(_B, jnp.float32)}
 
 
 def _analytic_log_px(x):
-  cov = _W @ _W.T + _S ** 2 * np.eye(5)
+  cov = _W @ _W.T + _S**2 * np.eye(5)
   diff = x - _B
   _, logdet = np.linalg.slogdet(cov)
-  return -0.5 * (np.einsum('ni,ij,nj->n', diff, np.linalg.inv(cov), diff) + logdet
-                 + 5 * np.log(2 * np.pi))
+  return -0.5 * (
+    np.einsum('ni,ij,nj->n', diff, np.linalg.inv(cov), diff) + logdet + 5 * np.log(2 * np.pi)
+  )
 
 
 def _data(n, seed=0):
@@ -191,8 +196,9 @@ def _data(n, seed=0):
 
 def test_iwae_exact_posterior_gives_analytic_log_likelihood_with_padding():
   x = _data(7)  # 7 images in batches of 3: the last batch is padded
-  est = estimate_log_likelihood(_EXACT, _PARAMS, x, jax.random.key(0),
-                                num_samples=50, batch_size=3, chunk_size=20)
+  est = estimate_log_likelihood(
+    _EXACT, _PARAMS, x, jax.random.key(0), num_samples=50, batch_size=3, chunk_size=20
+  )
   assert est.shape == (7,) and est.dtype == np.float64
   np.testing.assert_allclose(est, _analytic_log_px(x), atol=2e-3)
 
@@ -200,18 +206,20 @@ def test_iwae_exact_posterior_gives_analytic_log_likelihood_with_padding():
 def test_iwae_chunked_equals_all_at_once():
   x = _data(5, seed=1)
   rng = jax.random.key(42)
-  k, chunk, batch = 23, 5, 2   # 4 full chunks and a remainder of 3; 3 batches, last padded
-  est = estimate_log_likelihood(_PRIOR, _PARAMS, x, rng, num_samples=k,
-                                batch_size=batch, chunk_size=chunk)
+  k, chunk, batch = 23, 5, 2  # 4 full chunks and a remainder of 3; 3 batches, last padded
+  est = estimate_log_likelihood(
+    _PRIOR, _PARAMS, x, rng, num_samples=k, batch_size=batch, chunk_size=chunk
+  )
   prior = jax.jit(_PRIOR, static_argnums=3)  # eager op-by-op dispatch is slow
   expected = []
   for b, start in enumerate(range(0, 5, batch)):
-    xb = x[start:start + batch]
+    xb = x[start : start + batch]
     valid = len(xb)
     xb = np.concatenate([xb, np.repeat(xb[-1:], batch - valid, 0)])  # one shape: fewer compiles
     sizes = [chunk] * (k // chunk) + [k % chunk]
     log_w = jnp.concatenate(
-        [prior(_PARAMS, xb, chunk_rng(rng, b, c), size) for c, size in enumerate(sizes)], axis=1)
+      [prior(_PARAMS, xb, chunk_rng(rng, b, c), size) for c, size in enumerate(sizes)], axis=1
+    )
     assert log_w.shape == (batch, k)
     expected.append(np.asarray(iwae_bound(log_w))[:valid])
   np.testing.assert_allclose(est, np.concatenate(expected), rtol=1e-6, atol=1e-5)
@@ -227,8 +235,9 @@ def test_iwae_poor_proposal_is_a_lower_bound_that_tightens():
   exact = _analytic_log_px(x).mean()
   rng = jax.random.key(1)
   few = estimate_log_likelihood(_PRIOR, _PARAMS, x, rng, num_samples=1, batch_size=20).mean()
-  many = estimate_log_likelihood(_PRIOR, _PARAMS, x, rng, num_samples=2000, batch_size=20,
-                                 chunk_size=500).mean()
+  many = estimate_log_likelihood(
+    _PRIOR, _PARAMS, x, rng, num_samples=2000, batch_size=20, chunk_size=500
+  ).mean()
   assert few < many < exact + 0.05
   assert exact - many < 0.5
 
@@ -236,8 +245,15 @@ def test_iwae_poor_proposal_is_a_lower_bound_that_tightens():
 def test_iwae_rejects_bad_log_weight_shape():
   bad = lambda params, x, rng, n: jnp.zeros((x.shape[0],))
   with pytest.raises(ValueError, match='batch, num_chunk'):
-    estimate_log_likelihood(bad, None, np.zeros((4, 5), np.float32), jax.random.key(0),
-                            num_samples=4, batch_size=2, chunk_size=2)
+    estimate_log_likelihood(
+      bad,
+      None,
+      np.zeros((4, 5), np.float32),
+      jax.random.key(0),
+      num_samples=4,
+      batch_size=2,
+      chunk_size=2,
+    )
 
 
 def test_iwae_traces_once_for_all_batches_and_chunks():
@@ -247,7 +263,8 @@ def test_iwae_traces_once_for_all_batches_and_chunks():
     traces.append((x.shape, num_chunk))  # runs only while tracing
     return _PRIOR(params, x, rng, num_chunk)
 
-  estimate_log_likelihood(counting, _PARAMS, _data(7), jax.random.key(0), num_samples=30,
-                          batch_size=3, chunk_size=10)
+  estimate_log_likelihood(
+    counting, _PARAMS, _data(7), jax.random.key(0), num_samples=30, batch_size=3, chunk_size=10
+  )
   # One trace of the jitted batch function: the scan body once, for 3 batches x 3 chunks.
   assert traces == [((3, 5), 10)]

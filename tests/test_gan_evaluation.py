@@ -35,8 +35,9 @@ def setting(tmp_path_factory):
   c.data.num_test = NUM
   c.data.num_train = NUM
   data = datasets.load(c.data)
-  eval_config = ml_collections.ConfigDict({'classifier_workdir': workdir, 'num_samples': NUM,
-                                           'batch_size': 100})
+  eval_config = ml_collections.ConfigDict(
+    {'classifier_workdir': workdir, 'num_samples': NUM, 'batch_size': 100}
+  )
   return data, eval_config, gan_evaluation.load_classifier(restore.RUNS, workdir)
 
 
@@ -66,8 +67,15 @@ def _real_image_generator(data, class_of_label=lambda y: y, classes=range(10)):
 
 def test_real_images_score_like_the_test_set(setting):
   data, eval_config, classifier = setting
-  r = gan_evaluation.evaluate(_real_image_generator(data), classifier, data, jax.random.PRNGKey(0),
-                              eval_config, latent_dim=4, num_classes=0)
+  r = gan_evaluation.evaluate(
+    _real_image_generator(data),
+    classifier,
+    data,
+    jax.random.PRNGKey(0),
+    eval_config,
+    latent_dim=4,
+    num_classes=0,
+  )
   # A resample of the test set: FID near the train-vs-test reference, IS near the test IS.
   assert r['fid'] < 3 * r['fid_train_vs_test'] + 1.0
   assert abs(r['inception_score'] - r['inception_score_test']) < 0.15 * r['inception_score_test']
@@ -79,21 +87,29 @@ def test_real_images_score_like_the_test_set(setting):
 def test_shuffled_labels_keep_quality_but_lose_label_accuracy(setting):
   data, eval_config, classifier = setting
   rng = jax.random.PRNGKey(1)
-  right = gan_evaluation.evaluate(_real_image_generator(data), classifier, data, rng, eval_config,
-                                  latent_dim=4, num_classes=10)
+  right = gan_evaluation.evaluate(
+    _real_image_generator(data), classifier, data, rng, eval_config, latent_dim=4, num_classes=10
+  )
   wrong_class = _real_image_generator(data, lambda y: (y + 1) % 10)
-  shifted = gan_evaluation.evaluate(wrong_class, classifier, data,
-                                    rng, eval_config, latent_dim=4, num_classes=10)
+  shifted = gan_evaluation.evaluate(
+    wrong_class, classifier, data, rng, eval_config, latent_dim=4, num_classes=10
+  )
   assert right['label_accuracy'] > 0.7  # the tiny classifier's accuracy
   assert shifted['label_accuracy'] < 0.15
   # The images are real either way: unconditional quality does not see the labels.
   for key in ('fid', 'inception_score', 'precision', 'recall'):
     assert abs(right[key] - shifted[key]) < 0.25 * max(abs(right[key]), 1.0), key
   # InfoGAN codes are passed like labels, but their meaning is learned: no accuracy.
-  codes = gan_evaluation.evaluate(_real_image_generator(data, lambda y: (y + 1) % 10), classifier,
-                                  data,
-                                  rng, eval_config, latent_dim=4, num_classes=10,
-                                  labels_are_classes=False)
+  codes = gan_evaluation.evaluate(
+    _real_image_generator(data, lambda y: (y + 1) % 10),
+    classifier,
+    data,
+    rng,
+    eval_config,
+    latent_dim=4,
+    num_classes=10,
+    labels_are_classes=False,
+  )
   assert 'label_accuracy' not in codes
   assert codes['fid'] == shifted['fid']
 
@@ -101,11 +117,12 @@ def test_shuffled_labels_keep_quality_but_lose_label_accuracy(setting):
 def test_half_the_classes_missing_shows_in_coverage_and_recall(setting):
   data, eval_config, classifier = setting
   rng = jax.random.PRNGKey(2)
-  full = gan_evaluation.evaluate(_real_image_generator(data), classifier, data, rng, eval_config, 4,
-                                 0)
-  half = gan_evaluation.evaluate(_real_image_generator(data, classes=range(5)), classifier, data,
-                                 rng,
-                                 eval_config, 4, 0)
+  full = gan_evaluation.evaluate(
+    _real_image_generator(data), classifier, data, rng, eval_config, 4, 0
+  )
+  half = gan_evaluation.evaluate(
+    _real_image_generator(data, classes=range(5)), classifier, data, rng, eval_config, 4, 0
+  )
   # The tiny classifier mistakes a few images for the absent classes; the shares still
   # show which half is gone.
   assert sum(half['class_shares'][5:]) < 0.2 and full['min_share'] > 0.04
@@ -123,9 +140,17 @@ def test_a_label_prior_draws_each_label_its_share_of_the_samples(setting):
     return _real_image_generator(data)(z, y)
 
   prior = np.asarray([0.5, 0.3, 0.2] + [0.0] * 7)
-  r = gan_evaluation.evaluate(recording, classifier, data, jax.random.PRNGKey(0), eval_config,
-                              latent_dim=4, num_classes=10, labels_are_classes=False,
-                              label_prior=prior)
+  r = gan_evaluation.evaluate(
+    recording,
+    classifier,
+    data,
+    jax.random.PRNGKey(0),
+    eval_config,
+    latent_dim=4,
+    num_classes=10,
+    labels_are_classes=False,
+    label_prior=prior,
+  )
   counts = np.bincount(np.concatenate(seen), minlength=10)
   np.testing.assert_array_equal(counts, [200, 120, 80] + [0] * 7)
   assert 'label_accuracy' not in r and sum(r['class_shares'][:3]) > 0.6
@@ -133,8 +158,9 @@ def test_a_label_prior_draws_each_label_its_share_of_the_samples(setting):
 
 def test_allocation_rounds_to_exactly_n_by_largest_remainder():
   allocate = gan_evaluation._allocate  # pylint: disable=protected-access
-  np.testing.assert_array_equal(np.bincount(allocate(np.asarray([0.335, 0.333, 0.332]), 10)),
-                                [4, 3, 3])
+  np.testing.assert_array_equal(
+    np.bincount(allocate(np.asarray([0.335, 0.333, 0.332]), 10)), [4, 3, 3]
+  )
   labels = allocate(np.full(7, 1 / 7), 100)
   assert len(labels) == 100
   # Shuffled: each of the Inception Score's splits (tenths) sees most labels, where

@@ -1,4 +1,5 @@
 """GAN losses, penalties, accuracy and EMA against closed forms; a discriminator learns."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,10 +21,12 @@ def test_non_saturating_losses_match_cross_entropy():
   real, fake = REAL.astype(np.float64), FAKE.astype(np.float64)
   sigmoid = lambda x: 1 / (1 + np.exp(-x))
   expected_d = -np.mean(np.log(sigmoid(real))) - np.mean(np.log(1 - sigmoid(fake)))
-  np.testing.assert_allclose(gan_losses.discriminator_loss(REAL, FAKE, 'non_saturating'),
-                             expected_d, rtol=1e-5)
-  np.testing.assert_allclose(gan_losses.generator_loss(FAKE, 'non_saturating'),
-                             -np.mean(np.log(sigmoid(fake))), rtol=1e-5)
+  np.testing.assert_allclose(
+    gan_losses.discriminator_loss(REAL, FAKE, 'non_saturating'), expected_d, rtol=1e-5
+  )
+  np.testing.assert_allclose(
+    gan_losses.generator_loss(FAKE, 'non_saturating'), -np.mean(np.log(sigmoid(fake))), rtol=1e-5
+  )
   # Stable at extreme logits, where log(sigmoid) in float32 would give inf.
   big = jnp.array([1e4, -1e4])
   np.testing.assert_allclose(gan_losses.generator_loss(big), 1e4 / 2, rtol=1e-6)
@@ -34,17 +37,21 @@ def test_hinge_losses_match_closed_form():
   expected_d = np.mean(np.maximum(0, 1 - REAL)) + np.mean(np.maximum(0, 1 + FAKE))
   # by hand: real hinge (0 + 2 + 0.5 + 0) / 4, fake hinge (0 + 1.25 + 2 + 0) / 4
   assert expected_d == pytest.approx(2.5 / 4 + 3.25 / 4)
-  np.testing.assert_allclose(gan_losses.discriminator_loss(REAL, FAKE, 'hinge'), expected_d,
-                             rtol=1e-6)
-  np.testing.assert_allclose(gan_losses.generator_loss(FAKE, 'hinge'), -np.mean(FAKE),
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    gan_losses.discriminator_loss(REAL, FAKE, 'hinge'), expected_d, rtol=1e-6
+  )
+  np.testing.assert_allclose(gan_losses.generator_loss(FAKE, 'hinge'), -np.mean(FAKE), rtol=1e-6)
 
 
 def test_wasserstein_losses_match_closed_form():
-  np.testing.assert_allclose(gan_losses.discriminator_loss(REAL, FAKE, 'wasserstein'),
-                             np.mean(FAKE) - np.mean(REAL), rtol=1e-6)
-  np.testing.assert_allclose(gan_losses.generator_loss(FAKE, 'wasserstein'), -np.mean(FAKE),
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    gan_losses.discriminator_loss(REAL, FAKE, 'wasserstein'),
+    np.mean(FAKE) - np.mean(REAL),
+    rtol=1e-6,
+  )
+  np.testing.assert_allclose(
+    gan_losses.generator_loss(FAKE, 'wasserstein'), -np.mean(FAKE), rtol=1e-6
+  )
 
 
 def test_losses_are_scalars_and_unknown_kind_fails():
@@ -87,12 +94,18 @@ def test_gradient_penalty_interpolates_per_example_and_is_differentiable():
   rng = jax.random.key(3)
   t = jax.random.uniform(rng, (6, 1, 1, 1))
   expected = jnp.mean(jnp.square(t[:, 0, 0, 0] * jnp.linalg.norm(a.reshape(6, -1), axis=1) - 1))
-  np.testing.assert_allclose(gan_losses.gradient_penalty(d, a, jnp.zeros_like(a), rng),
-                             expected, rtol=1e-5)
+  np.testing.assert_allclose(
+    gan_losses.gradient_penalty(d, a, jnp.zeros_like(a), rng), expected, rtol=1e-5
+  )
   assert len(np.unique(np.asarray(t))) == 6  # one t per example
   # Gradients with respect to the critic's parameters are finite, even at x_hat = 0.
-  grad = jax.jit(jax.grad(lambda s, real: gan_losses.gradient_penalty(
-      lambda x: s * d(x), real, jnp.zeros_like(real), rng)))
+  grad = jax.jit(
+    jax.grad(
+      lambda s, real: gan_losses.gradient_penalty(
+        lambda x: s * d(x), real, jnp.zeros_like(real), rng
+      )
+    )
+  )
   g = grad(2.0, a)
   assert np.isfinite(g) and g != 0
   assert np.isfinite(grad(1.0, jnp.zeros_like(a)))
@@ -107,9 +120,11 @@ def test_r1_penalty_of_a_linear_critic_is_the_squared_weight_norm():
   np.testing.assert_allclose(r1, np.sum(w.astype(np.float64) ** 2), rtol=1e-5)
   # Per example, not over the batch: D = ||x||^2 gives mean_i ||2 x_i||^2.
   quadratic = lambda x: jnp.sum(jnp.square(x), axis=(1, 2, 3))
-  np.testing.assert_allclose(gan_losses.r1_penalty(quadratic, real),
-                             np.mean(np.sum(4 * np.asarray(real) ** 2, axis=(1, 2, 3))),
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    gan_losses.r1_penalty(quadratic, real),
+    np.mean(np.sum(4 * np.asarray(real) ** 2, axis=(1, 2, 3))),
+    rtol=1e-5,
+  )
 
 
 def test_discriminator_accuracy_uses_threshold_zero():
@@ -122,8 +137,7 @@ def test_discriminator_accuracy_uses_threshold_zero():
 def test_info_loss_is_the_code_cross_entropy():
   codes = jnp.array([0, 2, 1])
   # Uniform logits know nothing about the code: log K.
-  np.testing.assert_allclose(gan_losses.info_loss(jnp.zeros((3, 4)), codes), np.log(4),
-                             rtol=1e-6)
+  np.testing.assert_allclose(gan_losses.info_loss(jnp.zeros((3, 4)), codes), np.log(4), rtol=1e-6)
   logits = jnp.array([[2.0, 0.0, -1.0], [0.5, 0.1, 3.0], [0.0, 1.0, 0.0]])
   log_probs = np.asarray(jax.nn.log_softmax(logits))
   expected = -np.mean(log_probs[np.arange(3), np.asarray(codes)])
@@ -147,7 +161,7 @@ def test_ema_update():
   e = ema
   for _ in range(10):
     e = jax.jit(gan_losses.ema_update, static_argnums=2)(e, params, 0.5)
-  np.testing.assert_allclose(e['b']['c'], 4.0 * 0.5 ** 10, rtol=1e-6)
+  np.testing.assert_allclose(e['b']['c'], 4.0 * 0.5**10, rtol=1e-6)
 
 
 @pytest.mark.parametrize('kind', gan_losses.KINDS)
@@ -161,8 +175,9 @@ def test_adam_steps_lower_the_discriminator_loss(kind):
   tx = optax.adam(1e-2)
 
   def loss_fn(params):
-    logits = model.apply({'params': params}, jnp.concatenate([real, fake]),
-                         jnp.concatenate([labels, labels]))
+    logits = model.apply(
+      {'params': params}, jnp.concatenate([real, fake]), jnp.concatenate([labels, labels])
+    )
     return gan_losses.discriminator_loss(logits[:8], logits[8:], kind), logits
 
   @jax.jit

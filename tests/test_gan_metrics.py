@@ -6,9 +6,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from genjax.evaluation.gan_metrics import (batched_apply, class_coverage, coverage_summary,
-                                           feature_statistics, fid, frechet_distance,
-                                           inception_score, precision_recall)
+from genjax.evaluation.gan_metrics import (
+  batched_apply,
+  class_coverage,
+  coverage_summary,
+  feature_statistics,
+  fid,
+  frechet_distance,
+  inception_score,
+  precision_recall,
+)
 
 
 def _random_cov(rng, d):
@@ -17,6 +24,7 @@ def _random_cov(rng, d):
 
 
 # ---------------------------------------------------------------- FID
+
 
 def test_feature_statistics_are_float64_mean_and_unbiased_cov():
   x = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
@@ -85,6 +93,7 @@ def test_fid_bad_input_fails():
 
 # ---------------------------------------------------------------- inception score
 
+
 @pytest.mark.parametrize('k', [2, 10])
 def test_inception_score_of_confident_uniform_predictions_is_k(k):
   probs = np.eye(k)[np.arange(100 * k) % k]  # every split holds each class equally
@@ -107,8 +116,10 @@ def test_inception_score_matches_direct_formula_and_splits():
   marginal = probs.mean(0)
   direct = math.exp(np.mean(np.sum(probs * (np.log(probs) - np.log(marginal)), axis=1)))
   assert inception_score(probs, splits=1) == pytest.approx((direct, 0.0), rel=1e-12)
-  parts = [math.exp(np.mean(np.sum(p * (np.log(p) - np.log(p.mean(0))), axis=1)))
-           for p in np.array_split(probs, 4)]
+  parts = [
+    math.exp(np.mean(np.sum(p * (np.log(p) - np.log(p.mean(0))), axis=1)))
+    for p in np.array_split(probs, 4)
+  ]
   mean, std = inception_score(probs, splits=4)
   assert mean == pytest.approx(np.mean(parts), rel=1e-12)
   assert std == pytest.approx(np.std(parts), rel=1e-10) and std > 0
@@ -124,6 +135,7 @@ def test_inception_score_rejects_logits_and_bad_splits():
 
 # ---------------------------------------------------------------- precision / recall
 
+
 def _clusters(rng, centres, per_cluster, dim, spread=0.1):
   points = [c + spread * rng.normal(size=(per_cluster, dim)) for c in centres]
   return np.concatenate(points).astype(np.float32)
@@ -132,6 +144,7 @@ def _clusters(rng, centres, per_cluster, dim, spread=0.1):
 def _brute_force_precision_recall(real, fake, k):
   def sq(a, b):
     return ((a[:, None, :].astype(np.float64) - b[None, :, :]) ** 2).sum(-1)
+
   real_radii = np.sort(sq(real, real), axis=1)[:, k]
   fake_radii = np.sort(sq(fake, fake), axis=1)[:, k]
   precision = np.mean(np.any(sq(fake, real) <= real_radii[None, :], axis=1))
@@ -181,6 +194,7 @@ def test_precision_recall_bad_input_fails():
 
 # ---------------------------------------------------------------- class coverage
 
+
 def test_class_coverage_shares_sum_to_one_and_summary():
   labels = np.array([0, 0, 1, 1, 1, 3, 3, 3])
   shares = class_coverage(labels, num_classes=5)
@@ -200,6 +214,7 @@ def test_class_coverage_bad_labels_fail():
 
 
 # ---------------------------------------------------------------- batched_apply
+
 
 def test_batched_apply_equals_unbatched_and_compiles_once():
   traces = []

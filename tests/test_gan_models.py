@@ -1,5 +1,6 @@
 """DCGAN Generator and Discriminator: shapes, range, batch norm, conditioning, validation,
 and batch norm under shard_map == one device on the full batch."""
+
 import functools
 
 import jax
@@ -40,11 +41,13 @@ def test_generator_shapes_dtype_and_range(shape, num_classes):
 
 
 @pytest.mark.parametrize('shape', [(28, 28, 1), (32, 32, 3)])
-@pytest.mark.parametrize('num_classes,conditioning', [(0, 'projection'), (3, 'projection'),
-                                                      (3, 'concat')])
+@pytest.mark.parametrize(
+  'num_classes,conditioning', [(0, 'projection'), (3, 'projection'), (3, 'concat')]
+)
 def test_discriminator_shapes_and_dtype(shape, num_classes, conditioning):
-  model = Discriminator(image_shape=shape, num_classes=num_classes,
-                        conditioning=conditioning, **D_TINY)
+  model = Discriminator(
+    image_shape=shape, num_classes=num_classes, conditioning=conditioning, **D_TINY
+  )
   x = images(shape)
   labels = jnp.array([0, 1, 2, 0]) if num_classes else None
   variables = model.init(KEY, x, labels)
@@ -116,8 +119,7 @@ def test_batch_norm_train_updates_stats_and_eval_is_deterministic():
   # Batch statistics (train) differ from the initial running ones (mean 0, var 1).
   assert not np.allclose(x_train, x_eval)
   # Eval mode treats examples independently: one example alone gives the same image.
-  np.testing.assert_allclose(model.apply(variables, z[:1], train=False), x_eval[:1],
-                             atol=1e-6)
+  np.testing.assert_allclose(model.apply(variables, z[:1], train=False), x_eval[:1], atol=1e-6)
 
 
 def test_conditional_generator_depends_on_labels():
@@ -153,8 +155,7 @@ def test_projection_discriminator_adds_embedding_dot_features():
   zeroed['class_embed'] = {'embedding': jnp.zeros_like(params['class_embed']['embedding'])}
   base = model.apply({'params': zeroed}, x, labels)  # the unconditional logit
   emb = params['class_embed']['embedding'][labels]
-  np.testing.assert_allclose(logits - base, jnp.sum(emb * phi, axis=-1), rtol=1e-4,
-                             atol=1e-5)
+  np.testing.assert_allclose(logits - base, jnp.sum(emb * phi, axis=-1), rtol=1e-4, atol=1e-5)
 
 
 def test_lists_from_json_configs_become_tuples():
@@ -165,14 +166,17 @@ def test_lists_from_json_configs_become_tuples():
   hash(g), hash(d)  # jit-static
 
 
-@pytest.mark.parametrize('make,message', [
+@pytest.mark.parametrize(
+  'make,message',
+  [
     (lambda: Generator(image_shape=(30, 30, 1), widths=(8, 4)), 'not divisible'),
     (lambda: Generator(norm='group'), "'batch', 'layer', 'none'"),
     (lambda: Discriminator(conditioning='acgan'), "'projection', 'concat'"),
     (lambda: Generator(image_shape=(28, 28)), 'height, width, channels'),
     (lambda: Generator(widths=()), 'at least one'),
     (lambda: Discriminator(num_classes=-1), 'num_classes'),
-])
+  ],
+)
 def test_bad_configs_fail_at_construction(make, message):
   with pytest.raises(ValueError, match=message):
     make()
@@ -200,21 +204,33 @@ def test_batch_norm_under_shard_map_matches_one_device():
   z = latents(batch=8)
   variables = single.init(KEY, z)
   # Move the running stats off their (0, 1) init so the update is a real test.
-  variables = {'params': variables['params'],
-               'batch_stats': jax.tree.map(lambda v: v + 0.3, variables['batch_stats'])}
+  variables = {
+    'params': variables['params'],
+    'batch_stats': jax.tree.map(lambda v: v + 0.3, variables['batch_stats']),
+  }
 
   def apply(model, variables, z):
     return model.apply(variables, z, mutable=['batch_stats'])
 
   x_one, upd_one = jax.jit(functools.partial(apply, single))(variables, z)
-  x_many, upd_many = jax.jit(jax.shard_map(
-      functools.partial(apply, sharded), mesh=mesh,
-      in_specs=(P(), P('data')), out_specs=(P('data'), P())))(variables, z)
+  x_many, upd_many = jax.jit(
+    jax.shard_map(
+      functools.partial(apply, sharded),
+      mesh=mesh,
+      in_specs=(P(), P('data')),
+      out_specs=(P('data'), P()),
+    )
+  )(variables, z)
   np.testing.assert_allclose(x_many, x_one, atol=1e-5)
   for a, b in zip(jax.tree.leaves(upd_many), jax.tree.leaves(upd_one)):
     np.testing.assert_allclose(a, b, atol=1e-5)
   # Without the axis, each device normalises its own 2 examples: a different answer.
-  x_local, _ = jax.jit(jax.shard_map(
-      functools.partial(apply, single), mesh=mesh,
-      in_specs=(P(), P('data')), out_specs=(P('data'), P('data'))))(variables, z)
+  x_local, _ = jax.jit(
+    jax.shard_map(
+      functools.partial(apply, single),
+      mesh=mesh,
+      in_specs=(P(), P('data')),
+      out_specs=(P('data'), P('data')),
+    )
+  )(variables, z)
   assert not np.allclose(x_local, x_one, atol=1e-3)

@@ -44,12 +44,14 @@ def test_class_on_unconditional_model_is_refused(tmp_path):
   loop.train_and_evaluate(tiny.gan(4), workdir)
   config, task, state = api.load_state(workdir)
   with pytest.raises(ConfigError, match='class-conditional'):
-    task.views['sample'](task.inference_variables(state), {}, jax.random.PRNGKey(0), 4,
-                         classes=[1]).pictures
+    task.views['sample'](
+      task.inference_variables(state), {}, jax.random.PRNGKey(0), 4, classes=[1]
+    ).pictures
 
 
 def test_info_gan_learns_codes_and_draws_them_on_request(tmp_path):
   from genjax.writers.metrics import read_metrics  # pylint: disable=import-outside-toplevel
+
   workdir = str(tmp_path / 'info')
   loop.train_and_evaluate(tiny.info_gan(8), workdir)
   train_rows = [r for r in read_metrics(workdir) if r.get('split') == 'train']
@@ -80,6 +82,7 @@ def test_info_codes_on_a_conditional_model_are_refused(tmp_path):
 
 def test_image_quality_is_measured_during_training_when_the_classifier_exists(tmp_path):
   from genjax.writers.metrics import read_metrics  # pylint: disable=import-outside-toplevel
+
   classifier = str(tmp_path / 'classifier')
   loop.train_and_evaluate(tiny.classifier(4), classifier)
   c = tiny.gan(8, classifier_workdir=classifier)

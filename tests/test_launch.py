@@ -13,22 +13,27 @@ from tests.conftest import REPO
 
 def _run(*args, expect_ok=True):
   env = dict(os.environ)
-  proc = subprocess.run([sys.executable, '-m', *args], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=600)
+  proc = subprocess.run(
+    [sys.executable, '-m', *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+  )
   if expect_ok and proc.returncode != 0:
     raise AssertionError(f'{args} failed ({proc.returncode}):\n{proc.stderr[-4000:]}')
   return proc
 
 
-@pytest.mark.parametrize('override,message', [
+@pytest.mark.parametrize(
+  'override,message',
+  [
     ('--config.optim.learning_rat=0.1', 'learning_rat'),
     ('--config.train.steps=many', 'steps'),
     ('--config.model.latnet_dim=4', 'latnet_dim'),  # a family's field, mistyped
-])
+  ],
+)
 def test_bad_override_fails_before_writing(tmp_path, override, message):
   workdir = tmp_path / 'run'
-  proc = _run('launch.main', '--config=tests/tiny.py:vae', f'--workdir={workdir}', override,
-              expect_ok=False)
+  proc = _run(
+    'launch.main', '--config=tests/tiny.py:vae', f'--workdir={workdir}', override, expect_ok=False
+  )
   assert proc.returncode != 0
   assert message in proc.stderr
   assert 'Traceback' not in proc.stderr
@@ -36,8 +41,13 @@ def test_bad_override_fails_before_writing(tmp_path, override, message):
 
 
 def test_missing_data_is_one_clear_message(tmp_path):
-  proc = _run('launch.main', '--config=tests/tiny.py:vae', f'--workdir={tmp_path / "run"}',
-              f'--config.data.dir={tmp_path / "empty"}', expect_ok=False)
+  proc = _run(
+    'launch.main',
+    '--config=tests/tiny.py:vae',
+    f'--workdir={tmp_path / "run"}',
+    f'--config.data.dir={tmp_path / "empty"}',
+    expect_ok=False,
+  )
   assert proc.returncode == 2
   assert 'train-images-idx3-ubyte.gz' in proc.stderr and 'Traceback' not in proc.stderr
   assert not (tmp_path / 'run').exists()
@@ -45,8 +55,12 @@ def test_missing_data_is_one_clear_message(tmp_path):
 
 def test_vae_train_sample_evaluate(tmp_path):
   workdir = tmp_path / 'vae'
-  proc = _run('launch.main', '--config=tests/tiny.py:vae', f'--workdir={workdir}',
-              '--config.parallel.strategy=pmap')
+  proc = _run(
+    'launch.main',
+    '--config=tests/tiny.py:vae',
+    f'--workdir={workdir}',
+    '--config.parallel.strategy=pmap',
+  )
   assert 'steps/s' in proc.stderr and 'ETA' in proc.stderr
   for mode in ('sample', 'reconstruct', 'interpolate'):
     out = _run('launch.sample', f'--workdir={workdir}', f'--mode={mode}', '--num=20')
@@ -61,8 +75,7 @@ def test_vae_train_sample_evaluate(tmp_path):
   _run('launch.evaluate', f'--workdir={workdir}', '--eval=iwae_samples=6')
   results = json.loads((workdir / 'eval.json').read_text())
   assert results['step'] == 8 and results['iwae_samples'] == 6
-  refused = _run('launch.evaluate', f'--workdir={workdir}', '--eval=iwae_sample=6',
-                 expect_ok=False)
+  refused = _run('launch.evaluate', f'--workdir={workdir}', '--eval=iwae_sample=6', expect_ok=False)
   assert refused.returncode == 2 and 'iwae_samples' in refused.stderr
   assert 0 < results['nll'] <= -results['elbo'] + 1e-3  # IWAE bound is tighter than the ELBO
 
@@ -87,20 +100,33 @@ def test_gan_train_sample_evaluate_with_classifier(tmp_path):
   _run('launch.evaluate', f'--workdir={classifier}')
   assert 0.0 <= json.loads((classifier / 'eval.json').read_text())['accuracy'] <= 1.0
   gan = tmp_path / 'gan2'
-  _run('launch.main', '--config=tests/tiny.py:gan', f'--workdir={gan}',
-       f'--config.eval.classifier_workdir={classifier}', '--config.parallel.strategy=pmap')
+  _run(
+    'launch.main',
+    '--config=tests/tiny.py:gan',
+    f'--workdir={gan}',
+    f'--config.eval.classifier_workdir={classifier}',
+    '--config.parallel.strategy=pmap',
+  )
   assert (gan / 'samples' / 'step_00000008.png').exists()
   for mode in ('sample', 'interpolate', 'mix'):
     _run('launch.sample', f'--workdir={gan}', f'--mode={mode}', '--num=20')
   _run('launch.evaluate', f'--workdir={gan}')
   results = json.loads((gan / 'eval.json').read_text())
-  assert {'fid', 'fid_train_vs_test', 'inception_score', 'inception_score_test', 'precision',
-          'recall', 'class_shares'} <= set(results)
+  assert {
+    'fid',
+    'fid_train_vs_test',
+    'inception_score',
+    'inception_score_test',
+    'precision',
+    'recall',
+    'class_shares',
+  } <= set(results)
   assert abs(sum(results['class_shares']) - 1.0) < 1e-6
 
 
 def test_cpu_runs_get_one_device_per_core_unless_told(monkeypatch):
   from launch import common  # pylint: disable=import-outside-toplevel
+
   monkeypatch.setattr(os, 'cpu_count', lambda: 4)
   monkeypatch.setenv('XLA_FLAGS', '--xla_cpu_use_thunk_runtime=true')
   said = common.cpu_devices_per_core(global_batch=64)

@@ -20,12 +20,14 @@ def test_dropout_is_per_example_and_off_in_evaluation():
   batch = data.train_source(8, 0).batch(0)
   params, _ = task.init(jax.random.PRNGKey(0), batch)
   rng = jax.random.PRNGKey(1)
-  full = lm.token_losses(task.model, params, batch['tokens'], train=True, rng=rng,
-                         index=batch['index'])
+  full = lm.token_losses(
+    task.model, params, batch['tokens'], train=True, rng=rng, index=batch['index']
+  )
   # Row i's dropout mask depends on its global index only, not on its batch neighbours.
   half = {k: v[4:] for k, v in batch.items()}
-  part = lm.token_losses(task.model, params, half['tokens'], train=True, rng=rng,
-                         index=half['index'])
+  part = lm.token_losses(
+    task.model, params, half['tokens'], train=True, rng=rng, index=half['index']
+  )
   np.testing.assert_allclose(full[4:], part, rtol=1e-6)
   evaluation = lm.token_losses(task.model, params, batch['tokens'])
   assert not np.allclose(full, evaluation)  # dropout on in training only
@@ -39,18 +41,25 @@ def test_train_writes_text_samples_then_sample_and_evaluate(tmp_path):
   sample = (workdir / 'samples' / 'step_00000008.txt').read_text()
   assert len(sample) >= 20  # sample.max_new_tokens characters
 
-  out = _run('launch.sample', f'--workdir={workdir}', '--prompt=ROMEO:', '--max_new_tokens=30',
-             '--seed=3').stdout
+  out = _run(
+    'launch.sample', f'--workdir={workdir}', '--prompt=ROMEO:', '--max_new_tokens=30', '--seed=3'
+  ).stdout
   assert out.startswith('ROMEO:') and len(out.rstrip('\n')) >= len('ROMEO:') + 30
-  again = _run('launch.sample', f'--workdir={workdir}', '--prompt=ROMEO:',
-               '--max_new_tokens=30', '--seed=3').stdout
+  again = _run(
+    'launch.sample', f'--workdir={workdir}', '--prompt=ROMEO:', '--max_new_tokens=30', '--seed=3'
+  ).stdout
   assert again == out  # a seed reproduces the sample
-  several = _run('launch.sample', f'--workdir={workdir}', '--prompt=A', '--num_samples=3',
-                 '--max_new_tokens=10', '--top_p=0.9').stdout
+  several = _run(
+    'launch.sample',
+    f'--workdir={workdir}',
+    '--prompt=A',
+    '--num_samples=3',
+    '--max_new_tokens=10',
+    '--top_p=0.9',
+  ).stdout
   assert several.count('-' * 40) == 3
 
-  bad = _run('launch.sample', f'--workdir={workdir}', '--prompt=caf\u00e9 \u263a',
-             expect_ok=False)
+  bad = _run('launch.sample', f'--workdir={workdir}', '--prompt=caf\u00e9 \u263a', expect_ok=False)
   assert bad.returncode == 2 and 'Traceback' not in bad.stderr
   assert "'\u263a'" in bad.stderr and 'vocabulary' in bad.stderr
   assert bad.stdout == ''  # nothing printed before the error
@@ -64,15 +73,28 @@ def test_train_writes_text_samples_then_sample_and_evaluate(tmp_path):
 
 def test_interactive_keeps_going_after_a_bad_prompt(tmp_path):
   workdir = tmp_path / 'lm'
-  _run('launch.main', '--config=tests/tiny.py:lm', f'--workdir={workdir}',
-       '--config.train.steps=4')
-  import os, subprocess, sys  # pylint: disable=import-outside-toplevel,multiple-imports
+  _run('launch.main', '--config=tests/tiny.py:lm', f'--workdir={workdir}', '--config.train.steps=4')
+  import os
+  import subprocess
+  import sys  # pylint: disable=import-outside-toplevel,multiple-imports
   from tests.conftest import REPO  # pylint: disable=import-outside-toplevel
+
   proc = subprocess.run(
-      [sys.executable, '-m', 'launch.sample', f'--workdir={workdir}', '--interactive',
-       '--max_new_tokens=5'],
-      input='ROMEO:\nbad \u263a\nJULIET:\n/quit\n', cwd=REPO, env=dict(os.environ),
-      capture_output=True, text=True, timeout=600)
+    [
+      sys.executable,
+      '-m',
+      'launch.sample',
+      f'--workdir={workdir}',
+      '--interactive',
+      '--max_new_tokens=5',
+    ],
+    input='ROMEO:\nbad \u263a\nJULIET:\n/quit\n',
+    cwd=REPO,
+    env=dict(os.environ),
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert 'ROMEO:' in proc.stdout and 'JULIET:' in proc.stdout
   assert 'error:' in proc.stdout and "'\u263a'" in proc.stdout
@@ -87,6 +109,7 @@ def test_code_model_reports_parse_rate(tmp_path):
   assert results['parse_headers'] == 2 and 0.0 <= results['parse_rate'] <= 1.0
   assert results['perplexity'] == np.exp(results['loss'])
   # Any text the model emits decodes; a unicode prompt is byte-encoded, not an error.
-  out = _run('launch.sample', f'--workdir={workdir}', '--prompt=def caf\u00e9():',
-             '--max_new_tokens=8').stdout
+  out = _run(
+    'launch.sample', f'--workdir={workdir}', '--prompt=def caf\u00e9():', '--max_new_tokens=8'
+  ).stdout
   assert out.startswith('def caf\u00e9():')

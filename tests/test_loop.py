@@ -30,13 +30,16 @@ def test_workdir_layout(tmp_path):
   assert {'loss', 'elbo', 'kl', 'grad_norm', 'steps_per_s'} <= set(train[0])
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['4', '8']
   assert os.listdir(os.path.join(workdir, 'samples')) == ['step_00000008.png']
-  assert any(f.startswith('events.out.tfevents') for f in os.listdir(os.path.join(workdir, 'tensorboard')))
+  assert any(
+    f.startswith('events.out.tfevents') for f in os.listdir(os.path.join(workdir, 'tensorboard'))
+  )
 
 
 def _sigterm_at(stop_step):
   def hook(step, state):
     if step == stop_step:
       os.kill(os.getpid(), signal.SIGTERM)
+
   return hook
 
 
@@ -144,8 +147,10 @@ def test_steps_per_call_trains_as_one_step_per_call(tmp_path, make_config):
   assert int(scanned.step) == 12
   for a, b in zip(_params(straight), _params(scanned)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-  rows = {run: [r for r in read_metrics(str(tmp_path / run)) if r['split'] == 'train']
-          for run in ('one', 'scan')}
+  rows = {
+    run: [r for r in read_metrics(str(tmp_path / run)) if r['split'] == 'train']
+    for run in ('one', 'scan')
+  }
   assert [r['step'] for r in rows['scan']] == [r['step'] for r in rows['one']] == [3, 6, 9, 12]
   for one, scan in zip(rows['one'], rows['scan']):
     np.testing.assert_allclose(scan['loss'], one['loss'], rtol=1e-5)

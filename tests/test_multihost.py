@@ -22,8 +22,11 @@ from tests.conftest import REPO
 TIMEOUT_S = 300
 # A constant learning rate: with the cosine default, train.steps shapes the schedule, and
 # a run resumed from 8 to 12 steps would not be the 12-step run it is compared with.
-ARGS = ('--config=tests/tiny.py:vae', '--config.train.log_every=2',
-        '--config.optim.schedule=constant')
+ARGS = (
+  '--config=tests/tiny.py:vae',
+  '--config.train.log_every=2',
+  '--config.optim.schedule=constant',
+)
 
 
 def _gloo_available() -> bool:
@@ -35,14 +38,22 @@ def _gloo_available() -> bool:
 
 
 pytestmark = pytest.mark.skipif(
-    not _gloo_available(),
-    reason='this jaxlib has no CPU collectives (gloo): multi-process CPU runs cannot all-reduce')
+  not _gloo_available(),
+  reason='this jaxlib has no CPU collectives (gloo): multi-process CPU runs cannot all-reduce',
+)
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> str:
   """Runs `cmd` in its own process group, so a hang ends with every process it started."""
-  proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
+  proc = subprocess.Popen(
+    cmd,
+    cwd=REPO,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+    start_new_session=True,
+  )
   try:
     out, _ = proc.communicate(timeout=TIMEOUT_S)
   except subprocess.TimeoutExpired:
@@ -55,10 +66,23 @@ def _run(cmd: list[str], env: dict[str, str]) -> str:
 
 
 def _cluster(workdir, processes: int, devices: int, steps: int, *extra: str) -> str:
-  """`launch.main` in `processes` processes of `devices` CPU devices each (1: no jax.distributed)."""
-  return _run([sys.executable, '-m', 'launch.local_cluster', f'--num_processes={processes}',
-               f'--devices_per_process={devices}', '--', *ARGS, f'--workdir={workdir}',
-               f'--config.train.steps={steps}', *extra], dict(os.environ))
+  """`launch.main` in `processes` processes of `devices` CPU devices each (1: no
+  jax.distributed)."""
+  return _run(
+    [
+      sys.executable,
+      '-m',
+      'launch.local_cluster',
+      f'--num_processes={processes}',
+      f'--devices_per_process={devices}',
+      '--',
+      *ARGS,
+      f'--workdir={workdir}',
+      f'--config.train.steps={steps}',
+      *extra,
+    ],
+    dict(os.environ),
+  )
 
 
 def _losses(workdir, split: str = 'train') -> dict[int, float]:

@@ -22,8 +22,9 @@ def step_metrics(config, strategy, devices, steps=20, names=('loss',)):
   state = loop.init_state(task, config, tx, example, mesh)
   step = parallel.compile_step(train_step.train_step(task, config, tx), mesh, strategy)
   out = []
-  with pipeline.Prefetcher(data.train_source(config.data.batch_size, config.seed),
-                           parallel.batch_sharding(mesh)) as batches:
+  with pipeline.Prefetcher(
+    data.train_source(config.data.batch_size, config.seed), parallel.batch_sharding(mesh)
+  ) as batches:
     for _ in range(steps):
       state, metrics = step(state, next(batches))
       out.append([metrics[name] for name in names])
@@ -40,10 +41,19 @@ def _losses(config, strategy, devices, steps=20):
   return step_metrics(config, strategy, devices, steps, ('loss',) + norms)
 
 
-@pytest.mark.parametrize('make_config', [tiny.vae, tiny.ae, tiny.gan, tiny.info_gan,
-                                         tiny.self_conditioned_gan, tiny.classifier, tiny.lm],
-                         ids=['vae', 'denoising_ae', 'gan', 'info_gan', 'self_conditioned_gan',
-                              'classifier', 'lm_with_dropout'])
+@pytest.mark.parametrize(
+  'make_config',
+  [tiny.vae, tiny.ae, tiny.gan, tiny.info_gan, tiny.self_conditioned_gan, tiny.classifier, tiny.lm],
+  ids=[
+    'vae',
+    'denoising_ae',
+    'gan',
+    'info_gan',
+    'self_conditioned_gan',
+    'classifier',
+    'lm_with_dropout',
+  ],
+)
 def test_strategies_agree_with_one_device(make_config):
   config = make_config(steps=20)
   assert jax.device_count() == 4

@@ -19,8 +19,10 @@ def _lengths(n, seed=0):
 def _examples(n=1000, seed=0):
   """Token i of example e is e * 100 + i + 1 (never 0), so rows can be traced back."""
   source, target = _lengths(n, seed)
-  return {'source': [np.arange(l) + e * 100 + 1 for e, l in enumerate(source)],
-          'target': [np.arange(l) + e * 100 + 1 for e, l in enumerate(target)]}
+  return {
+    'source': [np.arange(n) + e * 100 + 1 for e, n in enumerate(source)],
+    'target': [np.arange(n) + e * 100 + 1 for e, n in enumerate(target)],
+  }
 
 
 def _example_of(tokens):
@@ -36,8 +38,9 @@ def test_batches_are_deterministic_and_seeded():
     for k in b:
       np.testing.assert_array_equal(again[k], b[k])
   assert not np.array_equal(source.indices(41), source.indices(40))
-  assert not np.array_equal(sequences.SequenceSource(examples, 32, seed=4).indices(40),
-                            source.indices(40))
+  assert not np.array_equal(
+    sequences.SequenceSource(examples, 32, seed=4).indices(40), source.indices(40)
+  )
   # Reading steps out of order (a resume, then another epoch) gives the same batches.
   first = [source.indices(s) for s in (5, 40, 5)]
   np.testing.assert_array_equal(first[0], first[2])
@@ -74,7 +77,7 @@ def test_masks_match_lengths_and_shapes_are_bucket_multiples():
       np.testing.assert_array_equal(mask.sum(1), lengths)
       assert tokens.shape[1] - 8 < lengths.max() <= tokens.shape[1]  # the smallest bucket
       np.testing.assert_array_equal(mask, tokens != 0)  # right-padded with 0
-      np.testing.assert_array_equal(tokens[0, :lengths[0]], examples[name][idx[0]])
+      np.testing.assert_array_equal(tokens[0, : lengths[0]], examples[name][idx[0]])
       widths.add(tokens.shape[1])
     assert b['index'].tolist() == list(range(32)) and b['index'].dtype == np.int32
   example = source.example()
@@ -100,8 +103,7 @@ def test_process_halves_make_the_global_batch_and_agree_on_lengths(monkeypatch):
 
 
 def _mean_share(source):
-  return np.mean([sequences.padding_share(source.batch(s))
-                  for s in range(source.steps_per_epoch)])
+  return np.mean([sequences.padding_share(source.batch(s)) for s in range(source.steps_per_epoch)])
 
 
 def test_bucketing_keeps_padding_small_on_sentence_lengths():
@@ -111,16 +113,22 @@ def test_bucketing_keeps_padding_small_on_sentence_lengths():
   examples = _examples(10_000)
   for multiple, bound, factor in ((8, 0.25, 2.5), (1, 0.10, 6)):
     bucketed = _mean_share(sequences.SequenceSource(examples, 64, 0, length_multiple=multiple))
-    unbucketed = _mean_share(sequences.SequenceSource(examples, 64, 0, length_multiple=multiple,
-                                                      pool_batches=1))
+    unbucketed = _mean_share(
+      sequences.SequenceSource(examples, 64, 0, length_multiple=multiple, pool_batches=1)
+    )
     assert bucketed < bound, (multiple, bucketed)
     assert bucketed < unbucketed / factor, (multiple, bucketed, unbucketed)
     assert unbucketed > 0.55, (multiple, unbucketed)
 
 
 def test_padding_share_counts_masked_positions():
-  batch = {'a': np.zeros((2, 4)), 'a_mask': np.array([[1, 1, 1, 0], [1, 0, 0, 0]], bool),
-           'b': np.zeros((2, 2)), 'b_mask': np.ones((2, 2), bool), 'index': np.arange(2)}
+  batch = {
+    'a': np.zeros((2, 4)),
+    'a_mask': np.array([[1, 1, 1, 0], [1, 0, 0, 0]], bool),
+    'b': np.zeros((2, 2)),
+    'b_mask': np.ones((2, 2), bool),
+    'index': np.arange(2),
+  }
   assert sequences.padding_share(batch) == pytest.approx(4 / 12)
 
 
@@ -144,8 +152,10 @@ def test_stack_padded_pads_every_step_to_the_groups_longest():
 
 
 def test_padded_arrays_keep_the_order_and_pad_to_the_longest():
-  examples = {'source': [np.array([5, 6, 7]), np.array([8]), np.array([], np.int64)],
-              'target': [np.array([1] * 9), np.array([2, 3]), np.array([4])]}
+  examples = {
+    'source': [np.array([5, 6, 7]), np.array([8]), np.array([], np.int64)],
+    'target': [np.array([1] * 9), np.array([2, 3]), np.array([4])],
+  }
   arrays = sequences.padded_arrays(examples, length_multiple=4)
   np.testing.assert_array_equal(arrays['source'], [[5, 6, 7, 0], [8, 0, 0, 0], [0, 0, 0, 0]])
   np.testing.assert_array_equal(arrays['source_mask'].sum(1), [3, 1, 0])

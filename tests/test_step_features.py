@@ -26,9 +26,13 @@ def test_ema_follows_its_closed_form():
     return state.replace(step=state.step + 1, params=state.params + 1.0), {}
 
   step = jax.jit(lambda s: train_step.with_ema(plus_one, decay)(s, {}, axis_name=None))
-  state = state_lib.TrainState(step=jnp.zeros((), jnp.int32), params=jnp.float32(0.0),
-                               opt_state=(), rng=jax.random.PRNGKey(0),
-                               extra={'ema': jnp.float32(0.0)})
+  state = state_lib.TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=jnp.float32(0.0),
+    opt_state=(),
+    rng=jax.random.PRNGKey(0),
+    extra={'ema': jnp.float32(0.0)},
+  )
   expected = 0.0
   for t in range(40):
     state, _ = step(state)
@@ -43,11 +47,14 @@ def test_ema_weights_are_what_load_gives(tmp_path):
   c.train.ema_decay = 0.9
   state = loop.train_and_evaluate(c, str(tmp_path / 'vae'))
   _, _, variables = genjax.load(str(tmp_path / 'vae'))
-  for got, ema, raw in zip(jax.tree.leaves(variables), jax.tree.leaves(state.extra['ema']),
-                           jax.tree.leaves(state.params)):
+  for got, ema, raw in zip(
+    jax.tree.leaves(variables), jax.tree.leaves(state.extra['ema']), jax.tree.leaves(state.params)
+  ):
     np.testing.assert_array_equal(np.asarray(got), np.asarray(ema))
-  assert any(not np.allclose(e, p) for e, p in zip(jax.tree.leaves(state.extra['ema']),
-                                                   jax.tree.leaves(state.params)))
+  assert any(
+    not np.allclose(e, p)
+    for e, p in zip(jax.tree.leaves(state.extra['ema']), jax.tree.leaves(state.params))
+  )
 
 
 @pytest.mark.parametrize('strategy', ['jit', 'pmap'])
@@ -141,6 +148,8 @@ def test_ema_and_accumulation_under_several_steps_per_call_and_vectorized(tmp_pa
   (vmapped,) = vectorized.train_vectorized(config(2, 1), [{'seed': 0}], [str(tmp_path / 'vm')])
   for other in (scanned, vmapped):
     for tree in ('params', 'extra'):
-      jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b),
-                                                           rtol=2e-5, atol=1e-6),
-                   getattr(plain, tree), getattr(other, tree))
+      jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=1e-6),
+        getattr(plain, tree),
+        getattr(other, tree),
+      )

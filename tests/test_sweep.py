@@ -12,8 +12,17 @@ import pytest
 
 from genjax.config import ConfigError
 from genjax.sweeps import local, slurm, spec, state, summary
-from genjax.sweeps.spec import (chain, choice, combine, log_uniform, product, random_points,
-                                run_name, uniform, zip_axes)
+from genjax.sweeps.spec import (
+  chain,
+  choice,
+  combine,
+  log_uniform,
+  product,
+  random_points,
+  run_name,
+  uniform,
+  zip_axes,
+)
 from tests import tiny
 from tests.conftest import REPO
 
@@ -22,14 +31,19 @@ LR = 'optim.learning_rate'
 
 # --- building points ------------------------------------------------------------------
 
+
 def test_product_zip_chain_combine():
   grid = product(a=[1, 2], b=['x', 'y', 'z'])
   assert len(grid) == 6 and grid[0] == {'a': 1, 'b': 'x'} and grid[1] == {'a': 1, 'b': 'y'}
   assert zip_axes(a=[1, 2], b=[3, 4]) == [{'a': 1, 'b': 3}, {'a': 2, 'b': 4}]
   assert chain(zip_axes(a=[1]), [{'a': 5}]) == [{'a': 1}, {'a': 5}]
   both = combine(zip_axes(a=[1, 2]), product(seed=[0, 1]))
-  assert both == [{'a': 1, 'seed': 0}, {'a': 1, 'seed': 1}, {'a': 2, 'seed': 0},
-                  {'a': 2, 'seed': 1}]
+  assert both == [
+    {'a': 1, 'seed': 0},
+    {'a': 1, 'seed': 1},
+    {'a': 2, 'seed': 0},
+    {'a': 2, 'seed': 1},
+  ]
   with pytest.raises(ConfigError, match='one length'):
     zip_axes(a=[1, 2], b=[3])
   with pytest.raises(ConfigError, match='list of values'):
@@ -41,8 +55,11 @@ def test_product_zip_chain_combine():
 
 
 def test_random_points_are_seeded_and_in_range():
-  dists = {LR: log_uniform(1e-5, 1e-2), 'optim.b1': uniform(0.8, 0.99),
-           'optim.name': choice(['adam', 'adamw'])}
+  dists = {
+    LR: log_uniform(1e-5, 1e-2),
+    'optim.b1': uniform(0.8, 0.99),
+    'optim.name': choice(['adam', 'adamw']),
+  }
   first, again = random_points(50, seed=3, **dists), random_points(50, seed=3, **dists)
   assert first == again and first != random_points(50, seed=4, **dists)
   assert all(1e-5 <= p[LR] <= 1e-2 and 0.8 <= p['optim.b1'] <= 0.99 for p in first)
@@ -78,14 +95,19 @@ def test_format_value_reads_back_as_flags_parse():
 
 # --- checking a sweep against its config ------------------------------------------------
 
+
 def test_validate_types_points_as_the_config_does():
   points = spec.validate(tiny.vae(), [{LR: 1, 'model.hidden': [8, 8]}, {LR: 2e-3}])
   assert points[0] == {LR: 1.0, 'model.hidden': (8, 8)} and isinstance(points[0][LR], float)
 
 
-@pytest.mark.parametrize('points,message', [
-    ([{'optim.learning_rat': 1e-3}], "'optim.learning_rat' is not in the config. Did you mean "
-                                     'optim.learning_rate'),
+@pytest.mark.parametrize(
+  'points,message',
+  [
+    (
+      [{'optim.learning_rat': 1e-3}],
+      "'optim.learning_rat' is not in the config. Did you mean optim.learning_rate",
+    ),
     ([{'optim.nosuch.x': 1}], 'is not in the config'),
     ([{LR: 'fast'}], "optim.learning_rate'='fast' (str): the config holds float"),
     ([{'train.steps': 2.5}], 'the config holds int'),
@@ -96,7 +118,8 @@ def test_validate_types_points_as_the_config_does():
     ([], 'the sweep is empty'),
     ({LR: 1e-3}, 'must return a list'),
     ([{'seed': 0}, {'seed': 0}], 'are the same run'),
-])
+  ],
+)
 def test_validate_rejects_bad_sweeps(points, message):
   with pytest.raises(ConfigError) as e:
     spec.validate(tiny.vae(), points)
@@ -105,9 +128,12 @@ def test_validate_rejects_bad_sweeps(points, message):
 
 # --- state on disk ------------------------------------------------------------------------
 
+
 def _runs(sweep_dir, points, config='/x/tiny_sweep.py', overrides=None):
-  return [state.RunSpec(str(sweep_dir), run_name(p), config, overrides or {}, p, str(REPO))
-          for p in points]
+  return [
+    state.RunSpec(str(sweep_dir), run_name(p), config, overrides or {}, p, str(REPO))
+    for p in points
+  ]
 
 
 def test_manifest_resumes_the_same_sweep_and_refuses_another(tmp_path):
@@ -118,8 +144,7 @@ def test_manifest_resumes_the_same_sweep_and_refuses_another(tmp_path):
   with pytest.raises(ConfigError, match='holds a different sweep.*--add'):
     state.merge_manifest(tmp_path, other, add=False)
   with pytest.raises(ConfigError, match='different sweep'):
-    state.merge_manifest(tmp_path, _runs(tmp_path, product(seed=[0, 1]), config='/y.py'),
-                         add=False)
+    state.merge_manifest(tmp_path, _runs(tmp_path, product(seed=[0, 1]), config='/y.py'), add=False)
   assert len(state.merge_manifest(tmp_path, other, add=True)) == 3
   state.merge_manifest(tmp_path, runs, add=False)  # a part of what is there: resumes
   clash = _runs(tmp_path, product(seed=[0]), overrides={'train.steps': '9'})
@@ -137,8 +162,12 @@ def test_lock_refuses_a_second_sweep(tmp_path):
 
 
 def test_slots_share_cores_and_gpus_disjointly(monkeypatch):
-  for listed, gpus in (('0,1', ['0', '1']), ('', []), ('GPU-a1,GPU-b2', ['GPU-a1', 'GPU-b2']),
-                       ('2,-1,3', ['2'])):
+  for listed, gpus in (
+    ('0,1', ['0', '1']),
+    ('', []),
+    ('GPU-a1,GPU-b2', ['GPU-a1', 'GPU-b2']),
+    ('2,-1,3', ['2']),
+  ):
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', listed)
     assert local.visible_gpus() == gpus
   slots = local.plan_slots(2, range(8), [])
@@ -174,8 +203,9 @@ def test_run_point_is_done_only_when_the_last_step_is_logged(tmp_path):
   (fake_repo / 'launch' / 'main.py').write_text(_FAKE_MAIN)
   sweep_dir = tmp_path / 'sw'
   finished, stopped, nan = [
-      state.RunSpec(str(sweep_dir), run_name(p), '/x.py', {'train.steps': '8'}, p, str(fake_repo))
-      for p in ({'seed': 8}, {'seed': 4}, {'seed': 8, LR: 1e30})]
+    state.RunSpec(str(sweep_dir), run_name(p), '/x.py', {'train.steps': '8'}, p, str(fake_repo))
+    for p in ({'seed': 8}, {'seed': 4}, {'seed': 8, LR: 1e30})
+  ]
   slot = local.Slot(cores=(min(os.sched_getaffinity(0)),), gpus=('3',))
   status = local.run_point(finished, slot)
   assert status['status'] == 'done' and status['returncode'] == 0 and status['attempts'] == 1
@@ -194,16 +224,18 @@ def test_run_point_is_done_only_when_the_last_step_is_logged(tmp_path):
 def _fake_run(sweep_dir, point, losses, status='done'):
   run_dir = sweep_dir / run_name(point)
   run_dir.mkdir(parents=True)
-  rows = [{'step': 4 * (i + 1), 'split': 'train', 'loss': v, 'time': 0} for i, v in
-          enumerate(losses)] + [{'step': 8, 'split': 'test', 'loss': losses[-1] + 1}]
+  rows = [
+    {'step': 4 * (i + 1), 'split': 'train', 'loss': v, 'time': 0} for i, v in enumerate(losses)
+  ] + [{'step': 8, 'split': 'test', 'loss': losses[-1] + 1}]
   (run_dir / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
   state.write_status(run_dir, {'status': status, 'attempts': 1, 'wall_seconds': 3.0})
 
 
 def test_summary_ranks_runs_and_plots_each_field(tmp_path):
   points = product(**{LR: [1e-4, 1e-3, 1e-2], 'optim.name': ['adam']})
-  state.merge_manifest(tmp_path, _runs(tmp_path, points + [{LR: 1.0, 'optim.name': 'sgd'}]),
-                       add=False)
+  state.merge_manifest(
+    tmp_path, _runs(tmp_path, points + [{LR: 1.0, 'optim.name': 'sgd'}]), add=False
+  )
   for point, loss in zip(points, (9.0, 5.0, 7.0)):
     _fake_run(tmp_path, point, [10.0, loss])
   result = summary.summarize(tmp_path, 'loss', 'min')
@@ -227,29 +259,50 @@ def test_slurm_submission_is_one_array_with_the_flags_resources(tmp_path, monkey
   bin_dir = tmp_path / 'bin'
   bin_dir.mkdir()
   (bin_dir / 'srun').write_text('#!/bin/sh\nexit 0\n')
-  (bin_dir / 'sbatch').write_text(f'#!/bin/sh\ncp "$1" {tmp_path}/job.sh\n'
-                                  'echo "Submitted batch job 4242"\n')
+  (bin_dir / 'sbatch').write_text(
+    f'#!/bin/sh\ncp "$1" {tmp_path}/job.sh\necho "Submitted batch job 4242"\n'
+  )
   for tool in bin_dir.iterdir():
     tool.chmod(0o755)
   monkeypatch.setenv('PATH', f'{bin_dir}{os.pathsep}{os.environ["PATH"]}')
   sweep_dir = tmp_path / 'lr_sweep'
-  jobs = slurm.submit(_runs(sweep_dir, product(seed=[0, 1, 2, 3])), parallel=2,
-                      partition='gpu', time_min=90, gpus_per_task=1, cpus_per_task=4)
+  jobs = slurm.submit(
+    _runs(sweep_dir, product(seed=[0, 1, 2, 3])),
+    parallel=2,
+    partition='gpu',
+    time_min=90,
+    gpus_per_task=1,
+    cpus_per_task=4,
+  )
   assert [j.job_id for j in jobs] == ['4242_0', '4242_1', '4242_2', '4242_3']
   script = (tmp_path / 'job.sh').read_text()
-  for line in ('--array=0-3%2', '--partition=gpu', '--time=90', '--gpus-per-node=1',
-               '--cpus-per-task=4', '--job-name=lr_sweep'):
+  for line in (
+    '--array=0-3%2',
+    '--partition=gpu',
+    '--time=90',
+    '--gpus-per-node=1',
+    '--cpus-per-task=4',
+    '--job-name=lr_sweep',
+  ):
     assert f'#SBATCH {line}\n' in script
 
 
 # --- launch.sweep end to end (subprocesses; the tiny VAE trains in seconds) -------------
 
+
 def _sweep(*args, expect=0):
-  proc = subprocess.run([sys.executable, '-m', 'launch.sweep', *args], cwd=REPO,
-                        env=dict(os.environ), capture_output=True, text=True, timeout=300)
+  proc = subprocess.run(
+    [sys.executable, '-m', 'launch.sweep', *args],
+    cwd=REPO,
+    env=dict(os.environ),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   if expect is not None and proc.returncode != expect:
-    raise AssertionError(f'{args} exited {proc.returncode}, not {expect}:\n{proc.stdout}\n'
-                         f'{proc.stderr[-4000:]}')
+    raise AssertionError(
+      f'{args} exited {proc.returncode}, not {expect}:\n{proc.stdout}\n{proc.stderr[-4000:]}'
+    )
   return proc
 
 
@@ -282,14 +335,20 @@ def test_local_sweep_reports_failure_and_resumes(mnist_data, tmp_path):
 
 def csv_rows(path):
   import csv  # pylint: disable=import-outside-toplevel
+
   with open(path, newline='') as f:
     yield from csv.DictReader(f)
 
 
 def test_slurm_backend_through_submitits_local_executor(mnist_data, tmp_path):
   sweep_dir = tmp_path / 'sw'
-  proc = _sweep('--config=tests/tiny_sweep.py:one', f'--workdir={sweep_dir}',
-                '--backend=slurm', '--slurm_cluster=local', '--slurm_time_min=5')
+  proc = _sweep(
+    '--config=tests/tiny_sweep.py:one',
+    f'--workdir={sweep_dir}',
+    '--backend=slurm',
+    '--slurm_cluster=local',
+    '--slurm_time_min=5',
+  )
   assert 'submitted 1 of 1 points as job array' in proc.stdout
   assert '1 point: 1 done' in proc.stdout
   status = state.read_status(sweep_dir / 'optim.learning_rate=0.001,seed=0')
@@ -297,12 +356,15 @@ def test_slurm_backend_through_submitits_local_executor(mnist_data, tmp_path):
   assert (sweep_dir / 'slurm').is_dir() and (sweep_dir / 'summary.csv').exists()
 
 
-@pytest.mark.parametrize('config,message', [
+@pytest.mark.parametrize(
+  'config,message',
+  [
     ('tests/tiny.py:vae', 'tests/tiny.py defines no get_sweep()'),
     ('tests/tiny_sweep.py:bad_field', "'optim.learning_rat' is not in the config"),
     ('tests/tiny_sweep.py:bad_type', 'the config holds int'),
     ('tests/tiny_sweep.py:empty', 'the sweep is empty'),
-])
+  ],
+)
 def test_bad_sweep_fails_before_anything_starts(tmp_path, config, message):
   proc = _sweep(f'--config={config}', f'--workdir={tmp_path / "sw"}', expect=2)
   assert message in proc.stderr and 'Traceback' not in proc.stderr
@@ -314,3 +376,41 @@ def test_second_sweep_on_a_locked_workdir_is_refused(tmp_path):
     proc = _sweep('--config=tests/tiny_sweep.py:one', f'--workdir={tmp_path}', expect=2)
   assert 'another launch.sweep' in proc.stderr and f'pid {os.getpid()}' in proc.stderr
   assert not (tmp_path / 'sweep.json').exists()
+
+
+def _hparams_sessions(folder):
+  """{hparam: value} and metric tags of the HParams sessions in a folder's event files."""
+  from tensorboardX.proto import event_pb2, plugin_hparams_pb2  # pylint: disable=import-outside-toplevel
+
+  sessions, tags = [], set()
+  for path in folder.glob('events.out.tfevents.*'):
+    raw = path.read_bytes()
+    while raw:  # TFRecord: length (8), its crc (4), the record, its crc (4)
+      n = int.from_bytes(raw[:8], 'little')
+      event = event_pb2.Event.FromString(raw[12 : 12 + n])
+      raw = raw[16 + n :]
+      for value in event.summary.value:
+        tags.add(value.tag)
+        if value.tag == '_hparams_/session_start_info':
+          data = plugin_hparams_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+          sessions.append(
+            {
+              k: v.WhichOneof('kind') and getattr(v, v.WhichOneof('kind'))
+              for k, v in data.session_start_info.hparams.items()
+            }
+          )
+  return sessions, tags
+
+
+def test_summary_writes_the_hparams_dashboard(tmp_path):
+  points = product(**{LR: [1e-4, 1e-3], 'optim.name': ['adam']})
+  state.merge_manifest(tmp_path, _runs(tmp_path, points), add=False)
+  for point, loss in zip(points, (9.0, 5.0)):
+    _fake_run(tmp_path, point, [10.0, loss])
+  summary.summarize(tmp_path, 'loss', 'min')
+  summary.summarize(tmp_path, 'loss', 'min')  # again: replaced, not doubled
+  for point in points:
+    folder = tmp_path / run_name(point) / 'tensorboard' / 'hparams'
+    sessions, tags = _hparams_sessions(folder)
+    assert sessions == [{LR: point[LR], 'optim.name': 'adam'}]
+    assert {'hparam/loss', 'hparam/test.loss'} <= tags

@@ -1,7 +1,5 @@
 """Tests for genjax.data.{tokenizers,corpora,text}: tokenizers, corpora, windows."""
 
-import pathlib
-
 import jax
 import ml_collections
 import numpy as np
@@ -10,32 +8,47 @@ import pytest
 from genjax.config import ConfigError
 from genjax.data import corpora, text
 from genjax.data.files import DataError
-from genjax.data.tokenizers import (CharTokenizer, SentencePieceTokenizer, TokenizerError,
-                                    load_tokenizer)
+from genjax.data.tokenizers import (
+  CharTokenizer,
+  SentencePieceTokenizer,
+  TokenizerError,
+  load_tokenizer,
+)
 
 SHAKESPEARE_CHARS = 1115394
 # Python source with what a code tokenizer must keep: indentation, tabs, blank lines,
 # trailing spaces, CR, non-ASCII (also outside the vocabulary), sentencepiece's own
 # space marker, and leading/trailing newlines.
 TRICKY_SOURCE = (
-    '\n#!/usr/bin/env python3\n'
-    '"""Docstring with unicode: café, naïve, 日本語, emoji \U0001F40D, \u2581 marker."""\n\n\n'
-    'class Foo:\n'
-    '    def bar(self, x):  \n'
-    '\tif x:\t# tab-indented\n'
-    '\t\treturn x * 2\r\n'
-    '        \n'
-    '        return  None   \n'
-    '    s = "  spaces   inside  "\n'
-    '\x0c\n'
-    '  \u00a0\u3000 nbsp and ideographic space\n\n')
+  '\n#!/usr/bin/env python3\n'
+  '"""Docstring with unicode: café, naïve, 日本語, emoji \U0001f40d, \u2581 marker."""\n\n\n'
+  'class Foo:\n'
+  '    def bar(self, x):  \n'
+  '\tif x:\t# tab-indented\n'
+  '\t\treturn x * 2\r\n'
+  '        \n'
+  '        return  None   \n'
+  '    s = "  spaces   inside  "\n'
+  '\x0c\n'
+  '  \u00a0\u3000 nbsp and ideographic space\n\n'
+)
 
 
 def data_config(**overrides) -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict({
-      'name': 'tinyshakespeare', 'dir': '', 'path': '', 'tokenizer': 'char',
-      'vocab_size': 512, 'val_fraction': 0.1, 'num_val_windows': 200, 'max_train_chars': 0,
-      'max_files': 0, 'block_size': 64})
+  c = ml_collections.ConfigDict(
+    {
+      'name': 'tinyshakespeare',
+      'dir': '',
+      'path': '',
+      'tokenizer': 'char',
+      'vocab_size': 512,
+      'val_fraction': 0.1,
+      'num_val_windows': 200,
+      'max_train_chars': 0,
+      'max_files': 0,
+      'block_size': 64,
+    }
+  )
   c.update(overrides)
   return c
 
@@ -43,8 +56,11 @@ def data_config(**overrides) -> ml_collections.ConfigDict:
 @pytest.fixture(scope='module')
 def shakespeare() -> str:
   path = text.files.fetch_verified(  # downloaded when online and missing
-      text.files.resolve_data_dir(''), corpora._SHAKESPEARE_RELPATH,  # pylint: disable=protected-access
-      corpora._SHAKESPEARE_SHA256, corpora._SHAKESPEARE_URLS)  # pylint: disable=protected-access
+    text.files.resolve_data_dir(''),
+    corpora._SHAKESPEARE_RELPATH,  # pylint: disable=protected-access
+    corpora._SHAKESPEARE_SHA256,
+    corpora._SHAKESPEARE_URLS,
+  )  # pylint: disable=protected-access
   return path.read_text(encoding='utf-8')
 
 
@@ -141,10 +157,11 @@ def test_tinyshakespeare_split_and_validation_windows(shakespeare):
   assert windows.shape == (200, 65) and windows.dtype == np.int32
   # Fixed, from the start, inputs not overlapping: stride block_size.
   for i in (0, 1, 199):
-    assert windows[i].tolist() == data.extras['val_tokens'][i * 64:i * 64 + 65].tolist()
+    assert windows[i].tolist() == data.extras['val_tokens'][i * 64 : i * 64 + 65].tolist()
   np.testing.assert_array_equal(windows[:-1, -1], windows[1:, 0])
   assert len(text.load_text(data_config(num_val_windows=0), 64, None).test['tokens']) == (
-      (SHAKESPEARE_CHARS - n_train - 1) // 64)
+    (SHAKESPEARE_CHARS - n_train - 1) // 64
+  )
 
 
 def test_python_stdlib_split_is_deterministic_and_disjoint_by_file():
@@ -187,11 +204,13 @@ def test_path_single_file_glob_folder_and_empty_glob(tmp_path, stdlib_docs):
   corpus = tmp_path / 'corpus' / 'sub'
   corpus.mkdir(parents=True)
   for i in range(30):
-    (corpus / f'doc{i:02d}.txt').write_text(f'document {i}\n' + stdlib_docs[i % 6][:2000],
-                                            encoding='utf-8')
+    (corpus / f'doc{i:02d}.txt').write_text(
+      f'document {i}\n' + stdlib_docs[i % 6][:2000], encoding='utf-8'
+    )
   (corpus / 'skip.bin').write_bytes(b'\xff\xfe\x00binary')
-  by_glob = text.load_text(data_config(name='text', path=str(tmp_path / 'corpus/**/*.txt')),
-                           16, None)
+  by_glob = text.load_text(
+    data_config(name='text', path=str(tmp_path / 'corpus/**/*.txt')), 16, None
+  )
   assert len(by_glob.extras['val_texts']) >= 1 and all(by_glob.extras['val_texts'])
   names = {t.split('\n', 1)[0] for t in by_glob.extras['val_texts']}
   train_text = by_glob.extras['tokenizer'].decode(by_glob.extras['train_tokens'])
@@ -258,8 +277,9 @@ def test_window_source_process_halves_make_the_global_batch(monkeypatch):
 
 
 def test_saved_tokenizer_and_token_cache_are_reused(tmp_path, monkeypatch):
-  config = data_config(name='python_stdlib', tokenizer='sentencepiece', vocab_size=512,
-                       max_files=8, num_val_windows=2)
+  config = data_config(
+    name='python_stdlib', tokenizer='sentencepiece', vocab_size=512, max_files=8, num_val_windows=2
+  )
   first = text.load_text(config, 32, str(tmp_path))
   tok_dir = tmp_path / 'tokenizer'
   assert (tok_dir / 'spm.model').exists() and (tok_dir / 'train_tokens.npy').exists()

@@ -1,6 +1,7 @@
 """DecoderLM and its sampling: shapes, dtypes, causality, cache == full forward, cached
 generation == nanoGPT's uncached loop, the sliding window, sampling filters, eos,
 streaming and validation."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,8 +14,13 @@ import pytest
 from jax import lax
 
 from genjax.models import Decoder, DecoderLM, LMDecoder, generate, generate_uncached
-from genjax.models.decoding import (as_decoder, filter_logits, generate_jit,
-                                    generate_uncached_jit, sample_token)
+from genjax.models.decoding import (
+  as_decoder,
+  filter_logits,
+  generate_jit,
+  generate_uncached_jit,
+  sample_token,
+)
 from genjax.models.transformer import gelu
 
 VOCAB, BLOCK = 11, 16
@@ -23,7 +29,7 @@ MODEL = DecoderLM(**TINY)
 DECODER = LMDecoder(MODEL)
 KEY = jax.random.key(0)
 # One set of static arguments, so most generation tests share one compiled program.
-NEW = 24   # with 4-token prompts this runs past block_size, through two slides.
+NEW = 24  # with 4-token prompts this runs past block_size, through two slides.
 
 
 def tokens(batch: int, length: int, seed: int = 1) -> jnp.ndarray:
@@ -56,7 +62,7 @@ def test_params_are_float32_and_initialised_as_nanogpt(init_variables):
   params = init_variables['params']
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
   assert set(params) == {'wte', 'wpe', 'h_0', 'h_1', 'ln_f'}
-  assert 'bias' not in str(jax.tree.structure(params))   # use_bias=False
+  assert 'bias' not in str(jax.tree.structure(params))  # use_bias=False
   assert params['wte']['embedding'].shape == (VOCAB, 16)
   assert params['wpe']['embedding'].shape == (BLOCK, 16)
   block = params['h_0']
@@ -105,15 +111,16 @@ def test_dropout_only_in_training(variables, forward):
 
 
 @pytest.mark.parametrize('scaled', [False, True])
-def test_cached_steps_equal_full_forward(init_variables, variables, forward, cached_forward,
-                                         scaled):
+def test_cached_steps_equal_full_forward(
+  init_variables, variables, forward, cached_forward, scaled
+):
   params = variables if scaled else init_variables
   x = tokens(3, BLOCK)
   full = forward(params, x)
   logits, cache = cached_forward(params, x[:, :5], MODEL.init_cache(3), 0)
   steps = [logits]
   for t in range(5, BLOCK):
-    logits, cache = cached_forward(params, x[:, t:t + 1], cache, t)
+    logits, cache = cached_forward(params, x[:, t : t + 1], cache, t)
     steps.append(logits)
   # Relative as well for the larger logits (|logits| ~ 20) of the scaled weights; on CPU
   # the full pass attends with einsums ('auto') and the cached one with
@@ -131,13 +138,13 @@ def test_padded_prompt_gives_the_same_next_token_logits(variables, forward, cach
 def _sliding_oracle(variables, forward, prompt, steps):
   """Greedy tokens from full forwards over the window the cached loop keeps."""
   history = np.asarray(prompt).tolist()
-  start = 0   # the same for every row: they slide at the same step
+  start = 0  # the same for every row: they slide at the same step
   out = []
   for _ in range(steps):
     if len(history[0]) - start > BLOCK:
       start = len(history[0]) - BLOCK // 2
     n = len(history[0]) - start
-    window = np.zeros((len(history), BLOCK), np.int32)   # causal: the zeros after are unseen
+    window = np.zeros((len(history), BLOCK), np.int32)  # causal: the zeros after are unseen
     window[:, :n] = [row[start:] for row in history]
     token = np.argmax(forward(variables, jnp.asarray(window))[:, n - 1], axis=-1)
     for row, t in zip(history, token):
@@ -149,20 +156,19 @@ def _sliding_oracle(variables, forward, prompt, steps):
 @pytest.fixture(scope='module')
 def greedy(variables):
   prompt = tokens(3, 4)
-  out, lengths = generate_jit(DECODER, variables, prompt, KEY, max_new_tokens=NEW,
-                              temperature=0.0)
+  out, lengths = generate_jit(DECODER, variables, prompt, KEY, max_new_tokens=NEW, temperature=0.0)
   return prompt, np.asarray(out), np.asarray(lengths)
 
 
-def test_greedy_generate_equals_uncached_and_slides_past_block_size(variables, forward,
-                                                                    greedy):
+def test_greedy_generate_equals_uncached_and_slides_past_block_size(variables, forward, greedy):
   prompt, cached, lengths = greedy
-  uncached = generate_uncached_jit(DECODER, variables, prompt, KEY, max_new_tokens=NEW,
-                                   temperature=0.0)
+  uncached = generate_uncached_jit(
+    DECODER, variables, prompt, KEY, max_new_tokens=NEW, temperature=0.0
+  )
   assert cached.shape == uncached.shape == (3, NEW)
   assert cached.dtype == uncached.dtype == np.int32
   np.testing.assert_array_equal(lengths, [NEW] * 3)
-  assert len(np.unique(cached)) > 2   # not a degenerate constant sequence
+  assert len(np.unique(cached)) > 2  # not a degenerate constant sequence
   # Token i comes from a context of 4 + i tokens: the same for both while <= block_size.
   within = BLOCK - 4 + 1
   np.testing.assert_array_equal(cached[:, :within], uncached[:, :within])
@@ -171,17 +177,19 @@ def test_greedy_generate_equals_uncached_and_slides_past_block_size(variables, f
   assert not np.array_equal(cached, uncached)
   context = jnp.concatenate([prompt, uncached], axis=1)
   for i in range(within, NEW):
-    window = context[:, 4 + i - BLOCK:4 + i]
-    np.testing.assert_array_equal(uncached[:, i],
-                                  np.argmax(forward(variables, window)[:, -1], axis=-1))
+    window = context[:, 4 + i - BLOCK : 4 + i]
+    np.testing.assert_array_equal(
+      uncached[:, i], np.argmax(forward(variables, window)[:, -1], axis=-1)
+    )
 
 
 def test_padded_prompt_generates_as_the_unpadded_one(variables, greedy):
   prompt, reference, _ = greedy
   padded = jnp.concatenate([prompt, tokens(3, 4, seed=9)], axis=1)
   # A traced prompt_length: one program serves every length up to the padded 8.
-  out, _ = generate_jit(DECODER, variables, padded, KEY, max_new_tokens=NEW, temperature=0.0,
-                        prompt_length=jnp.int32(4))
+  out, _ = generate_jit(
+    DECODER, variables, padded, KEY, max_new_tokens=NEW, temperature=0.0, prompt_length=jnp.int32(4)
+  )
   np.testing.assert_array_equal(out, reference)
 
 
@@ -190,8 +198,9 @@ def test_sampling_is_reproducible_per_seed(variables, greedy):
 
   def sample(seed):
     # temperature is traced: the greedy run's program again.
-    return generate_jit(DECODER, variables, prompt, jax.random.key(seed), max_new_tokens=NEW,
-                        temperature=1.0)[0]
+    return generate_jit(
+      DECODER, variables, prompt, jax.random.key(seed), max_new_tokens=NEW, temperature=1.0
+    )[0]
 
   first = sample(3)
   np.testing.assert_array_equal(first, sample(3))
@@ -221,7 +230,7 @@ def test_top_p_samples_only_the_nucleus():
   # 0.5 < 0.75 <= 0.5 + 0.3: the nucleus is tokens 1 and 3.
   assert set(_draws(logits, top_p=0.75).tolist()) == {1, 3}
   assert set(_draws(logits, top_p=0.85).tolist()) == {1, 2, 3}
-  assert set(_draws(logits, top_p=0.2).tolist()) == {1}   # the top token always stays
+  assert set(_draws(logits, top_p=0.2).tolist()) == {1}  # the top token always stays
   assert set(_draws(logits, top_p=1.0).tolist()) == {0, 1, 2, 3, 4}
   # A traced top_p filters the same way.
   traced = jax.jit(lambda p: filter_logits(logits, 1.0, 0, p))
@@ -232,8 +241,7 @@ def test_top_p_samples_only_the_nucleus():
 def test_temperature():
   logits = jax.random.normal(jax.random.key(3), (4, VOCAB))
   np.testing.assert_allclose(filter_logits(logits, 2.0), logits / 2.0)
-  np.testing.assert_array_equal(_draws(logits[0], temperature=0.0),
-                                int(jnp.argmax(logits[0])))
+  np.testing.assert_array_equal(_draws(logits[0], temperature=0.0), int(jnp.argmax(logits[0])))
   greedy = sample_token(logits, jax.random.key(9), temperature=0.0)
   np.testing.assert_array_equal(greedy, jnp.argmax(logits, axis=-1))
 
@@ -253,8 +261,16 @@ def eos_run(variables):
   free = np.asarray(free)
   eos = int(free[0, 2])
   STREAMED.clear()
-  out, lengths = generate_jit(DECODER, variables, prompt, KEY, max_new_tokens=NEW,
-                              temperature=1.0, eos_id=eos, on_token=_on_token)
+  out, lengths = generate_jit(
+    DECODER,
+    variables,
+    prompt,
+    KEY,
+    max_new_tokens=NEW,
+    temperature=1.0,
+    eos_id=eos,
+    on_token=_on_token,
+  )
   jax.effects_barrier()
   return free, eos, np.asarray(out), np.asarray(lengths), list(STREAMED)
 
@@ -276,8 +292,7 @@ def test_on_token_streams_the_returned_tokens_in_order(eos_run):
   # The loop ends once every row has emitted eos; the rest is eos, not streamed.
   produced = int(lengths.max())
   assert [step for step, _ in streamed] == list(range(produced))
-  np.testing.assert_array_equal(np.stack([t for _, t in streamed], axis=1),
-                                out[:, :produced])
+  np.testing.assert_array_equal(np.stack([t for _, t in streamed], axis=1), out[:, :produced])
 
 
 def test_bad_inputs_raise(variables):
@@ -311,8 +326,7 @@ def test_generation_shorter_than_the_slide_window(variables):
   # slide's half-block window would not fit the 5-token history).
   prompt = tokens(2, 2)
   out, lengths = generate_jit(DECODER, variables, prompt, KEY, max_new_tokens=3, temperature=0.0)
-  oracle = generate_uncached_jit(DECODER, variables, prompt, KEY, max_new_tokens=3,
-                                 temperature=0.0)
+  oracle = generate_uncached_jit(DECODER, variables, prompt, KEY, max_new_tokens=3, temperature=0.0)
   np.testing.assert_array_equal(out, oracle)
   np.testing.assert_array_equal(lengths, [3, 3])
 
@@ -324,49 +338,239 @@ def test_generation_shorter_than_the_slide_window(variables):
 # pin the exact numbers of the cached loop; a jax upgrade that rounds differently may
 # change a token, then recompute them with a version that passes the oracle tests above.
 GOLDEN_MODEL = DecoderLM(vocab_size=65, block_size=16, num_layers=2, num_heads=2, width=32)
-GOLDEN_PROMPT = [[49, 12, 30, 27, 62, 16, 59, 24, 18, 36, 33, 57, 21, 8, 8, 63, 40, 6, 46, 33],
-                 [46, 34, 21, 62, 32, 36, 39, 54, 45, 60, 17, 8, 54, 24, 31, 7, 62, 32, 40, 0]]
+GOLDEN_PROMPT = [
+  [49, 12, 30, 27, 62, 16, 59, 24, 18, 36, 33, 57, 21, 8, 8, 63, 40, 6, 46, 33],
+  [46, 34, 21, 62, 32, 36, 39, 54, 45, 60, 17, 8, 54, 24, 31, 7, 62, 32, 40, 0],
+]
 GOLDEN = {  # name: (prompt, keyword arguments, tokens, lengths)
-    'greedy_short': ('short', dict(max_new_tokens=30, temperature=0.0), [
-        [50, 2, 2, 2, 2, 2, 2, 2, 4, 4, 50, 2, 47, 47, 49, 49, 33, 33, 33, 50, 2, 52, 18, 50,
-         34, 0, 38, 0, 0, 41],
-        [50, 2, 59, 18, 8, 47, 12, 59, 59, 59, 23, 28, 7, 12, 2, 4, 52, 2, 47, 51, 47, 49, 21,
-         47, 8, 42, 35, 35, 50, 50]], [30, 30]),
-    'sampled_short_eos': (
-        'short', dict(max_new_tokens=30, temperature=0.8, top_k=10, top_p=0.9, eos_id=22), [
-            [51, 51, 53, 59] + [22] * 26,
-            [50, 63, 51, 51, 30, 30, 4, 63, 46, 48, 33, 33, 33, 26, 18, 60, 0, 59, 26, 50, 18,
-             33, 33, 44, 25, 0, 23, 33, 50, 0]], [5, 30]),
-    'greedy_full': ('full', dict(max_new_tokens=20, temperature=0.0), [
-        [33, 33, 33, 0, 18, 59, 50, 26, 2, 2, 2, 23, 63, 37, 8, 47, 37, 59, 7, 42],
-        [23, 34, 63, 37, 37, 2, 2, 2, 2, 2, 2, 47, 47, 47, 8, 47, 8, 8, 7, 4]], [20, 20]),
-    'sampled_full': ('full', dict(max_new_tokens=20, temperature=1.0), [
-        [33, 36, 51, 42, 1, 37, 1, 44, 0, 59, 8, 45, 53, 35, 44, 26, 50, 9, 37, 51],
-        [40, 33, 45, 47, 21, 44, 37, 37, 18, 56, 48, 33, 33, 16, 0, 58, 35, 57, 11, 50]],
-        [20, 20]),
-    'padded_eos': (
-        'padded', dict(max_new_tokens=25, prompt_length=np.int32(3), temperature=0.7,
-                       top_p=0.8, eos_id=5), [
-            [59, 59, 18, 50, 2, 2, 2, 4, 4, 50, 47, 51, 51, 51, 51, 41, 47, 1, 37, 22, 0, 2, 4,
-             2, 47],
-            [39, 42, 7, 50, 18, 37, 18] + [5] * 18], [25, 8]),
+  'greedy_short': (
+    'short',
+    dict(max_new_tokens=30, temperature=0.0),
+    [
+      [
+        50,
+        2,
+        2,
+        2,
+        2,
+        2,
+        2,
+        2,
+        4,
+        4,
+        50,
+        2,
+        47,
+        47,
+        49,
+        49,
+        33,
+        33,
+        33,
+        50,
+        2,
+        52,
+        18,
+        50,
+        34,
+        0,
+        38,
+        0,
+        0,
+        41,
+      ],
+      [
+        50,
+        2,
+        59,
+        18,
+        8,
+        47,
+        12,
+        59,
+        59,
+        59,
+        23,
+        28,
+        7,
+        12,
+        2,
+        4,
+        52,
+        2,
+        47,
+        51,
+        47,
+        49,
+        21,
+        47,
+        8,
+        42,
+        35,
+        35,
+        50,
+        50,
+      ],
+    ],
+    [30, 30],
+  ),
+  'sampled_short_eos': (
+    'short',
+    dict(max_new_tokens=30, temperature=0.8, top_k=10, top_p=0.9, eos_id=22),
+    [
+      [51, 51, 53, 59] + [22] * 26,
+      [
+        50,
+        63,
+        51,
+        51,
+        30,
+        30,
+        4,
+        63,
+        46,
+        48,
+        33,
+        33,
+        33,
+        26,
+        18,
+        60,
+        0,
+        59,
+        26,
+        50,
+        18,
+        33,
+        33,
+        44,
+        25,
+        0,
+        23,
+        33,
+        50,
+        0,
+      ],
+    ],
+    [5, 30],
+  ),
+  'greedy_full': (
+    'full',
+    dict(max_new_tokens=20, temperature=0.0),
+    [
+      [33, 33, 33, 0, 18, 59, 50, 26, 2, 2, 2, 23, 63, 37, 8, 47, 37, 59, 7, 42],
+      [23, 34, 63, 37, 37, 2, 2, 2, 2, 2, 2, 47, 47, 47, 8, 47, 8, 8, 7, 4],
+    ],
+    [20, 20],
+  ),
+  'sampled_full': (
+    'full',
+    dict(max_new_tokens=20, temperature=1.0),
+    [
+      [33, 36, 51, 42, 1, 37, 1, 44, 0, 59, 8, 45, 53, 35, 44, 26, 50, 9, 37, 51],
+      [40, 33, 45, 47, 21, 44, 37, 37, 18, 56, 48, 33, 33, 16, 0, 58, 35, 57, 11, 50],
+    ],
+    [20, 20],
+  ),
+  'padded_eos': (
+    'padded',
+    dict(max_new_tokens=25, prompt_length=np.int32(3), temperature=0.7, top_p=0.8, eos_id=5),
+    [
+      [59, 59, 18, 50, 2, 2, 2, 4, 4, 50, 47, 51, 51, 51, 51, 41, 47, 1, 37, 22, 0, 2, 4, 2, 47],
+      [39, 42, 7, 50, 18, 37, 18] + [5] * 18,
+    ],
+    [25, 8],
+  ),
 }
 GOLDEN_UNCACHED = {  # name: (prompt, keyword arguments, tokens)
-    'sampled_short': ('short', dict(max_new_tokens=30, temperature=0.8, top_k=10, top_p=0.9), [
-        [51, 51, 53, 59, 22, 4, 2, 2, 4, 18, 8, 51, 51, 27, 8, 41, 47, 47, 47, 51, 30, 60, 4,
-         10, 4, 5, 7, 41, 20, 59],
-        [50, 63, 51, 51, 30, 30, 4, 63, 46, 48, 33, 33, 33, 2, 18, 43, 35, 59, 2, 20, 38, 50,
-         33, 33, 33, 33, 33, 33, 50, 51]]),
-    'greedy_full': ('full', dict(max_new_tokens=20, temperature=0.0), [
-        [33, 52, 0, 50, 41, 59, 2, 18, 59, 41, 41, 41, 33, 33, 33, 33, 33, 33, 33, 33],
-        [23, 23] + [33] * 18]),
+  'sampled_short': (
+    'short',
+    dict(max_new_tokens=30, temperature=0.8, top_k=10, top_p=0.9),
+    [
+      [
+        51,
+        51,
+        53,
+        59,
+        22,
+        4,
+        2,
+        2,
+        4,
+        18,
+        8,
+        51,
+        51,
+        27,
+        8,
+        41,
+        47,
+        47,
+        47,
+        51,
+        30,
+        60,
+        4,
+        10,
+        4,
+        5,
+        7,
+        41,
+        20,
+        59,
+      ],
+      [
+        50,
+        63,
+        51,
+        51,
+        30,
+        30,
+        4,
+        63,
+        46,
+        48,
+        33,
+        33,
+        33,
+        2,
+        18,
+        43,
+        35,
+        59,
+        2,
+        20,
+        38,
+        50,
+        33,
+        33,
+        33,
+        33,
+        33,
+        33,
+        50,
+        51,
+      ],
+    ],
+  ),
+  'greedy_full': (
+    'full',
+    dict(max_new_tokens=20, temperature=0.0),
+    [
+      [33, 52, 0, 50, 41, 59, 2, 18, 59, 41, 41, 41, 33, 33, 33, 33, 33, 33, 33, 33],
+      [23, 23] + [33] * 18,
+    ],
+  ),
 }
 
 
 def _golden_prompt(name: str) -> jnp.ndarray:
   prompt = jnp.asarray(GOLDEN_PROMPT, jnp.int32)
-  return {'short': prompt[:, :5], 'full': prompt[:, -16:],   # as TextSampler crops
-          'padded': prompt[:, :8].at[:, 3:].set(0)}[name]
+  return {
+    'short': prompt[:, :5],
+    'full': prompt[:, -16:],  # as TextSampler crops
+    'padded': prompt[:, :8].at[:, 3:].set(0),
+  }[name]
 
 
 @pytest.fixture(scope='module')
@@ -378,8 +582,9 @@ def golden_variables():
 @pytest.mark.parametrize('name', GOLDEN)
 def test_generate_gives_the_recorded_tokens(golden_variables, name):
   prompt, kwargs, expected, expected_lengths = GOLDEN[name]
-  out, lengths = generate_jit(LMDecoder(GOLDEN_MODEL), golden_variables, _golden_prompt(prompt),
-                              jax.random.key(3), **kwargs)
+  out, lengths = generate_jit(
+    LMDecoder(GOLDEN_MODEL), golden_variables, _golden_prompt(prompt), jax.random.key(3), **kwargs
+  )
   np.testing.assert_array_equal(out, expected)
   np.testing.assert_array_equal(lengths, expected_lengths)
 
@@ -387,8 +592,9 @@ def test_generate_gives_the_recorded_tokens(golden_variables, name):
 @pytest.mark.parametrize('name', GOLDEN_UNCACHED)
 def test_generate_uncached_gives_the_recorded_tokens(golden_variables, name):
   prompt, kwargs, expected = GOLDEN_UNCACHED[name]
-  out = generate_uncached_jit(LMDecoder(GOLDEN_MODEL), golden_variables,
-                              _golden_prompt(prompt), jax.random.key(3), **kwargs)
+  out = generate_uncached_jit(
+    LMDecoder(GOLDEN_MODEL), golden_variables, _golden_prompt(prompt), jax.random.key(3), **kwargs
+  )
   np.testing.assert_array_equal(out, expected)
 
 
@@ -399,6 +605,7 @@ class SumDecoder:
 
   The cache is the token buffer and the variables hold the offsets, as an
   encoder-decoder's would hold the encoded source: the loops need nothing else."""
+
   context: int = 8
   vocab: int = 7
 
@@ -412,7 +619,7 @@ class SumDecoder:
   def step(self, variables, tokens, cache, index):
     cache = lax.dynamic_update_slice(cache, tokens.astype(jnp.int32), (0, index))
     positions = index + jnp.arange(tokens.shape[1])
-    seen = jnp.arange(self.context)[None, :] <= positions[:, None]   # [T, context]: causal
+    seen = jnp.arange(self.context)[None, :] <= positions[:, None]  # [T, context]: causal
     return self._logits(variables, jnp.sum(cache[:, None] * seen, axis=-1), positions), cache
 
   def forward(self, variables, tokens):
@@ -427,16 +634,16 @@ def _sum_oracle(decoder, offsets, prompt, steps, slide):
     for _ in range(steps):
       if slide and len(history) - start > decoder.context:
         start = len(history) - decoder.context // 2
-      window = history[start:] if slide else history[-decoder.context:]
+      window = history[start:] if slide else history[-decoder.context :]
       history.append((offset + len(window) - 1 + sum(window)) % decoder.vocab)
-    out.append(history[len(row):])
+    out.append(history[len(row) :])
   return np.asarray(out)
 
 
 def test_any_decoder_generates_with_the_sliding_window():
   decoder = SumDecoder()
   assert isinstance(decoder, Decoder) and isinstance(DECODER, Decoder)
-  assert not isinstance(MODEL, Decoder) and as_decoder(MODEL) == DECODER   # the old callers'
+  assert not isinstance(MODEL, Decoder) and as_decoder(MODEL) == DECODER  # the old callers'
   assert as_decoder(decoder) is decoder
   # Equal decoders of equal models are one static argument: they share compiled programs.
   assert LMDecoder(DecoderLM(**TINY)) == DECODER
@@ -444,23 +651,25 @@ def test_any_decoder_generates_with_the_sliding_window():
   variables = {'offset': jnp.array([0, 3], jnp.int32)}
   prompt = [[1, 2, 3], [4, 5, 6]]
   padded = jnp.array([row + [6, 6] for row in prompt], jnp.int32)
-  new = 21   # 3 + 21 tokens through a context of 8: three slides
-  out, lengths = generate_jit(decoder, variables, padded, KEY, max_new_tokens=new,
-                              prompt_length=jnp.int32(3), temperature=0.0)
+  new = 21  # 3 + 21 tokens through a context of 8: three slides
+  out, lengths = generate_jit(
+    decoder, variables, padded, KEY, max_new_tokens=new, prompt_length=jnp.int32(3), temperature=0.0
+  )
   np.testing.assert_array_equal(out, _sum_oracle(decoder, [0, 3], prompt, new, slide=True))
   np.testing.assert_array_equal(lengths, [new, new])
-  uncached = generate_uncached_jit(decoder, variables, jnp.array(prompt, jnp.int32), KEY,
-                                   max_new_tokens=new, temperature=0.0)
-  np.testing.assert_array_equal(uncached, _sum_oracle(decoder, [0, 3], prompt, new,
-                                                      slide=False))
+  uncached = generate_uncached_jit(
+    decoder, variables, jnp.array(prompt, jnp.int32), KEY, max_new_tokens=new, temperature=0.0
+  )
+  np.testing.assert_array_equal(uncached, _sum_oracle(decoder, [0, 3], prompt, new, slide=False))
 
 
 @pytest.mark.parametrize('impl', ['xla', 'einsum'])
 def test_attention_implementations_agree(init_variables, forward, impl):
   x = tokens(2, BLOCK)
   other = DecoderLM(**TINY, attention=impl)
-  np.testing.assert_allclose(jax.jit(other.apply)(init_variables, x),
-                             forward(init_variables, x), atol=1e-5)
+  np.testing.assert_allclose(
+    jax.jit(other.apply)(init_variables, x), forward(init_variables, x), atol=1e-5
+  )
   with pytest.raises(ValueError, match='attention must be one of'):
     DecoderLM(**TINY, attention='flash')
 

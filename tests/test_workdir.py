@@ -14,29 +14,51 @@ from tests.conftest import REPO
 
 
 def _main(workdir, *flags):
-  return [sys.executable, '-m', 'launch.main', '--config=tests/tiny.py:vae',
-          f'--workdir={workdir}', *flags]
+  return [
+    sys.executable,
+    '-m',
+    'launch.main',
+    '--config=tests/tiny.py:vae',
+    f'--workdir={workdir}',
+    *flags,
+  ]
 
 
 def _run(args):
-  return subprocess.run(args, cwd=REPO, env=dict(os.environ), capture_output=True, text=True,
-                        timeout=600)
+  return subprocess.run(
+    args, cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=600
+  )
 
 
 def test_a_second_trainer_on_a_live_workdir_refuses_and_the_first_finishes(mnist_data, tmp_path):
   workdir = tmp_path / 'vae'
-  first = subprocess.Popen(_main(workdir, '--config.train.steps=400',
-                                 '--config.train.log_every=20', '--config.train.sample_every=0'),
-                           cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True)
+  first = subprocess.Popen(
+    _main(
+      workdir,
+      '--config.train.steps=400',
+      '--config.train.log_every=20',
+      '--config.train.sample_every=0',
+    ),
+    cwd=REPO,
+    env=dict(os.environ),
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   try:
     deadline = time.time() + 300
     while not (workdir / 'metrics.jsonl').exists():  # training, lock held
       assert first.poll() is None and time.time() < deadline, first.stderr.read()[-2000:]
       time.sleep(0.2)
     began = time.time()
-    second = _run(_main(workdir, '--config.train.steps=400', '--config.train.log_every=20',
-                        '--config.train.sample_every=0'))
+    second = _run(
+      _main(
+        workdir,
+        '--config.train.steps=400',
+        '--config.train.log_every=20',
+        '--config.train.sample_every=0',
+      )
+    )
     assert second.returncode == 2 and 'Traceback' not in second.stderr
     assert f'pid {first.pid}' in second.stderr and 'another --workdir' in second.stderr
     assert time.time() - began < 60
@@ -74,9 +96,11 @@ def test_a_damaged_config_is_named_and_recoverable(mnist_data, tmp_path):
   workdir = tmp_path / 'vae'
   assert _run(_main(workdir, '--config.train.steps=4')).returncode == 0
   (workdir / 'config.json').write_text('{"seed": 0, "data": {')  # a write cut short
-  for args in (_main(workdir, '--config.train.steps=8'),
-               [sys.executable, '-m', 'launch.evaluate', f'--workdir={workdir}'],
-               [sys.executable, '-m', 'launch.sample', f'--workdir={workdir}']):
+  for args in (
+    _main(workdir, '--config.train.steps=8'),
+    [sys.executable, '-m', 'launch.evaluate', f'--workdir={workdir}'],
+    [sys.executable, '-m', 'launch.sample', f'--workdir={workdir}'],
+  ):
     proc = _run(args)
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
     assert 'config.json is damaged' in proc.stderr and '--allow_config_change' in proc.stderr

@@ -19,13 +19,14 @@ def _read_tensorboard(logdir: Path):
   uint64 length, uint32 length-crc, payload, uint32 payload-crc.
   """
   from tensorboardX.proto import event_pb2
+
   records = []
   for path in sorted(logdir.glob('events.out.tfevents.*')):
     data = path.read_bytes()
     offset = 0
     while offset < len(data):
-      (length,) = struct.unpack('<Q', data[offset:offset + 8])
-      payload = data[offset + 12:offset + 12 + length]
+      (length,) = struct.unpack('<Q', data[offset : offset + 8])
+      payload = data[offset + 12 : offset + 12 + length]
       offset += 12 + length + 4
       event = event_pb2.Event.FromString(payload)
       for value in event.summary.value:
@@ -88,6 +89,7 @@ def test_tensorboard_scalars_and_images(tmp_path):
   (image,) = [value for tag, _, value in records if tag == 'samples']
   assert (image.height, image.width) == grid.shape[:2]
   import io
+
   decoded = np.asarray(Image.open(io.BytesIO(image.encoded_image_string)).convert('RGB'))
   np.testing.assert_array_equal(decoded, grid)
 
@@ -104,8 +106,11 @@ def test_disabled_writer_writes_nothing(tmp_path):
 
 # ---------------------------------------------------------------- images
 
-@pytest.mark.parametrize('n, ncol, rows, cols', [(10, None, 3, 4), (16, None, 4, 4), (5, 2, 3, 2),
-                                                 (3, 8, 1, 3), (1, None, 1, 1)])
+
+@pytest.mark.parametrize(
+  'n, ncol, rows, cols',
+  [(10, None, 3, 4), (16, None, 4, 4), (5, 2, 3, 2), (3, 8, 1, 3), (1, None, 1, 1)],
+)
 def test_grid_shape(n, ncol, rows, cols):
   grid = make_grid(np.zeros((n, 28, 20, 1)), ncol=ncol, pad=2)
   assert grid.dtype == np.uint8
@@ -130,8 +135,9 @@ def test_grid_placement_padding_and_conversion():
 
 def test_upscale():
   grid = np.arange(4, dtype=np.uint8).reshape(2, 2)
-  np.testing.assert_array_equal(upscale(grid, 2), [[0, 0, 1, 1], [0, 0, 1, 1],
-                                                   [2, 2, 3, 3], [2, 2, 3, 3]])
+  np.testing.assert_array_equal(
+    upscale(grid, 2), [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]]
+  )
   with pytest.raises(ValueError):
     upscale(grid, 0)
 

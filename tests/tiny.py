@@ -1,7 +1,15 @@
 """Tiny versions of the experiments: seconds to train, same code paths."""
 
-from experiments import (fruits_ae, fruits_vae, mnist_ae, mnist_classifier, mnist_dcgan, mnist_vae,
-                         python_code, shakespeare_char)
+from experiments import (
+  fruits_ae,
+  fruits_vae,
+  mnist_ae,
+  mnist_classifier,
+  mnist_dcgan,
+  mnist_vae,
+  python_code,
+  shakespeare_char,
+)
 
 
 def _short_run(c, steps):
@@ -150,7 +158,15 @@ def code_lm(steps=8):
 
 def get_config(name='vae'):
   """For the command line: --config=tests/tiny.py:vae (or ae, fruits_vae, fruits_ae)."""
-  return {'vae': vae, 'ae': ae, 'fruits_vae': fruits_vae_config,
-          'fruits_ae': fruits_ae_config, 'gan': gan, 'conditional_gan': conditional_gan,
-          'info_gan': info_gan,
-          'classifier': classifier, 'lm': lm, 'code_lm': code_lm}[name]()
+  return {
+    'vae': vae,
+    'ae': ae,
+    'fruits_vae': fruits_vae_config,
+    'fruits_ae': fruits_ae_config,
+    'gan': gan,
+    'conditional_gan': conditional_gan,
+    'info_gan': info_gan,
+    'classifier': classifier,
+    'lm': lm,
+    'code_lm': code_lm,
+  }[name]()

@@ -20,10 +20,12 @@ def get_config(variant='three'):
 
 def get_sweep(variant='three'):
   return {
-      'three': chain(product(**{'optim.learning_rate': [1e-3, 3e-3], 'seed': [0]}),
-                     [{'optim.learning_rate': 1e30, 'seed': 0}]),
-      'one': [{'optim.learning_rate': 1e-3, 'seed': 0}],
-      'bad_field': [{'optim.learning_rat': 1e-3}],
-      'bad_type': [{'train.steps': 2.5}],
-      'empty': [],
+    'three': chain(
+      product(**{'optim.learning_rate': [1e-3, 3e-3], 'seed': [0]}),
+      [{'optim.learning_rate': 1e30, 'seed': 0}],
+    ),
+    'one': [{'optim.learning_rate': 1e-3, 'seed': 0}],
+    'bad_field': [{'optim.learning_rat': 1e-3}],
+    'bad_type': [{'train.steps': 2.5}],
+    'empty': [],
   }[variant]

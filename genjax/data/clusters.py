@@ -54,19 +54,27 @@ def _project(images: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np
 
 
 def _nearest(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-  distances = (np.sum(points ** 2, 1)[:, None] - 2.0 * points @ centroids.T
-               + np.sum(centroids ** 2, 1)[None, :])
+  distances = (
+    np.sum(points**2, 1)[:, None] - 2.0 * points @ centroids.T + np.sum(centroids**2, 1)[None, :]
+  )
   return np.argmin(distances, axis=1).astype(np.int32)
 
 
-def fit(images: np.ndarray, num_clusters: int, num_components: int = 40, seed: int = 0,
-        iterations: int = 50) -> Clusters:
+def fit(
+  images: np.ndarray,
+  num_clusters: int,
+  num_components: int = 40,
+  seed: int = 0,
+  iterations: int = 50,
+) -> Clusters:
   """k-means (k-means++ seeding, Lloyd iterations) on PCA coordinates of uint8 images."""
   if not 0 < num_clusters <= len(images):
-    raise ValueError(f'num_clusters={num_clusters} must be in 1..{len(images)} '
-                     '(the number of training images).')
-  mean, components = pca.fit_pca(images.astype(np.float64) / 255.0,
-                                 min(num_components, int(np.prod(images.shape[1:]))))
+    raise ValueError(
+      f'num_clusters={num_clusters} must be in 1..{len(images)} (the number of training images).'
+    )
+  mean, components = pca.fit_pca(
+    images.astype(np.float64) / 255.0, min(num_components, int(np.prod(images.shape[1:])))
+  )
   points = _project(images, mean, components)
   rng = np.random.default_rng(seed)
   centroids = points[[rng.integers(len(points))]]
@@ -109,9 +117,10 @@ def load_or_fit(images: np.ndarray, num_clusters: int, workdir: str | None) -> C
     if clusters.num_clusters == num_clusters and len(clusters.labels) == len(images):
       return clusters
     raise ConfigError(
-        f'{path} holds {clusters.num_clusters} clusters of {len(clusters.labels)} images, but '
-        f'the config asks for {num_clusters} of {len(images)}: use a fresh --workdir, or '
-        f'delete {path} to recluster (the trained model then no longer matches).')
+      f'{path} holds {clusters.num_clusters} clusters of {len(clusters.labels)} images, but '
+      f'the config asks for {num_clusters} of {len(images)}: use a fresh --workdir, or '
+      f'delete {path} to recluster (the trained model then no longer matches).'
+    )
   clusters = fit(images, num_clusters)
   if workdir:
     save(clusters, workdir)

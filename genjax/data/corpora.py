@@ -35,8 +35,9 @@ NAMES = ('tinyshakespeare', 'python_stdlib', 'text')
 
 _SHAKESPEARE_RELPATH = 'tinyshakespeare/input.txt'
 _SHAKESPEARE_SHA256 = '86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed'
-_SHAKESPEARE_URLS = ('https://raw.githubusercontent.com/karpathy/char-rnn/master/data/'
-                     'tinyshakespeare/input.txt',)
+_SHAKESPEARE_URLS = (
+  'https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt',
+)
 _EXCLUDED_DIRS = ('site-packages', 'dist-packages')
 
 _log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ _log = logging.getLogger(__name__)
 @dataclasses.dataclass
 class Corpus:
   """A corpus as documents (text) on each side of the split."""
+
   train: list[str]
   val: list[str]
   description: str
@@ -72,8 +74,9 @@ def _sample_sizes(max_files: int, val_fraction: float) -> tuple[int, int]:
   return max(1, max_files - num_val), num_val
 
 
-def split_files(relpaths: list[str], val_fraction: float,
-                max_files: int = 0) -> tuple[list[str], list[str]]:
+def split_files(
+  relpaths: list[str], val_fraction: float, max_files: int = 0
+) -> tuple[list[str], list[str]]:
   """(train, validation) relative paths in hash order; deterministic in the paths alone.
 
   A file validates iff its stable hash bucket is below `val_fraction`. With few files a
@@ -83,8 +86,9 @@ def split_files(relpaths: list[str], val_fraction: float,
   """
   if len(relpaths) < 2:
     raise files.DataError(f'Splitting by file needs at least 2 files, got {len(relpaths)}.')
-  by_hash = sorted(set(relpaths),
-                   key=lambda r: (_hash_key(r), hashlib.sha1(r.encode('utf-8')).digest()))
+  by_hash = sorted(
+    set(relpaths), key=lambda r: (_hash_key(r), hashlib.sha1(r.encode('utf-8')).digest())
+  )
   val = [r for r in by_hash if _in_validation(r, val_fraction)]
   train = [r for r in by_hash if not _in_validation(r, val_fraction)]
   if not val:
@@ -97,8 +101,9 @@ def split_files(relpaths: list[str], val_fraction: float,
   return train, val
 
 
-def _read_documents(root: pathlib.Path, relpaths: list[str],
-                    limit: int = 0) -> tuple[list[str], list[str]]:
+def _read_documents(
+  root: pathlib.Path, relpaths: list[str], limit: int = 0
+) -> tuple[list[str], list[str]]:
   """(relpaths, texts) of the first `limit` (0: all) files that are UTF-8 text, sorted.
 
   Other files (binary, another encoding) are skipped and counted in a log line.
@@ -118,8 +123,9 @@ def _read_documents(root: pathlib.Path, relpaths: list[str],
   return order, [kept[r] for r in order]
 
 
-def _split_by_file(root: pathlib.Path, relpaths: list[str], val_fraction: float,
-                   max_files: int, what: str) -> Corpus:
+def _split_by_file(
+  root: pathlib.Path, relpaths: list[str], val_fraction: float, max_files: int, what: str
+) -> Corpus:
   if max_files:
     # Read only the sample: the first readable files of each side in hash order.
     train_rel, val_rel = split_files(relpaths, val_fraction)
@@ -135,21 +141,25 @@ def _split_by_file(root: pathlib.Path, relpaths: list[str], val_fraction: float,
     train = [by_path[r] for r in sorted(train_rel)]
     val = [by_path[r] for r in sorted(val_rel)]
   if not train or not val:
-    raise files.DataError(f'{what}: no readable UTF-8 file on the '
-                          f'{"training" if not train else "validation"} side of the split; '
-                          'add text files (at least 2 in all).')
+    raise files.DataError(
+      f'{what}: no readable UTF-8 file on the '
+      f'{"training" if not train else "validation"} side of the split; '
+      'add text files (at least 2 in all).'
+    )
   return Corpus(train, val, f'{what}: {len(train)} training and {len(val)} validation files')
 
 
 def _split_by_chars(text: str, val_fraction: float, what: str) -> Corpus:
   n_train = int(len(text) * (1 - val_fraction))
-  return Corpus([text[:n_train]], [text[n_train:]],
-                f'{what}: {n_train} training and {len(text) - n_train} validation characters')
+  return Corpus(
+    [text[:n_train]],
+    [text[n_train:]],
+    f'{what}: {n_train} training and {len(text) - n_train} validation characters',
+  )
 
 
 def _tinyshakespeare(root: pathlib.Path, val_fraction: float) -> Corpus:
-  path = files.fetch_verified(root, _SHAKESPEARE_RELPATH, _SHAKESPEARE_SHA256,
-                              _SHAKESPEARE_URLS)
+  path = files.fetch_verified(root, _SHAKESPEARE_RELPATH, _SHAKESPEARE_SHA256, _SHAKESPEARE_URLS)
   return _split_by_chars(path.read_text(encoding='utf-8'), val_fraction, 'tinyshakespeare')
 
 
@@ -168,8 +178,10 @@ def stdlib_files() -> tuple[pathlib.Path, list[str]]:
 def _python_stdlib(val_fraction: float, max_files: int) -> Corpus:
   root, relpaths = stdlib_files()
   if not relpaths:
-    raise files.DataError(f'No .py files under the standard library {root}; this Python '
-                          'installation has no sources. Use another corpus (config.data.path).')
+    raise files.DataError(
+      f'No .py files under the standard library {root}; this Python '
+      'installation has no sources. Use another corpus (config.data.path).'
+    )
   version = '.'.join(map(str, sys.version_info[:3]))
   corpus = _split_by_file(root, relpaths, val_fraction, max_files, f'python_stdlib {version}')
   _log.info('%s (of %d .py files under %s).', corpus.description, len(relpaths), root)
@@ -203,23 +215,33 @@ def _user_files(path: str) -> tuple[pathlib.Path, list[str]]:
   if os.path.isdir(expanded):
     root = pathlib.Path(os.path.abspath(expanded))
     # Hidden files and folders (.git, editor state) are not corpus text.
-    found = [p for p in root.rglob('*') if p.is_file()
-             and not any(part.startswith('.') for part in p.relative_to(root).parts)]
+    found = [
+      p
+      for p in root.rglob('*')
+      if p.is_file() and not any(part.startswith('.') for part in p.relative_to(root).parts)
+    ]
   elif _is_glob(expanded):
     root = _glob_root(expanded)
-    found = [pathlib.Path(os.path.abspath(p)) for p in glob.glob(expanded, recursive=True)
-             if os.path.isfile(p)]
+    found = [
+      pathlib.Path(os.path.abspath(p))
+      for p in glob.glob(expanded, recursive=True)
+      if os.path.isfile(p)
+    ]
   else:
-    raise files.DataError(f'config.data.path={path!r} is not a file, a folder or a glob '
-                          'pattern that exists; give the path of the training text.')
+    raise files.DataError(
+      f'config.data.path={path!r} is not a file, a folder or a glob '
+      'pattern that exists; give the path of the training text.'
+    )
   return root, sorted(p.relative_to(root).as_posix() for p in found)
 
 
 def _text_corpus(path: str, val_fraction: float, max_files: int) -> Corpus:
   root, relpaths = _user_files(path)
   if not relpaths:
-    raise files.DataError(f'config.data.path={path!r} matches no files; check the path or '
-                          'the pattern (use ** with a folder to match files in subfolders).')
+    raise files.DataError(
+      f'config.data.path={path!r} matches no files; check the path or '
+      'the pattern (use ** with a folder to match files in subfolders).'
+    )
   if len(relpaths) == 1:
     text = _read_utf8(root / relpaths[0])
     if text is None:
@@ -248,8 +270,10 @@ def load_corpus(data: ml_collections.ConfigDict) -> Corpus:
   name, path = data.get('name', ''), data.get('path', '') or ''
   val_fraction = float(data.get('val_fraction', 0.1))
   if not 0 < val_fraction < 1:
-    raise ConfigError(f'config.data.val_fraction={val_fraction} must be in (0, 1): both the '
-                      'training and the validation side need text.')
+    raise ConfigError(
+      f'config.data.val_fraction={val_fraction} must be in (0, 1): both the '
+      'training and the validation side need text.'
+    )
   max_files = int(data.get('max_files', 0) or 0)
   if path:
     corpus = _text_corpus(path, val_fraction, max_files)
@@ -258,8 +282,10 @@ def load_corpus(data: ml_collections.ConfigDict) -> Corpus:
   elif name == 'python_stdlib':
     corpus = _python_stdlib(val_fraction, max_files)
   elif name == 'text':
-    raise ConfigError("config.data.name='text' needs config.data.path: a file, a folder or a "
-                      "glob such as 'corpus/**/*.txt'.")
+    raise ConfigError(
+      "config.data.name='text' needs config.data.path: a file, a folder or a "
+      "glob such as 'corpus/**/*.txt'."
+    )
   else:
     raise ConfigError(f'config.data.name={name!r} is not one of {NAMES}.')
   corpus.train = _cap_chars(corpus.train, int(data.get('max_train_chars', 0) or 0))

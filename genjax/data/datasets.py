@@ -23,13 +23,13 @@ from genjax.config import ConfigError
 from genjax.data.spec import Dataset
 
 DATASETS = {
-    'mnist': 'genjax.data.mnist',
-    'fashion-mnist': 'genjax.data.mnist',
-    'fruits': 'genjax.data.fruits',
-    'images': 'genjax.data.images',
-    'tinyshakespeare': 'genjax.data.text',
-    'python_stdlib': 'genjax.data.text',
-    'text': 'genjax.data.text',
+  'mnist': 'genjax.data.mnist',
+  'fashion-mnist': 'genjax.data.mnist',
+  'fruits': 'genjax.data.fruits',
+  'images': 'genjax.data.images',
+  'tinyshakespeare': 'genjax.data.text',
+  'python_stdlib': 'genjax.data.text',
+  'text': 'genjax.data.text',
 }
 
 

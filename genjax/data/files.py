@@ -76,11 +76,12 @@ def _check_existing(path: pathlib.Path, sha256: str, urls: Sequence[str]) -> Non
   if actual != sha256.lower():
     source = f' (from {urls[0]})' if urls else ''
     raise DataError(
-        f'Checksum mismatch for {path}:\n'
-        f'  expected sha256 {sha256.lower()}\n'
-        f'  actual   sha256 {actual}\n'
-        f'The file is corrupt, truncated or a different version. Delete it so that it is '
-        f'downloaded again{source}, or replace it with the published file.')
+      f'Checksum mismatch for {path}:\n'
+      f'  expected sha256 {sha256.lower()}\n'
+      f'  actual   sha256 {actual}\n'
+      f'The file is corrupt, truncated or a different version. Delete it so that it is '
+      f'downloaded again{source}, or replace it with the published file.'
+    )
 
 
 class _DownloadFailed(Exception):
@@ -100,8 +101,9 @@ def _download(url: str, dest: pathlib.Path, sha256: str) -> None:
           digest.update(chunk)
           out.write(chunk)
       if digest.hexdigest() != sha256.lower():
-        raise _DownloadFailed(f'downloaded file has sha256 {digest.hexdigest()}, '
-                              f'expected {sha256.lower()}')
+        raise _DownloadFailed(
+          f'downloaded file has sha256 {digest.hexdigest()}, expected {sha256.lower()}'
+        )
       # Same directory, so the rename is atomic: readers never see a partial file.
       os.replace(tmp_name, dest)
     except BaseException:
@@ -126,13 +128,14 @@ def _try_urls(dest: pathlib.Path, sha256: str, urls: Sequence[str]) -> dict[str,
   return reasons
 
 
-def _missing_message(dataset_dir: str, base: pathlib.Path,
-                     failed: Mapping[str, tuple[str, dict[str, str]]]) -> str:
+def _missing_message(
+  dataset_dir: str, base: pathlib.Path, failed: Mapping[str, tuple[str, dict[str, str]]]
+) -> str:
   lines = [
-      f'Dataset {dataset_dir!r}: {len(failed)} file(s) missing under {base} and the '
-      f'download failed (offline?).',
-      'Download each file below and save it at the path shown, or point config.data.dir '
-      f'(or ${ENV_VAR}) at a directory that already holds {dataset_dir}/:',
+    f'Dataset {dataset_dir!r}: {len(failed)} file(s) missing under {base} and the '
+    f'download failed (offline?).',
+    'Download each file below and save it at the path shown, or point config.data.dir '
+    f'(or ${ENV_VAR}) at a directory that already holds {dataset_dir}/:',
   ]
   for name, (sha256, reasons) in failed.items():
     lines.append(f'  {base / name}')
@@ -142,8 +145,9 @@ def _missing_message(dataset_dir: str, base: pathlib.Path,
   return '\n'.join(lines)
 
 
-def fetch_all(root: str | os.PathLike, dataset_dir: str,
-              files: Mapping[str, FileSpec]) -> dict[str, pathlib.Path]:
+def fetch_all(
+  root: str | os.PathLike, dataset_dir: str, files: Mapping[str, FileSpec]
+) -> dict[str, pathlib.Path]:
   """Makes every file of a dataset present and verified under `root/dataset_dir/`.
 
   Args:
@@ -179,8 +183,9 @@ def fetch_all(root: str | os.PathLike, dataset_dir: str,
   return paths
 
 
-def fetch_verified(root: str | os.PathLike, relpath: str, sha256: str,
-                   urls: Sequence[str]) -> pathlib.Path:
+def fetch_verified(
+  root: str | os.PathLike, relpath: str, sha256: str, urls: Sequence[str]
+) -> pathlib.Path:
   """One file: `root/relpath`, verified, downloaded from `urls` if missing.
 
   Raises DataError as `fetch_all` does; prefer `fetch_all` for a multi-file dataset so

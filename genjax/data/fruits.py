@@ -33,10 +33,38 @@ _PIXELS_PER_CHUNK = 1 << 19  # about 512 images of 32x32 at a time: fits in cach
 _NOISE_TILE = 127
 
 # One uniform random number per slot per image; then draw.GRAPE_SLOTS per grape.
-_SLOTS = ('cls', 'x', 'y', 'scale', 'rot', 'aspect', 'variant', 'hue', 'sat', 'val',
-          'hue2', 'tone', 'tone_dir', 'light_az', 'light_el', 'bg_hue', 'bg_sat', 'bg_val',
-          'bg_dir', 'bg_amt', 'noise_x', 'noise_y', 'noise_amt', 'leaf', 'leaf_ang',
-          'leaf_hue', 'stem_bend', 'detail_x', 'detail_y', 'curve')
+_SLOTS = (
+  'cls',
+  'x',
+  'y',
+  'scale',
+  'rot',
+  'aspect',
+  'variant',
+  'hue',
+  'sat',
+  'val',
+  'hue2',
+  'tone',
+  'tone_dir',
+  'light_az',
+  'light_el',
+  'bg_hue',
+  'bg_sat',
+  'bg_val',
+  'bg_dir',
+  'bg_amt',
+  'noise_x',
+  'noise_y',
+  'noise_amt',
+  'leaf',
+  'leaf_ang',
+  'leaf_hue',
+  'stem_bend',
+  'detail_x',
+  'detail_y',
+  'curve',
+)
 _NUM_UNIFORMS = len(_SLOTS) + draw.GRAPE_SLOTS * len(draw.GRAPES)
 
 
@@ -60,18 +88,20 @@ def _uniforms(seed: int, stream: int, indices: np.ndarray) -> np.ndarray:
   per_image = _mix(key + indices.astype(np.uint64) * _GOLDEN)
   slots = np.arange(1, _NUM_UNIFORMS + 1, dtype=np.uint64) * _SLOT_MULT
   bits = _mix(per_image[:, None] ^ slots[None, :])
-  return (bits >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+  return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 @functools.cache
 def _noise_tile() -> np.ndarray:
-  return np.random.default_rng(0x5EED).standard_normal((_NOISE_TILE, _NOISE_TILE)).astype(
-      np.float32)
+  return (
+    np.random.default_rng(0x5EED).standard_normal((_NOISE_TILE, _NOISE_TILE)).astype(np.float32)
+  )
 
 
 def _background(p: draw.Params, coords: np.ndarray, noise: np.ndarray) -> np.ndarray:
-  base = draw.hsv_to_rgb(p['bg_hue'] * 360.0, draw.lerp(0.04, 0.22, p['bg_sat']),
-                     draw.lerp(0.35, 0.95, p['bg_val'])).astype(np.float32)
+  base = draw.hsv_to_rgb(
+    p['bg_hue'] * 360.0, draw.lerp(0.04, 0.22, p['bg_sat']), draw.lerp(0.35, 0.95, p['bg_val'])
+  ).astype(np.float32)
   cos, sin = draw.cos_sin(p['bg_dir'] * 2 * np.pi)
   amount = draw.lerp(-0.25, 0.25, p['bg_amt'])
   gx = draw.col(cos * amount)
@@ -90,12 +120,13 @@ def _render_chunk(u: np.ndarray, size: int, anomaly: bool) -> tuple[np.ndarray, 
   n = len(u)
   labels = np.zeros(n, np.int32) if anomaly else np.minimum(p['cls'] * 5, 4).astype(np.int32)
 
-  coords = ((np.arange(size, dtype=np.float32) + 0.5) * (2.0 / size) - 1.0)  # pixel centres
+  coords = (np.arange(size, dtype=np.float32) + 0.5) * (2.0 / size) - 1.0  # pixel centres
   ox = (p['noise_x'] * _NOISE_TILE).astype(np.int64)[:, None, None]
   oy = (p['noise_y'] * _NOISE_TILE).astype(np.int64)[:, None, None]
   pix = np.arange(size)
-  noise = _noise_tile()[(pix[None, :, None] + oy) % _NOISE_TILE,
-                        (pix[None, None, :] + ox) % _NOISE_TILE]
+  noise = _noise_tile()[
+    (pix[None, :, None] + oy) % _NOISE_TILE, (pix[None, None, :] + ox) % _NOISE_TILE
+  ]
   images = _background(p, coords, noise)
 
   # Fruit placement and lighting, per image.
@@ -108,7 +139,7 @@ def _render_chunk(u: np.ndarray, size: int, anomaly: bool) -> tuple[np.ndarray, 
   el_cos, el_sin = draw.cos_sin(draw.lerp(0.5, 1.2, p['light_el']))
   lx, ly, lz = el_cos * az_cos, el_cos * az_sin, el_sin
   llx, lly = cos * lx + sin * ly, cos * ly - sin * lx  # into the fruit's frame
-  norm = np.sqrt(llx ** 2 + lly ** 2 + (lz + 1.0) ** 2)
+  norm = np.sqrt(llx**2 + lly**2 + (lz + 1.0) ** 2)
 
   for c in range(len(CLASSES)):
     idx = np.flatnonzero(labels == c)
@@ -117,12 +148,18 @@ def _render_chunk(u: np.ndarray, size: int, anomaly: bool) -> tuple[np.ndarray, 
     dx = coords[None, None, :] - draw.col(cx[idx])
     dy = coords[None, :, None] - draw.col(cy[idx])
     c_, s_, sc = draw.col(cos[idx]), draw.col(sin[idx]), draw.col(scale[idx])
-    fr = draw.Frame(u=(c_ * dx + s_ * dy) / sc, v=(c_ * dy - s_ * dx) / sc,
-                to_px=sc * (size / 2.0),
-                light=(draw.col(llx[idx]), draw.col(lly[idx]), draw.col(lz[idx])),
-                half=(draw.col(llx[idx] / norm[idx]), draw.col(lly[idx] / norm[idx]),
-                      draw.col((lz[idx] + 1.0) / norm[idx])),
-                noise=noise[idx])
+    fr = draw.Frame(
+      u=(c_ * dx + s_ * dy) / sc,
+      v=(c_ * dy - s_ * dx) / sc,
+      to_px=sc * (size / 2.0),
+      light=(draw.col(llx[idx]), draw.col(lly[idx]), draw.col(lz[idx])),
+      half=(
+        draw.col(llx[idx] / norm[idx]),
+        draw.col(lly[idx] / norm[idx]),
+        draw.col((lz[idx] + 1.0) / norm[idx]),
+      ),
+      noise=noise[idx],
+    )
     sub = {k: v[idx] for k, v in p.items()}
     img = images[idx]
     # Soft shadow on the background, cast away from the light.
@@ -140,8 +177,9 @@ def _render_chunk(u: np.ndarray, size: int, anomaly: bool) -> tuple[np.ndarray, 
   return out, labels
 
 
-def generate_fruits(num: int, seed: int, size: int = 32, anomaly: bool = False,
-                    start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def generate_fruits(
+  num: int, seed: int, size: int = 32, anomaly: bool = False, start: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
   """Renders fruit images start .. start + num - 1 of the stream `seed`.
 
   Args:
@@ -166,12 +204,14 @@ def generate_fruits(num: int, seed: int, size: int = 32, anomaly: bool = False,
     hi = min(lo + chunk, num)
     indices = np.arange(start + lo, start + hi, dtype=np.uint64)
     images[lo:hi], labels[lo:hi] = _render_chunk(
-        _uniforms(seed, int(anomaly), indices), size, anomaly)
+      _uniforms(seed, int(anomaly), indices), size, anomaly
+    )
   return images, labels
 
 
-def load_fruits(split: str, num: int | None = None, seed: int = 0,
-                size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def load_fruits(
+  split: str, num: int | None = None, seed: int = 0, size: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
   """One split of the fruits dataset: 'train', 'test' or 'anomaly' (blue apples).
 
   The splits come from disjoint streams (test starts at index 2**40 of the train
@@ -197,8 +237,8 @@ def dataset(data, workdir: str | None = None) -> Dataset:
   """Generated fruits at `data.image_size` (default 32): train, test and blue apples."""
   image_sets.refuse(data, 'digits', 'binarize', 'path')
   size = data.image_size or 32
-  splits = {name: image_sets.labelled(*load_fruits(name, data[field] or None, size=size))
-            for name, field in (('train', 'num_train'), ('test', 'num_test'),
-                                ('anomaly', 'num_anomaly'))}
+  splits = {
+    name: image_sets.labelled(*load_fruits(name, data[field] or None, size=size))
+    for name, field in (('train', 'num_train'), ('test', 'num_test'), ('anomaly', 'num_anomaly'))
+  }
   return image_sets.finish(data, splits, workdir, num_classes=len(CLASSES))
-

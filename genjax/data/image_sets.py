@@ -18,7 +18,9 @@ from genjax.data.spec import Arrays, Dataset, DataSpec, features_of
 
 
 def add_config_fields(c: ml_collections.ConfigDict) -> None:
-  config_lib.add_fields(c, {
+  config_lib.add_fields(
+    c,
+    {
       'data.num_train': 0,  # training examples kept (a prefix); 0 = all
       'data.num_test': 0,  # test examples kept; 0 = all
       'data.num_anomaly': 0,  # anomaly examples kept (fruits: blue apples); 0 = all
@@ -32,7 +34,8 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       'data.clusters': 0,
       'data.path': '',  # image folders: a folder or glob of the pictures
       'data.val_fraction': 0.1,  # image folders: share of the files (by path hash) that test
-  })
+    },
+  )
 
 
 def refuse(data: ml_collections.ConfigDict, *fields: str) -> None:
@@ -41,8 +44,10 @@ def refuse(data: ml_collections.ConfigDict, *fields: str) -> None:
   add_config_fields(defaults)
   for field in fields:
     if data[field] != defaults.data[field]:
-      raise ConfigError(f'config.data.{field}={data[field]!r}: the {data.name} dataset has no '
-                        f'use for it; leave it at {defaults.data[field]!r}.')
+      raise ConfigError(
+        f'config.data.{field}={data[field]!r}: the {data.name} dataset has no '
+        f'use for it; leave it at {defaults.data[field]!r}.'
+      )
 
 
 def labelled(images: np.ndarray, labels: np.ndarray) -> Arrays:
@@ -70,13 +75,21 @@ def binarize_fixed(images: np.ndarray, seed: int = 0) -> np.ndarray:
   return np.where(rng.random(images.shape) < images / 255.0, 255, 0).astype(np.uint8)
 
 
-def finish(data: ml_collections.ConfigDict, splits: dict[str, Arrays], workdir: str | None,
-           num_classes: int = 0) -> Dataset:
+def finish(
+  data: ml_collections.ConfigDict,
+  splits: dict[str, Arrays],
+  workdir: str | None,
+  num_classes: int = 0,
+) -> Dataset:
   """The dataset of `splits` with the shared options applied (sizes, clusters); its spec
   typed from the training arrays."""
   splits = dict(splits)
-  for name, field in (('train', 'num_train'), ('test', 'num_test'), ('normal_test', 'num_test'),
-                      ('anomaly', 'num_anomaly' if 'normal_test' not in splits else 'num_test')):
+  for name, field in (
+    ('train', 'num_train'),
+    ('test', 'num_test'),
+    ('normal_test', 'num_test'),
+    ('anomaly', 'num_anomaly' if 'normal_test' not in splits else 'num_test'),
+  ):
     if name in splits:
       splits[name] = prefix(splits[name], data[field])
   categorical = {'label': num_classes} if num_classes else {}

@@ -56,23 +56,27 @@ def _image_files(path: str) -> tuple[pathlib.Path, list[str]]:
   expanded = os.path.expanduser(path)
   is_dir = os.path.isdir(expanded)
   if not (is_dir or os.path.isfile(expanded) or corpora._is_glob(expanded)):
-    raise files.DataError(f'config.data.path={path!r} is not a file, a folder or a glob '
-                          "pattern that exists; give your images' folder or a glob such as "
-                          "'photos/**/*.jpg'.")
+    raise files.DataError(
+      f'config.data.path={path!r} is not a file, a folder or a glob '
+      "pattern that exists; give your images' folder or a glob such as "
+      "'photos/**/*.jpg'."
+    )
   root, relpaths = corpora._user_files(path)
   if is_dir:
     relpaths = [r for r in relpaths if r.lower().endswith(IMAGE_EXTENSIONS)]
   if not relpaths:
     where = f'the folder {root}' if is_dir else 'the pattern'
     raise files.DataError(
-        f'config.data.path={path!r} names no images: {where} has no files with the '
-        f'extensions {", ".join(IMAGE_EXTENSIONS)} (any case). Check the path, or for a glob '
-        "use ** to match files in subfolders, e.g. 'photos/**/*.jpg'.")
+      f'config.data.path={path!r} names no images: {where} has no files with the '
+      f'extensions {", ".join(IMAGE_EXTENSIONS)} (any case). Check the path, or for a glob '
+      "use ** to match files in subfolders, e.g. 'photos/**/*.jpg'."
+    )
   return root, relpaths
 
 
-def _cache_key(relpaths: list[str], root: pathlib.Path, image_size: int,
-               val_fraction: float) -> str:
+def _cache_key(
+  relpaths: list[str], root: pathlib.Path, image_size: int, val_fraction: float
+) -> str:
   # The files' metadata, not their location: a folder copied with its times (rsync -a,
   # cp -p) to another place, e.g. a node's local disk, reuses the cache. Size and mtime to
   # the nanosecond catch edits without reading every file.
@@ -117,8 +121,10 @@ def _decode(path: pathlib.Path, image_size: int) -> np.ndarray:
       img = ImageOps.exif_transpose(img)  # phone photos store their rotation in EXIF
       return _resize_crop(_to_rgb(img), image_size)
   except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-    raise files.DataError(f'Cannot read the image {path} ({type(e).__name__}: {e}); delete '
-                          'it or replace it with a valid image, then run again.') from e
+    raise files.DataError(
+      f'Cannot read the image {path} ({type(e).__name__}: {e}); delete '
+      'it or replace it with a valid image, then run again.'
+    ) from e
 
 
 def _decode_all(root: pathlib.Path, relpaths: list[str], image_size: int) -> np.ndarray:
@@ -135,8 +141,7 @@ def _read_cache(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray] | None:
   except FileNotFoundError:
     return None
   except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-    _log.warning('Ignoring the unreadable image cache %s (%s); decoding the images again.',
-                 path, e)
+    _log.warning('Ignoring the unreadable image cache %s (%s); decoding the images again.', path, e)
     return None
 
 
@@ -153,24 +158,34 @@ def _write_cache(path: pathlib.Path, train: np.ndarray, test: np.ndarray) -> Non
     raise
 
 
-def load_image_folder(path: str, image_size: int, cache_dir: pathlib.Path,
-                      val_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+def load_image_folder(
+  path: str, image_size: int, cache_dir: pathlib.Path, val_fraction: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
   """(train, test): uint8 [N, image_size, image_size, 3] arrays of the images `path` names."""
-  if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) \
-      or image_size < 1:
-    raise ConfigError(f'config.data.image_size={image_size!r} must be a positive integer: '
-                      'the side in pixels of the square images the model sees, e.g. 64.')
+  if (
+    isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1
+  ):
+    raise ConfigError(
+      f'config.data.image_size={image_size!r} must be a positive integer: '
+      'the side in pixels of the square images the model sees, e.g. 64.'
+    )
   image_size = int(image_size)
   if not 0 < val_fraction < 1:
-    raise ConfigError(f'config.data.val_fraction={val_fraction} must be in (0, 1): both the '
-                      'training and the test side need images.')
+    raise ConfigError(
+      f'config.data.val_fraction={val_fraction} must be in (0, 1): both the '
+      'training and the test side need images.'
+    )
   if not path:
-    raise ConfigError("config.data.name='images' needs config.data.path: a folder of images or "
-                      "a glob such as 'photos/**/*.jpg'.")
+    raise ConfigError(
+      "config.data.name='images' needs config.data.path: a folder of images or "
+      "a glob such as 'photos/**/*.jpg'."
+    )
   root, relpaths = _image_files(path)
   if len(relpaths) < 2:
-    raise files.DataError(f'config.data.path={path!r} names 1 image ({root / relpaths[0]}); '
-                          'the training and the test side need one each: give at least 2.')
+    raise files.DataError(
+      f'config.data.path={path!r} names 1 image ({root / relpaths[0]}); '
+      'the training and the test side need one each: give at least 2.'
+    )
   train_rel, test_rel = corpora.split_files(relpaths, val_fraction)
   train_rel, test_rel = sorted(train_rel), sorted(test_rel)
 
@@ -190,8 +205,16 @@ def load_image_folder(path: str, image_size: int, cache_dir: pathlib.Path,
     except OSError as e:  # a read-only or full disk costs a re-decode next time, no more
       _log.warning('Cannot write the image cache %s (%s).', cache_path, e)
       how = 'decoded (not cached)'
-  _log.info('Images %r: %d training and %d test images of %dx%d from %s, %s.', path,
-            len(train), len(test), image_size, image_size, root, how)
+  _log.info(
+    'Images %r: %d training and %d test images of %dx%d from %s, %s.',
+    path,
+    len(train),
+    len(test),
+    image_size,
+    image_size,
+    root,
+    how,
+  )
   return train, test
 
 
@@ -207,8 +230,10 @@ def dataset(data, workdir: str | None = None) -> Dataset:
   """The pictures `data.path` names at `data.image_size` (default 64), unlabelled."""
   image_sets.refuse(data, 'digits', 'binarize', 'num_anomaly')
   if not data.path:
-    raise ConfigError("config.data.path is empty: the images dataset needs a folder or a "
-                      "glob of pictures, e.g. --config.data.path='my_photos/**/*.jpg'.")
+    raise ConfigError(
+      "config.data.path is empty: the images dataset needs a folder or a "
+      "glob of pictures, e.g. --config.data.path='my_photos/**/*.jpg'."
+    )
   cache = files.resolve_data_dir(data.dir) / 'images-cache'
   train, test = load_image_folder(data.path, data.image_size or 64, cache, data.val_fraction)
   return image_sets.finish(data, {'train': {'image': train}, 'test': {'image': test}}, workdir)

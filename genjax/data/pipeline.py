@@ -25,8 +25,8 @@ from genjax.config import ConfigError
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
   if batch_size > num_examples:
     raise ConfigError(
-        f'config.data.batch_size={batch_size} is larger than the {num_examples} training '
-        'examples.')
+      f'config.data.batch_size={batch_size} is larger than the {num_examples} training examples.'
+    )
   return num_examples // batch_size  # the incomplete last batch of an epoch is dropped
 
 
@@ -44,7 +44,7 @@ class EpochOrder:
       self._epoch = epoch
       self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
     start = position * self.batch_size
-    return self._perm[start:start + self.batch_size]
+    return self._perm[start : start + self.batch_size]
 
 
 def process_slice(global_batch: int) -> slice:
@@ -94,7 +94,7 @@ class ArraySource:
 
   def example(self) -> dict:
     """The first batch_size rows with their `index` (global batch shape)."""
-    example = {k: v[:self.batch_size] for k, v in self.arrays.items()}
+    example = {k: v[: self.batch_size] for k, v in self.arrays.items()}
     example['index'] = np.arange(self.batch_size, dtype=np.int32)
     return example
 
@@ -109,16 +109,23 @@ class Prefetcher:
   benchmark reports.
   """
 
-  def __init__(self, source, sharding: NamedSharding, start_step: int = 0, prefetch: int = 2,
-               group_sizes: Sequence[int] | None = None):
+  def __init__(
+    self,
+    source,
+    sharding: NamedSharding,
+    start_step: int = 0,
+    prefetch: int = 2,
+    group_sizes: Sequence[int] | None = None,
+  ):
     self.source, self.sharding = source, sharding
     self.step = start_step
     self.wait_seconds = 0.0
     self._ended = False
     self._queue: queue.Queue = queue.Queue(maxsize=max(prefetch, 1))
     self._stop = threading.Event()
-    self._thread = threading.Thread(target=self._produce, args=(start_step, group_sizes),
-                                    daemon=True)
+    self._thread = threading.Thread(
+      target=self._produce, args=(start_step, group_sizes), daemon=True
+    )
     self._thread.start()
 
   def _produce(self, step: int, group_sizes: Sequence[int] | None) -> None:
@@ -189,14 +196,16 @@ def stack_padded(batches: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.nd
     arrays = [np.asarray(b[key]) for b in batches]
     if arrays[0].ndim >= 2:
       width = max(a.shape[1] for a in arrays)
-      arrays = [np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2))
-                for a in arrays]
+      arrays = [
+        np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2)) for a in arrays
+      ]
     stacked[key] = np.stack(arrays)
   return stacked
 
 
-def eval_batches(arrays: Mapping[str, np.ndarray], batch_size: int,
-                 sharding: NamedSharding) -> Iterator[dict]:
+def eval_batches(
+  arrays: Mapping[str, np.ndarray], batch_size: int, sharding: NamedSharding
+) -> Iterator[dict]:
   """Fixed-order batches over all examples; the last is padded and `mask` marks real rows.
 
   Every batch has the same shape, so the eval step compiles once.

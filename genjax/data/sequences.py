@@ -48,8 +48,9 @@ class _Feature:
     for i, a in enumerate(arrays):
       if a.ndim != 1 or not (np.issubdtype(a.dtype, np.integer) or a.size == 0):
         raise files.DataError(
-            f'Example {i} of feature {name!r} is a {a.dtype} array of shape {a.shape}; '
-            'each sequence must be a 1-D array of integer token ids.')
+          f'Example {i} of feature {name!r} is a {a.dtype} array of shape {a.shape}; '
+          'each sequence must be a 1-D array of integer token ids.'
+        )
     self.name = name
     self.lengths = np.array([a.size for a in arrays], dtype=np.int64)
     self.offsets = np.cumsum(self.lengths) - self.lengths
@@ -76,8 +77,10 @@ def _features(examples: Mapping[str, Sequence[np.ndarray]]) -> dict[str, _Featur
     raise ValueError(f'Features with different numbers of examples: {counts}')
   clashes = sorted(set(examples) & ({n + MASK_SUFFIX for n in examples} | set(_RESERVED)))
   if clashes:
-    raise ValueError(f'Feature names {clashes} clash with the keys batches add '
-                     f"('<name>{MASK_SUFFIX}', {', '.join(map(repr, _RESERVED))}); rename them.")
+    raise ValueError(
+      f'Feature names {clashes} clash with the keys batches add '
+      f"('<name>{MASK_SUFFIX}', {', '.join(map(repr, _RESERVED))}); rename them."
+    )
   return {name: _Feature(name, seqs) for name, seqs in examples.items()}
 
 
@@ -111,12 +114,19 @@ class SequenceSource:
   that feature in the global batch rounded up to `length_multiple`; plus 'index'.
   """
 
-  def __init__(self, examples: Mapping[str, Sequence[np.ndarray]], batch_size: int, seed: int,
-               length_multiple: int = 8, max_length: int | None = None,
-               pool_batches: int = 100):
+  def __init__(
+    self,
+    examples: Mapping[str, Sequence[np.ndarray]],
+    batch_size: int,
+    seed: int,
+    length_multiple: int = 8,
+    max_length: int | None = None,
+    pool_batches: int = 100,
+  ):
     if length_multiple < 1 or pool_batches < 1:
-      raise ValueError(f'length_multiple={length_multiple} and pool_batches={pool_batches} '
-                       'must be at least 1.')
+      raise ValueError(
+        f'length_multiple={length_multiple} and pool_batches={pool_batches} must be at least 1.'
+      )
     self.features = _features(examples)
     self.num_examples = len(next(iter(self.features.values())).lengths)
     self.steps_per_epoch = pipeline.steps_per_epoch(self.num_examples, batch_size)
@@ -128,9 +138,10 @@ class SequenceSource:
       too_long = self.lengths > max_length
       if too_long.any():
         raise files.DataError(
-            f'{int(too_long.sum())} of the {self.num_examples} examples have a sequence longer '
-            f'than max_length={max_length} tokens (the longest has {int(self.lengths.max())}). '
-            'Raise max_length, or filter the data (drop or truncate those examples) first.')
+          f'{int(too_long.sum())} of the {self.num_examples} examples have a sequence longer '
+          f'than max_length={max_length} tokens (the longest has {int(self.lengths.max())}). '
+          'Raise max_length, or filter the data (drop or truncate those examples) first.'
+        )
     self.max_length = max_length
     self._epoch: tuple[int, np.ndarray] | None = None
 
@@ -142,11 +153,14 @@ class SequenceSource:
     rng = np.random.default_rng([self.seed, epoch])
     # Dropped before pooling, so the dropped examples are random ones, not the longest of
     # the last pool (which would leave the longest examples under-trained).
-    perm = rng.permutation(self.num_examples)[:self.steps_per_epoch * self.batch_size]
+    perm = rng.permutation(self.num_examples)[: self.steps_per_epoch * self.batch_size]
     pool = self.pool_batches * self.batch_size
-    order = np.concatenate([
-        perm[i:i + pool][np.argsort(self.lengths[perm[i:i + pool]], kind='stable')]
-        for i in range(0, len(perm), pool)])
+    order = np.concatenate(
+      [
+        perm[i : i + pool][np.argsort(self.lengths[perm[i : i + pool]], kind='stable')]
+        for i in range(0, len(perm), pool)
+      ]
+    )
     batches = order.reshape(self.steps_per_epoch, self.batch_size)
     batches = batches[rng.permutation(self.steps_per_epoch)]
     self._epoch = (epoch, batches)
@@ -182,8 +196,9 @@ class SequenceSource:
     return example
 
 
-def padded_arrays(examples: Mapping[str, Sequence[np.ndarray]],
-                  length_multiple: int = 8) -> dict[str, np.ndarray]:
+def padded_arrays(
+  examples: Mapping[str, Sequence[np.ndarray]], length_multiple: int = 8
+) -> dict[str, np.ndarray]:
   """A whole split as fixed arrays in the original order, with masks.
 
   Each feature is padded to the split's longest (rounded up to `length_multiple`), so

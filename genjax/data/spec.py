@@ -37,6 +37,7 @@ class Feature:
   num_values: a categorical feature's values are 0..num_values-1 (classes, clusters).
   tokenizer: a token feature's tokenizer: the folder of the workdir that holds it.
   """
+
   shape: tuple[int | None, ...]
   dtype: str
   num_values: int = 0
@@ -46,6 +47,7 @@ class Feature:
 @dataclasses.dataclass
 class DataSpec:
   """The features of a dataset's examples, plus the tokenizers they name (loaded)."""
+
   features: dict[str, Feature]
   tokenizers: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
@@ -62,8 +64,15 @@ class DataSpec:
     return tuple(self.features[feature].shape)
 
   def to_json(self) -> dict:
-    return {name: {'shape': list(f.shape), 'dtype': f.dtype, 'num_values': f.num_values,
-                   'tokenizer': f.tokenizer} for name, f in self.features.items()}
+    return {
+      name: {
+        'shape': list(f.shape),
+        'dtype': f.dtype,
+        'num_values': f.num_values,
+        'tokenizer': f.tokenizer,
+      }
+      for name, f in self.features.items()
+    }
 
   def save(self, workdir: str | os.PathLike) -> None:
     """Writes data_spec.json atomically, and each tokenizer the workdir does not hold yet."""
@@ -79,13 +88,22 @@ class DataSpec:
   @classmethod
   def load(cls, workdir: str | os.PathLike) -> 'DataSpec':
     from genjax.data import tokenizers  # pylint: disable=import-outside-toplevel
+
     path = pathlib.Path(workdir) / SPEC_FILE
     if not path.exists():
-      raise FileNotFoundError(f'{path} not found: the workdir was not written by this version '
-                              'of genjax (train it again with launch.main).')
-    features = {name: Feature(shape=tuple(f['shape']), dtype=f['dtype'],
-                              num_values=f['num_values'], tokenizer=f['tokenizer'])
-                for name, f in json.loads(path.read_text()).items()}
+      raise FileNotFoundError(
+        f'{path} not found: the workdir was not written by this version '
+        'of genjax (train it again with launch.main).'
+      )
+    features = {
+      name: Feature(
+        shape=tuple(f['shape']),
+        dtype=f['dtype'],
+        num_values=f['num_values'],
+        tokenizer=f['tokenizer'],
+      )
+      for name, f in json.loads(path.read_text()).items()
+    }
     names = {f.tokenizer for f in features.values() if f.tokenizer}
     loaded = {n: tokenizers.load_tokenizer(pathlib.Path(workdir) / n) for n in sorted(names)}
     return cls(features, loaded)
@@ -105,8 +123,10 @@ def example_batch(spec: DataSpec, batch_size: int = 1) -> Arrays:
 
 def features_of(arrays: Mapping[str, np.ndarray], **categorical: int) -> dict[str, Feature]:
   """Fixed-shape features typed from arrays [N, ...]; `categorical` gives num_values."""
-  return {name: Feature(tuple(a.shape[1:]), a.dtype.name, categorical.get(name, 0))
-          for name, a in arrays.items()}
+  return {
+    name: Feature(tuple(a.shape[1:]), a.dtype.name, categorical.get(name, 0))
+    for name, a in arrays.items()
+  }
 
 
 @dataclasses.dataclass
@@ -117,6 +137,7 @@ class Dataset:
   random windows brings its own. `extras` holds what a family's evaluation reads that
   is not an array (a text corpus's validation documents).
   """
+
   spec: DataSpec
   splits: dict[str, Arrays]
   source: Any = None

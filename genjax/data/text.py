@@ -33,8 +33,12 @@ from genjax.config import ConfigError
 from genjax.data import files, pipeline
 from genjax.data.spec import Dataset, DataSpec, Feature
 from genjax.data.corpora import Corpus, load_corpus
-from genjax.data.tokenizers import (CharTokenizer, SentencePieceTokenizer, TokenizerError,
-                                    load_tokenizer)
+from genjax.data.tokenizers import (
+  CharTokenizer,
+  SentencePieceTokenizer,
+  TokenizerError,
+  load_tokenizer,
+)
 
 TOKENIZERS = ('char', 'sentencepiece')
 TOKENIZER_DIR = 'tokenizer'
@@ -60,10 +64,11 @@ class WindowSource:
   def __init__(self, tokens: np.ndarray, block_size: int, batch_size: int, seed: int):
     if len(tokens) < block_size + 2:
       raise files.DataError(
-          f'The training stream has {len(tokens)} tokens, too few for one window of '
-          f'block_size + 1 = {block_size + 1} tokens (plus one start to draw from). Use a '
-          'larger corpus (config.data.max_train_chars=0 uses all of it) or a smaller '
-          'block_size.')
+        f'The training stream has {len(tokens)} tokens, too few for one window of '
+        f'block_size + 1 = {block_size + 1} tokens (plus one start to draw from). Use a '
+        'larger corpus (config.data.max_train_chars=0 uses all of it) or a smaller '
+        'block_size.'
+      )
     self.tokens, self.block_size = tokens, block_size
     self.batch_size, self.seed = batch_size, seed
     self.steps_per_epoch = max(1, len(tokens) // (batch_size * block_size))  # for reports
@@ -77,13 +82,17 @@ class WindowSource:
   def batch(self, step: int) -> dict[str, np.ndarray]:
     rows = pipeline.process_slice(self.batch_size)
     starts = self.starts(step)[rows]
-    return {'tokens': self.tokens[starts[:, None] + self._offsets].astype(np.int32),
-            'index': np.arange(rows.start, rows.stop, dtype=np.int32)}
+    return {
+      'tokens': self.tokens[starts[:, None] + self._offsets].astype(np.int32),
+      'index': np.arange(rows.start, rows.stop, dtype=np.int32),
+    }
 
   def example(self) -> dict[str, np.ndarray]:
     """Zeros of the global batch's shape: what `init` traces shapes from."""
-    return {'tokens': np.zeros((self.batch_size, self.block_size + 1), np.int32),
-            'index': np.arange(self.batch_size, dtype=np.int32)}
+    return {
+      'tokens': np.zeros((self.batch_size, self.block_size + 1), np.int32),
+      'index': np.arange(self.batch_size, dtype=np.int32),
+    }
 
 
 # ---------------------------------------------------------------- tokens
@@ -100,17 +109,23 @@ def _build_tokenizer(kind: str, data: ml_collections.ConfigDict, corpus: Corpus)
   return SentencePieceTokenizer.train(corpus.train, None, int(data.vocab_size))
 
 
-def _check_saved(tokenizer: Tokenizer, kind: str, data: ml_collections.ConfigDict,
-                 directory: pathlib.Path) -> None:
-  fix = (f'Use a new workdir, or delete {directory} to build the tokenizer again (the '
-         'checkpoints there were trained with the old one).')
+def _check_saved(
+  tokenizer: Tokenizer, kind: str, data: ml_collections.ConfigDict, directory: pathlib.Path
+) -> None:
+  fix = (
+    f'Use a new workdir, or delete {directory} to build the tokenizer again (the '
+    'checkpoints there were trained with the old one).'
+  )
   if tokenizer.kind != kind:
-    raise ConfigError(f'config.data.tokenizer={kind!r}, but {directory} holds a '
-                      f'{tokenizer.kind!r} tokenizer. {fix}')
+    raise ConfigError(
+      f'config.data.tokenizer={kind!r}, but {directory} holds a {tokenizer.kind!r} tokenizer. {fix}'
+    )
   wanted = int(data.vocab_size)
   if kind == 'sentencepiece' and tokenizer.vocab_size != wanted:
-    raise ConfigError(f'config.data.vocab_size={wanted}, but the tokenizer in {directory} has '
-                      f'{tokenizer.vocab_size} pieces. {fix}')
+    raise ConfigError(
+      f'config.data.vocab_size={wanted}, but the tokenizer in {directory} has '
+      f'{tokenizer.vocab_size} pieces. {fix}'
+    )
 
 
 def _save_tokenizer(tokenizer: Tokenizer, directory: pathlib.Path) -> None:
@@ -170,14 +185,17 @@ def _load_cached(directory: pathlib.Path, fingerprint: str):
     meta = json.loads((directory / _TOKENS_META).read_text(encoding='ascii'))
     if meta.get('fingerprint') != fingerprint:
       return None
-    return (np.load(directory / 'train_tokens.npy', allow_pickle=False),
-            np.load(directory / 'val_tokens.npy', allow_pickle=False))
+    return (
+      np.load(directory / 'train_tokens.npy', allow_pickle=False),
+      np.load(directory / 'val_tokens.npy', allow_pickle=False),
+    )
   except (OSError, ValueError):
     return None  # absent, half-written by an older version, or unreadable: encode again
 
 
-def _save_cached(directory: pathlib.Path, fingerprint: str, train: np.ndarray,
-                 val: np.ndarray) -> None:
+def _save_cached(
+  directory: pathlib.Path, fingerprint: str, train: np.ndarray, val: np.ndarray
+) -> None:
   for name, array in (('train_tokens.npy', train), ('val_tokens.npy', val)):
     fd, tmp = tempfile.mkstemp(prefix=f'.{name}.', suffix='.part', dir=directory)
     try:
@@ -195,8 +213,9 @@ def _save_cached(directory: pathlib.Path, fingerprint: str, train: np.ndarray,
   os.replace(tmp, directory / _TOKENS_META)
 
 
-def _encode_corpus(tokenizer: Tokenizer, corpus: Corpus,
-                   tok_dir: pathlib.Path | None) -> tuple[np.ndarray, np.ndarray]:
+def _encode_corpus(
+  tokenizer: Tokenizer, corpus: Corpus, tok_dir: pathlib.Path | None
+) -> tuple[np.ndarray, np.ndarray]:
   # Characters encode at memory speed; only BPE streams are worth caching.
   cache = tok_dir is not None and tokenizer.kind == 'sentencepiece'
   fingerprint = _fingerprint(tokenizer, corpus) if cache else ''
@@ -208,16 +227,17 @@ def _encode_corpus(tokenizer: Tokenizer, corpus: Corpus,
     val = encode_documents(tokenizer, corpus.val)
   except TokenizerError as e:
     where = f' (the tokenizer saved in {tok_dir})' if tok_dir is not None else ''
-    raise files.DataError(f'The corpus does not encode with the tokenizer{where}: {e} If the '
-                          'corpus changed since that tokenizer was built, use a new '
-                          'workdir.') from e
+    raise files.DataError(
+      f'The corpus does not encode with the tokenizer{where}: {e} If the '
+      'corpus changed since that tokenizer was built, use a new '
+      'workdir.'
+    ) from e
   if cache and jax.process_index() == 0 and tok_dir.is_dir():
     _save_cached(tok_dir, fingerprint, train, val)
   return train, val
 
 
-def validation_windows(val_tokens: np.ndarray, block_size: int,
-                       num_windows: int) -> np.ndarray:
+def validation_windows(val_tokens: np.ndarray, block_size: int, num_windows: int) -> np.ndarray:
   """int32 [N, block_size + 1]: windows at stride block_size from the stream's start.
 
   Inputs never overlap (a window's last target is the next window's first input), so
@@ -226,16 +246,16 @@ def validation_windows(val_tokens: np.ndarray, block_size: int,
   available = (len(val_tokens) - 1) // block_size
   if available < 1:
     raise files.DataError(
-        f'The validation stream has {len(val_tokens)} tokens, too few for one window of '
-        f'block_size + 1 = {block_size + 1} tokens. Raise config.data.val_fraction, use a '
-        'larger corpus, or lower block_size.')
+      f'The validation stream has {len(val_tokens)} tokens, too few for one window of '
+      f'block_size + 1 = {block_size + 1} tokens. Raise config.data.val_fraction, use a '
+      'larger corpus, or lower block_size.'
+    )
   n = min(available, num_windows) if num_windows else available
   starts = np.arange(n) * block_size
   return val_tokens[starts[:, None] + np.arange(block_size + 1)].astype(np.int32)
 
 
-def load_text(data: ml_collections.ConfigDict, block_size: int,
-              workdir: str | None) -> Dataset:
+def load_text(data: ml_collections.ConfigDict, block_size: int, workdir: str | None) -> Dataset:
   """The corpus `data` names as token streams, with its tokenizer and validation windows.
 
   Config fields (of `config.data`):
@@ -275,8 +295,9 @@ def load_text(data: ml_collections.ConfigDict, block_size: int,
       tokenizer = load_tokenizer(tok_dir)
   if tokenizer is not None:
     _check_saved(tokenizer, kind, data, tok_dir)
-    _log.info('Tokenizer (%s, %d ids) loaded from %s.', tokenizer.kind, tokenizer.vocab_size,
-              tok_dir)
+    _log.info(
+      'Tokenizer (%s, %d ids) loaded from %s.', tokenizer.kind, tokenizer.vocab_size, tok_dir
+    )
   else:
     tokenizer = _build_tokenizer(kind, data, corpus)
     if tok_dir is not None and jax.process_index() == 0:
@@ -286,17 +307,29 @@ def load_text(data: ml_collections.ConfigDict, block_size: int,
   windows = validation_windows(val, block_size, int(data.num_val_windows))
   # Fails here, with the sizes, rather than at the first batch.
   WindowSource(train, block_size, 1, 0)
-  _log.info('%s; %s tokenizer with %d ids; %d training and %d validation tokens, %d '
-            'validation windows.', corpus.description, tokenizer.kind, tokenizer.vocab_size,
-            len(train), len(val), len(windows))
-  feature = Feature((block_size + 1,), 'int32', num_values=tokenizer.vocab_size,
-                    tokenizer=TOKENIZER_DIR)
+  _log.info(
+    '%s; %s tokenizer with %d ids; %d training and %d validation tokens, %d validation windows.',
+    corpus.description,
+    tokenizer.kind,
+    tokenizer.vocab_size,
+    len(train),
+    len(val),
+    len(windows),
+  )
+  feature = Feature(
+    (block_size + 1,), 'int32', num_values=tokenizer.vocab_size, tokenizer=TOKENIZER_DIR
+  )
   return Dataset(
-      spec=DataSpec({'tokens': feature}, {TOKENIZER_DIR: tokenizer}),
-      splits={'test': {'tokens': windows}},
-      source=lambda batch_size, seed: WindowSource(train, block_size, batch_size, seed),
-      extras={'tokenizer': tokenizer, 'train_tokens': train, 'val_tokens': val,
-              'val_texts': corpus.val})
+    spec=DataSpec({'tokens': feature}, {TOKENIZER_DIR: tokenizer}),
+    splits={'test': {'tokens': windows}},
+    source=lambda batch_size, seed: WindowSource(train, block_size, batch_size, seed),
+    extras={
+      'tokenizer': tokenizer,
+      'train_tokens': train,
+      'val_tokens': val,
+      'val_texts': corpus.val,
+    },
+  )
 
 
 # The datasets registered as 'tinyshakespeare', 'python_stdlib' and 'text'
@@ -304,7 +337,9 @@ def load_text(data: ml_collections.ConfigDict, block_size: int,
 
 
 def add_config_fields(c: ml_collections.ConfigDict) -> None:
-  config_lib.add_fields(c, {
+  config_lib.add_fields(
+    c,
+    {
       'data.path': '',  # a file, folder or glob of your own text; overrides data.name
       'data.tokenizer': 'char',  # 'char' | 'sentencepiece' (BPE, trained on the train split)
       'data.vocab_size': 4096,  # sentencepiece pieces; char: the corpus's characters
@@ -313,7 +348,8 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       'data.num_val_windows': 0,  # fixed validation windows (stride block_size); 0 = all
       'data.max_train_chars': 0,  # cap on the training text for quick tries; 0 = all
       'data.max_files': 0,  # multi-file corpora: a fixed sample of this many files; 0 = all
-  })
+    },
+  )
 
 
 def dataset(data: ml_collections.ConfigDict, workdir: str | None = None) -> Dataset:

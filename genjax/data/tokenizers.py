@@ -66,9 +66,10 @@ def _as_id_array(ids, vocab_size: int) -> np.ndarray:
   bad = ids[(ids < 0) | (ids >= vocab_size)] if ids.size else ids
   if bad.size:
     raise TokenizerError(
-        f'Ids {sorted(set(bad.tolist()))[:_MAX_SHOWN]} are outside the vocabulary '
-        f'(0..{vocab_size - 1}): they come from a model with a different vocabulary; '
-        'decode with the tokenizer saved with that model.')
+      f'Ids {sorted(set(bad.tolist()))[:_MAX_SHOWN]} are outside the vocabulary '
+      f'(0..{vocab_size - 1}): they come from a model with a different vocabulary; '
+      'decode with the tokenizer saved with that model.'
+    )
   return ids.astype(np.int64, copy=False)
 
 
@@ -86,8 +87,9 @@ class CharTokenizer:
   def __init__(self, chars: Sequence[str]):
     chars = list(chars)
     if not chars:
-      raise TokenizerError('A character vocabulary needs at least one character; the '
-                           'text it was built from is empty.')
+      raise TokenizerError(
+        'A character vocabulary needs at least one character; the text it was built from is empty.'
+      )
     if any(len(c) != 1 for c in chars) or len(set(chars)) != len(chars):
       raise TokenizerError('A character vocabulary must be distinct single characters.')
     self.chars = sorted(chars)
@@ -114,10 +116,11 @@ class CharTokenizer:
       shown = ', '.join(repr(c) for c in unknown[:_MAX_SHOWN])
       more = f' and {len(unknown) - _MAX_SHOWN} more' if len(unknown) > _MAX_SHOWN else ''
       raise TokenizerError(
-          f'The text has characters the character vocabulary does not hold: {shown}{more}. '
-          f'The vocabulary ({self.vocab_size} characters) comes from the training text (the '
-          'corpus it was built from); remove or replace these characters, or build the '
-          'tokenizer from a corpus that contains them.')
+        f'The text has characters the character vocabulary does not hold: {shown}{more}. '
+        f'The vocabulary ({self.vocab_size} characters) comes from the training text (the '
+        'corpus it was built from); remove or replace these characters, or build the '
+        'tokenizer from a corpus that contains them.'
+      )
     return clipped.astype(np.int32)
 
   def decode(self, ids) -> str:
@@ -127,8 +130,9 @@ class CharTokenizer:
   def save(self, directory: str | os.PathLike) -> None:
     """Writes `directory/vocab.json` (atomically)."""
     directory = pathlib.Path(directory)
-    _atomic_write(directory / CHAR_VOCAB_FILE, _json_bytes({'kind': self.kind,
-                                                            'chars': self.chars}))
+    _atomic_write(
+      directory / CHAR_VOCAB_FILE, _json_bytes({'kind': self.kind, 'chars': self.chars})
+    )
     with contextlib.suppress(FileNotFoundError):  # a stale model of the other kind
       (directory / SPM_MODEL_FILE).unlink()
 
@@ -137,8 +141,10 @@ class CharTokenizer:
     path = pathlib.Path(directory) / CHAR_VOCAB_FILE
     meta = json.loads(path.read_text(encoding='ascii'))
     if meta.get('kind') != cls.kind or not isinstance(meta.get('chars'), list):
-      raise TokenizerError(f'{path} is not a character vocabulary (kind '
-                           f'{meta.get("kind")!r}); delete it so that it is built again.')
+      raise TokenizerError(
+        f'{path} is not a character vocabulary (kind '
+        f'{meta.get("kind")!r}); delete it so that it is built again.'
+      )
     return cls(meta['chars'])
 
 
@@ -168,6 +174,7 @@ class SentencePieceTokenizer:
 
   def __init__(self, model_proto: bytes, settings: dict | None = None):
     import sentencepiece  # pylint: disable=import-outside-toplevel
+
     self.model_proto = bytes(model_proto)
     self.settings = dict(settings or {})
     self._sp = sentencepiece.SentencePieceProcessor(model_proto=self.model_proto)
@@ -178,9 +185,16 @@ class SentencePieceTokenizer:
     self._newline_id = self._sp.piece_to_id('<0x0A>')
 
   @classmethod
-  def train(cls, texts: Iterable[str | os.PathLike], directory: str | os.PathLike | None,
-            vocab_size: int, *, character_coverage: float = 0.9995,
-            max_sentences: int = 5_000_000, num_threads: int = 2) -> SentencePieceTokenizer:
+  def train(
+    cls,
+    texts: Iterable[str | os.PathLike],
+    directory: str | os.PathLike | None,
+    vocab_size: int,
+    *,
+    character_coverage: float = 0.9995,
+    max_sentences: int = 5_000_000,
+    num_threads: int = 2,
+  ) -> SentencePieceTokenizer:
     """Trains a BPE model on `texts` and saves it to `directory` (unless None).
 
     Args:
@@ -199,33 +213,52 @@ class SentencePieceTokenizer:
         says the size needed).
     """
     import sentencepiece  # pylint: disable=import-outside-toplevel
+
     lines = []
     for item in texts:
-      text = (pathlib.Path(item).read_text(encoding='utf-8') if isinstance(item, os.PathLike)
-              else item)
+      text = (
+        pathlib.Path(item).read_text(encoding='utf-8') if isinstance(item, os.PathLike) else item
+      )
       # Lines are the trainer's sentences; blank ones carry nothing to learn.
       lines.extend(line for line in text.split('\n') if line)
     if not lines:
-      raise TokenizerError('No training text for the sentencepiece tokenizer: the '
-                           'training documents are empty.')
+      raise TokenizerError(
+        'No training text for the sentencepiece tokenizer: the training documents are empty.'
+      )
     if len(lines) > max_sentences:
       keep = np.linspace(0, len(lines) - 1, max_sentences).astype(np.int64)
       lines = [lines[i] for i in keep]
-    settings = {'model_type': 'bpe', 'vocab_size': int(vocab_size),
-                'character_coverage': float(character_coverage), 'byte_fallback': True,
-                'split_digits': True, 'normalization_rule_name': 'identity',
-                'remove_extra_whitespaces': False, 'add_dummy_prefix': False,
-                'allow_whitespace_only_pieces': True, 'unk_id': 0, 'bos_id': 1,
-                'eos_id': 2, 'pad_id': -1}
+    settings = {
+      'model_type': 'bpe',
+      'vocab_size': int(vocab_size),
+      'character_coverage': float(character_coverage),
+      'byte_fallback': True,
+      'split_digits': True,
+      'normalization_rule_name': 'identity',
+      'remove_extra_whitespaces': False,
+      'add_dummy_prefix': False,
+      'allow_whitespace_only_pieces': True,
+      'unk_id': 0,
+      'bos_id': 1,
+      'eos_id': 2,
+      'pad_id': -1,
+    }
     model = io.BytesIO()
     try:
       sentencepiece.SentencePieceTrainer.train(
-          sentence_iterator=iter(lines), model_writer=model, num_threads=num_threads,
-          input_sentence_size=0, shuffle_input_sentence=False, minloglevel=2, **settings)
+        sentence_iterator=iter(lines),
+        model_writer=model,
+        num_threads=num_threads,
+        input_sentence_size=0,
+        shuffle_input_sentence=False,
+        minloglevel=2,
+        **settings,
+      )
     except RuntimeError as e:
       raise TokenizerError(_training_failure(str(e), vocab_size)) from e
-    _log.info('Trained a sentencepiece BPE tokenizer: %d pieces from %d lines.',
-              vocab_size, len(lines))
+    _log.info(
+      'Trained a sentencepiece BPE tokenizer: %d pieces from %d lines.', vocab_size, len(lines)
+    )
     tokenizer = cls(model.getvalue(), settings)
     if directory is not None:
       tokenizer.save(directory)
@@ -276,9 +309,10 @@ class SentencePieceTokenizer:
     """Writes `directory/spm.model` and `directory/spm.json` (kind, settings), atomically."""
     directory = pathlib.Path(directory)
     _atomic_write(directory / SPM_MODEL_FILE, self.model_proto)
-    _atomic_write(directory / SPM_SETTINGS_FILE,
-                  _json_bytes({'kind': self.kind, 'vocab_size': self.vocab_size,
-                               'settings': self.settings}))
+    _atomic_write(
+      directory / SPM_SETTINGS_FILE,
+      _json_bytes({'kind': self.kind, 'vocab_size': self.vocab_size, 'settings': self.settings}),
+    )
     with contextlib.suppress(FileNotFoundError):  # a stale vocabulary of the other kind
       (directory / CHAR_VOCAB_FILE).unlink()
 
@@ -295,14 +329,18 @@ class SentencePieceTokenizer:
 def _training_failure(message: str, vocab_size: int) -> str:
   needed = re.search(r'smaller than required_chars\. \d+ vs (\d+)', message)
   if needed:
-    return (f'vocab_size={vocab_size} is too small for this corpus: byte fallback and the '
-            f'special pieces plus the characters to cover need {needed.group(1)}. Use '
-            f'config.data.vocab_size >= {needed.group(1)} (e.g. 512 or more), or lower the '
-            'character coverage.')
+    return (
+      f'vocab_size={vocab_size} is too small for this corpus: byte fallback and the '
+      f'special pieces plus the characters to cover need {needed.group(1)}. Use '
+      f'config.data.vocab_size >= {needed.group(1)} (e.g. 512 or more), or lower the '
+      'character coverage.'
+    )
   too_high = re.search(r'Vocabulary size too high.*?<= (\d+)', message)
   if too_high:
-    return (f'vocab_size={vocab_size} is too large for this small corpus; use '
-            f'config.data.vocab_size <= {too_high.group(1)} or a larger corpus.')
+    return (
+      f'vocab_size={vocab_size} is too large for this small corpus; use '
+      f'config.data.vocab_size <= {too_high.group(1)} or a larger corpus.'
+    )
   return f'Training the sentencepiece tokenizer failed: {message}'
 
 
@@ -318,6 +356,7 @@ def load_tokenizer(directory: str | os.PathLike) -> CharTokenizer | SentencePiec
   if (directory / SPM_MODEL_FILE).exists():
     return SentencePieceTokenizer.load(directory)
   raise FileNotFoundError(
-      f'No saved tokenizer in {directory}: expected {CHAR_VOCAB_FILE} (character '
-      f'vocabulary) or {SPM_MODEL_FILE} (sentencepiece model). Point at the tokenizer/ '
-      'directory of a training run.')
+    f'No saved tokenizer in {directory}: expected {CHAR_VOCAB_FILE} (character '
+    f'vocabulary) or {SPM_MODEL_FILE} (sentencepiece model). Point at the tokenizer/ '
+    'directory of a training run.'
+  )

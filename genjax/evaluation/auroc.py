@@ -50,8 +50,7 @@ def auroc(labels: ArrayLike, scores: ArrayLike) -> float:
   labels = np.asarray(labels).reshape(-1)
   scores = np.asarray(scores, dtype=np.float64).reshape(-1)
   if labels.shape != scores.shape:
-    raise ValueError(
-        f'auroc: labels and scores differ in size: {labels.size} vs {scores.size}.')
+    raise ValueError(f'auroc: labels and scores differ in size: {labels.size} vs {scores.size}.')
   if not np.all((labels == 0) | (labels == 1)):
     raise ValueError(f'auroc: labels must be 0/1 (or bool); got values {np.unique(labels)[:10]}.')
   if not np.all(np.isfinite(scores)):
@@ -61,8 +60,9 @@ def auroc(labels: ArrayLike, scores: ArrayLike) -> float:
   n_neg = positive.size - n_pos
   if n_pos == 0 or n_neg == 0:
     raise ValueError(
-        f'auroc: needs both classes, got {n_pos} positive and {n_neg} negative '
-        'labels; the ROC curve is undefined with a single class.')
+      f'auroc: needs both classes, got {n_pos} positive and {n_neg} negative '
+      'labels; the ROC curve is undefined with a single class.'
+    )
   ranks = _average_ranks(scores)
   u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0
   return float(u / (n_pos * n_neg))

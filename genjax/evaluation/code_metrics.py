@@ -77,12 +77,14 @@ def parses(header: str, body: str) -> bool:
     return False
 
 
-def parse_rate(headers: Sequence[str],
-               complete: Callable[[str], tuple[str, bool]]) -> dict[str, float]:
+def parse_rate(
+  headers: Sequence[str], complete: Callable[[str], tuple[str, bool]]
+) -> dict[str, float]:
   """Share of headers whose completion parses; `complete(header) -> (text, finished)`."""
   if not headers:
-    raise ValueError('parse_rate needs at least one function header; the validation '
-                     'files held none.')
+    raise ValueError(
+      'parse_rate needs at least one function header; the validation files held none.'
+    )
   ok = 0
   for header in headers:
     completion, finished = complete(header)

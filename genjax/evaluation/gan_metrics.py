@@ -69,8 +69,10 @@ def frechet_distance(mu1: ArrayLike, cov1: ArrayLike, mu2: ArrayLike, cov2: Arra
   cov1, cov2 = np.asarray(cov1, np.float64), np.asarray(cov2, np.float64)
   d = mu1.shape[0] if mu1.ndim == 1 else -1
   if mu1.shape != (d,) or mu2.shape != (d,) or cov1.shape != (d, d) or cov2.shape != (d, d):
-    raise ValueError('frechet_distance: expected means [D] and covariances [D, D], got '
-                     f'{mu1.shape}, {cov1.shape}, {mu2.shape}, {cov2.shape}.')
+    raise ValueError(
+      'frechet_distance: expected means [D] and covariances [D, D], got '
+      f'{mu1.shape}, {cov1.shape}, {mu2.shape}, {cov2.shape}.'
+    )
   if not all(np.all(np.isfinite(a)) for a in (mu1, mu2, cov1, cov2)):
     raise ValueError('frechet_distance: statistics contain NaN or inf.')
   sqrt1 = _psd_sqrt(cov1)
@@ -112,10 +114,10 @@ def inception_score(probs: ArrayLike, splits: int = 10) -> tuple[float, float]:
     raise ValueError(f'inception_score: expected probabilities [N, K], got shape {p.shape}.')
   if not 1 <= splits <= p.shape[0]:
     raise ValueError(f'inception_score: splits must be in [1, N={p.shape[0]}], got {splits}.')
-  if (not np.all(np.isfinite(p)) or np.any(p < 0)
-      or not np.allclose(p.sum(axis=1), 1.0, atol=1e-3)):
-    raise ValueError('inception_score: rows must be probabilities summing to 1; pass '
-                     'softmax(logits), not logits.')
+  if not np.all(np.isfinite(p)) or np.any(p < 0) or not np.allclose(p.sum(axis=1), 1.0, atol=1e-3):
+    raise ValueError(
+      'inception_score: rows must be probabilities summing to 1; pass softmax(logits), not logits.'
+    )
   scores = []
   for part in np.array_split(p, splits):
     marginal = part.mean(axis=0, keepdims=True)
@@ -131,8 +133,7 @@ def inception_score(probs: ArrayLike, splits: int = 10) -> tuple[float, float]:
 
 def _sq_dists(a: jax.Array, b: jax.Array) -> jax.Array:
   """[n, m] squared Euclidean distances; one matmul, clipped at 0 against rounding."""
-  d = (jnp.sum(a * a, axis=1)[:, None] + jnp.sum(b * b, axis=1)[None, :]
-       - 2.0 * a @ b.T)
+  d = jnp.sum(a * a, axis=1)[:, None] + jnp.sum(b * b, axis=1)[None, :] - 2.0 * a @ b.T
   return jnp.maximum(d, 0.0)
 
 
@@ -163,7 +164,7 @@ def _padded_batches(x: np.ndarray, batch_size: int):
   n = x.shape[0]
   batch_size = min(batch_size, n)
   for start in range(0, n, batch_size):
-    chunk = x[start:start + batch_size]
+    chunk = x[start : start + batch_size]
     size = chunk.shape[0]
     if size < batch_size:
       chunk = np.concatenate([chunk, np.zeros((batch_size - size,) + x.shape[1:], x.dtype)])
@@ -172,12 +173,14 @@ def _padded_batches(x: np.ndarray, batch_size: int):
 
 def _map_rows(fn: Callable[[jax.Array], jax.Array], x: np.ndarray, batch_size: int) -> np.ndarray:
   """[N, ...] = fn over padded row batches of x, padding dropped."""
-  return np.concatenate([np.asarray(fn(chunk))[:size]
-                         for chunk, size in _padded_batches(x, batch_size)])
+  return np.concatenate(
+    [np.asarray(fn(chunk))[:size] for chunk, size in _padded_batches(x, batch_size)]
+  )
 
 
-def precision_recall(real_features: ArrayLike, fake_features: ArrayLike, k: int = 3,
-                     batch_size: int = 1000) -> tuple[float, float]:
+def precision_recall(
+  real_features: ArrayLike, fake_features: ArrayLike, k: int = 3, batch_size: int = 1000
+) -> tuple[float, float]:
   """Improved precision and recall (Kynkaanniemi et al., 2019).
 
   Each set's manifold is the union of balls around its samples, each with radius the
@@ -234,8 +237,9 @@ def class_coverage(pred_labels: ArrayLike, num_classes: int) -> np.ndarray:
   labels = np.asarray(pred_labels)
   if labels.ndim == 2:
     if labels.shape[1] != num_classes:
-      raise ValueError(f'class_coverage: got [N, {labels.shape[1]}] scores for '
-                       f'num_classes={num_classes}.')
+      raise ValueError(
+        f'class_coverage: got [N, {labels.shape[1]}] scores for num_classes={num_classes}.'
+      )
     labels = labels.argmax(axis=1)
   if labels.ndim != 1 or labels.size == 0:
     raise ValueError(f'class_coverage: expected [N] labels, got shape {labels.shape}.')
@@ -244,23 +248,27 @@ def class_coverage(pred_labels: ArrayLike, num_classes: int) -> np.ndarray:
       raise ValueError('class_coverage: labels must be integers.')
     labels = labels.astype(np.int64)
   if labels.min() < 0 or labels.max() >= num_classes:
-    raise ValueError(f'class_coverage: labels must lie in [0, {num_classes}), got '
-                     f'[{labels.min()}, {labels.max()}].')
+    raise ValueError(
+      f'class_coverage: labels must lie in [0, {num_classes}), got '
+      f'[{labels.min()}, {labels.max()}].'
+    )
   return np.bincount(labels, minlength=num_classes).astype(np.float64) / labels.size
 
 
 def coverage_summary(shares: ArrayLike) -> dict[str, float | int]:
   """``{'min_share', 'max_share', 'classes_missing'}`` of ``class_coverage`` shares [K]."""
   shares = np.asarray(shares, dtype=np.float64).reshape(-1)
-  return {'min_share': float(shares.min()), 'max_share': float(shares.max()),
-          'classes_missing': int(np.sum(shares == 0.0))}
+  return {
+    'min_share': float(shares.min()),
+    'max_share': float(shares.max()),
+    'classes_missing': int(np.sum(shares == 0.0)),
+  }
 
 
 # ------------------------------------------------------------------------ batching
 
 
-def batched_apply(fn: Callable[[jax.Array], Any], images: ArrayLike,
-                  batch_size: int = 500) -> Any:
+def batched_apply(fn: Callable[[jax.Array], Any], images: ArrayLike, batch_size: int = 500) -> Any:
   """``fn`` over ``images [N, ...]`` in fixed-size batches, concatenated on host.
 
   ``fn`` maps a batch ``[B, ...]`` to an array ``[B, ...]`` (or a pytree of them),
@@ -277,6 +285,8 @@ def batched_apply(fn: Callable[[jax.Array], Any], images: ArrayLike,
   if batch_size < 1:
     raise ValueError(f'batched_apply: batch_size must be >= 1, got {batch_size}.')
   jitted = jax.jit(fn)
-  outputs = [jax.tree.map(lambda a, size=size: np.asarray(a)[:size], jitted(chunk))
-             for chunk, size in _padded_batches(images, batch_size)]
+  outputs = [
+    jax.tree.map(lambda a, size=size: np.asarray(a)[:size], jitted(chunk))
+    for chunk, size in _padded_batches(images, batch_size)
+  ]
   return jax.tree.map(lambda *parts: np.concatenate(parts), *outputs)

@@ -48,5 +48,5 @@ def psnr(x: ArrayLike, y: ArrayLike, max_value: float = 1.0) -> float:
   """
   per_image = per_image_mse(x, y)
   with np.errstate(divide='ignore'):
-    values = 10.0 * np.log10(max_value ** 2 / per_image)
+    values = 10.0 * np.log10(max_value**2 / per_image)
   return float(np.mean(values))

@@ -30,8 +30,9 @@ def iwae_bound(log_weights: jax.Array, axis: int = -1) -> jax.Array:
   return jax.nn.logsumexp(log_weights, axis=axis) - math.log(k)
 
 
-def chunk_rng(rng: jax.Array, batch_index: int | jax.Array,
-              chunk_index: int | jax.Array) -> jax.Array:
+def chunk_rng(
+  rng: jax.Array, batch_index: int | jax.Array, chunk_index: int | jax.Array
+) -> jax.Array:
   """The key that chunk `chunk_index` of batch `batch_index` samples with.
 
   Public so that tests and callers can reproduce the estimator's samples.
@@ -40,9 +41,16 @@ def chunk_rng(rng: jax.Array, batch_index: int | jax.Array,
 
 
 @functools.partial(jax.jit, static_argnames=('log_weight_fn', 'num_samples', 'chunk_size'))
-def _batch_log_likelihood(log_weight_fn: LogWeightFn, params: Any, x: jax.Array,
-                          rng: jax.Array, batch_index: jax.Array, *,
-                          num_samples: int, chunk_size: int) -> jax.Array:
+def _batch_log_likelihood(
+  log_weight_fn: LogWeightFn,
+  params: Any,
+  x: jax.Array,
+  rng: jax.Array,
+  batch_index: jax.Array,
+  *,
+  num_samples: int,
+  chunk_size: int,
+) -> jax.Array:
   """[B] IWAE estimates for one batch; batch_index is traced, so one compile serves all batches."""
   num_full, rem = divmod(num_samples, chunk_size)
   batch = x.shape[0]
@@ -52,8 +60,9 @@ def _batch_log_likelihood(log_weight_fn: LogWeightFn, params: Any, x: jax.Array,
   def chunk_lse(chunk_index, size):
     log_w = log_weight_fn(params, x, chunk_rng(rng, batch_index, chunk_index), size)
     if log_w.shape != (batch, size):
-      raise ValueError(f'log_weight_fn must return [batch, num_chunk] = {(batch, size)}, '
-                       f'got {log_w.shape}.')
+      raise ValueError(
+        f'log_weight_fn must return [batch, num_chunk] = {(batch, size)}, got {log_w.shape}.'
+      )
     return jax.nn.logsumexp(log_w.astype(dtype), axis=1)
 
   def body(acc, chunk_index):
@@ -66,9 +75,15 @@ def _batch_log_likelihood(log_weight_fn: LogWeightFn, params: Any, x: jax.Array,
   return acc - math.log(num_samples)
 
 
-def estimate_log_likelihood(log_weight_fn: LogWeightFn, params: Any, images: np.ndarray,
-                            rng: jax.Array, num_samples: int = 1000, batch_size: int = 100,
-                            chunk_size: int = 100) -> np.ndarray:
+def estimate_log_likelihood(
+  log_weight_fn: LogWeightFn,
+  params: Any,
+  images: np.ndarray,
+  rng: jax.Array,
+  num_samples: int = 1000,
+  batch_size: int = 100,
+  chunk_size: int = 100,
+) -> np.ndarray:
   """Per-image IWAE estimates of log p(x) (nats), float64 numpy [N].
 
   Args:
@@ -89,8 +104,10 @@ def estimate_log_likelihood(log_weight_fn: LogWeightFn, params: Any, images: np.
     -mean is the NLL usually reported.
   """
   if num_samples < 1 or batch_size < 1 or chunk_size < 1:
-    raise ValueError('num_samples, batch_size and chunk_size must all be >= 1, got '
-                     f'{num_samples}, {batch_size}, {chunk_size}.')
+    raise ValueError(
+      'num_samples, batch_size and chunk_size must all be >= 1, got '
+      f'{num_samples}, {batch_size}, {chunk_size}.'
+    )
   images = np.asarray(images)
   n = images.shape[0]
   if n == 0:
@@ -99,13 +116,19 @@ def estimate_log_likelihood(log_weight_fn: LogWeightFn, params: Any, images: np.
   chunk_size = min(chunk_size, num_samples)
   out = np.empty((n,), dtype=np.float64)
   for b, start in enumerate(range(0, n, batch_size)):
-    x = images[start:start + batch_size]
+    x = images[start : start + batch_size]
     valid = x.shape[0]
     if valid < batch_size:  # same shape as every other batch: no recompile
       pad = [(0, batch_size - valid)] + [(0, 0)] * (x.ndim - 1)
       x = np.pad(x, pad, mode='edge')
-    values = _batch_log_likelihood(log_weight_fn, params, jnp.asarray(x), rng,
-                                   jnp.asarray(b, dtype=jnp.uint32),
-                                   num_samples=num_samples, chunk_size=chunk_size)
-    out[start:start + valid] = np.asarray(values, dtype=np.float64)[:valid]
+    values = _batch_log_likelihood(
+      log_weight_fn,
+      params,
+      jnp.asarray(x),
+      rng,
+      jnp.asarray(b, dtype=jnp.uint32),
+      num_samples=num_samples,
+      chunk_size=chunk_size,
+    )
+    out[start : start + valid] = np.asarray(values, dtype=np.float64)[:valid]
   return out

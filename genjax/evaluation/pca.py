@@ -42,7 +42,7 @@ def fit_pca(train: ArrayLike, k: int) -> tuple[np.ndarray, np.ndarray]:
   mean = flat.mean(axis=0, dtype=np.float64)
   scatter = np.zeros((d, d), dtype=np.float64)
   for start in range(0, n, _CHUNK_ROWS):
-    centred = flat[start:start + _CHUNK_ROWS].astype(np.float64) - mean
+    centred = flat[start : start + _CHUNK_ROWS].astype(np.float64) - mean
     scatter += centred.T @ centred
   # eigh returns ascending eigenvalues; the top k are the last k columns.
   _, vectors = np.linalg.eigh(scatter / n)

@@ -6,6 +6,7 @@ GAN metrics use this classifier instead: its penultimate activations are the FID
 features and its softmax the IS class probabilities. Numbers are then comparable
 only between runs scored with the same trained classifier checkpoint.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -39,6 +40,7 @@ class Classifier(nn.Module):
       ``train=True`` (then the 'dropout' rng is needed unless the rate is 0).
     dtype: computation dtype; parameters, features and logits stay float32.
   """
+
   image_shape: Sequence[int] = (28, 28, 1)
   num_classes: int = 10
   widths: Sequence[int] = (32, 64)
@@ -61,9 +63,17 @@ class Classifier(nn.Module):
     super().__post_init__()
 
   def setup(self) -> None:
-    self.convs = [nn.Conv(width, (3, 3), padding='SAME', dtype=self.dtype,
-                          kernel_init=conv_kernel_init, name=f'conv_{i}')
-                  for i, width in enumerate(self.widths)]
+    self.convs = [
+      nn.Conv(
+        width,
+        (3, 3),
+        padding='SAME',
+        dtype=self.dtype,
+        kernel_init=conv_kernel_init,
+        name=f'conv_{i}',
+      )
+      for i, width in enumerate(self.widths)
+    ]
     self.dense = nn.Dense(int(self.hidden), dtype=self.dtype, name='dense')
     self.drop = nn.Dropout(float(self.dropout))
     self.head = nn.Dense(int(self.num_classes), dtype=self.dtype, name='head')

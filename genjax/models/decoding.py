@@ -23,6 +23,7 @@ prompts ``[B, P]``, and share ``filter_logits`` (temperature, top-k, top-p) and 
 step, ``fold_in(rng, step)``. A bare ``DecoderLM`` in place of the decoder is wrapped in
 ``LMDecoder``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -64,8 +65,9 @@ class Decoder(Protocol):
 
   def init_cache(self, batch: int) -> Any: ...
 
-  def step(self, variables: Any, tokens: Array, cache: Any, index: Array | int
-           ) -> tuple[Array, Any]: ...
+  def step(
+    self, variables: Any, tokens: Array, cache: Any, index: Array | int
+  ) -> tuple[Array, Any]: ...
 
   def forward(self, variables: Any, tokens: Array) -> Array: ...
 
@@ -73,6 +75,7 @@ class Decoder(Protocol):
 @dataclasses.dataclass(frozen=True)
 class LMDecoder:
   """A ``DecoderLM`` as a ``Decoder``; its variables are the flax ``{'params': ...}``."""
+
   model: DecoderLM
 
   @property
@@ -82,8 +85,9 @@ class LMDecoder:
   def init_cache(self, batch: int) -> Any:
     return self.model.init_cache(batch)
 
-  def step(self, variables: Any, tokens: Array, cache: Any, index: Array | int
-           ) -> tuple[Array, Any]:
+  def step(
+    self, variables: Any, tokens: Array, cache: Any, index: Array | int
+  ) -> tuple[Array, Any]:
     return self.model.apply(variables, tokens, cache=cache, cache_index=index)
 
   def forward(self, variables: Any, tokens: Array) -> Array:
@@ -119,8 +123,10 @@ def as_decoder(decoder: Decoder | DecoderLM) -> Decoder:
     return LMDecoder(decoder)
   # Anything else would fail deep inside tracing.
   if not isinstance(decoder, Decoder):
-    raise TypeError(f'expected a Decoder (context, init_cache, step, forward) or a '
-                    f'DecoderLM, got {type(decoder).__name__}')
+    raise TypeError(
+      f'expected a Decoder (context, init_cache, step, forward) or a '
+      f'DecoderLM, got {type(decoder).__name__}'
+    )
   return decoder
 
 
@@ -128,13 +134,17 @@ def _check_prompt(context: int, prompt: Array, max_new_tokens: int) -> None:
   if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 1:
     raise ValueError(f'max_new_tokens must be an int >= 1, got {max_new_tokens!r}')
   if prompt.ndim != 2 or not jnp.issubdtype(prompt.dtype, jnp.integer):
-    raise ValueError(f'prompt must be integer tokens of shape [batch, length], got '
-                     f'{prompt.dtype} {tuple(prompt.shape)}')
+    raise ValueError(
+      f'prompt must be integer tokens of shape [batch, length], got '
+      f'{prompt.dtype} {tuple(prompt.shape)}'
+    )
   if prompt.shape[1] < 1:
     raise ValueError('prompt must hold at least one token')
   if prompt.shape[1] > context:
-    raise ValueError(f'prompt of {prompt.shape[1]} tokens exceeds the context of {context} '
-                     f'positions: crop it to its last {context} tokens')
+    raise ValueError(
+      f'prompt of {prompt.shape[1]} tokens exceeds the context of {context} '
+      f'positions: crop it to its last {context} tokens'
+    )
 
 
 def _top_p_filter(logits: Array, top_p: Array | float) -> Array:
@@ -149,8 +159,9 @@ def _top_p_filter(logits: Array, top_p: Array | float) -> Array:
   return jnp.where(logits < threshold, -jnp.inf, logits)
 
 
-def filter_logits(logits: Array, temperature: Array | float = 1.0, top_k: int = 0,
-                  top_p: Array | float = 1.0) -> Array:
+def filter_logits(
+  logits: Array, temperature: Array | float = 1.0, top_k: int = 0, top_p: Array | float = 1.0
+) -> Array:
   """Sampling logits ``[..., vocab]``: excluded tokens get -inf.
 
   temperature 0 keeps only the argmax (so sampling is greedy); otherwise the logits are
@@ -174,8 +185,13 @@ def filter_logits(logits: Array, temperature: Array | float = 1.0, top_k: int = 
   return jnp.where(greedy, jnp.where(is_argmax, logits, -jnp.inf), filtered)
 
 
-def sample_token(logits: Array, key: Array, temperature: Array | float = 1.0,
-                 top_k: int = 0, top_p: Array | float = 1.0) -> Array:
+def sample_token(
+  logits: Array,
+  key: Array,
+  temperature: Array | float = 1.0,
+  top_k: int = 0,
+  top_p: Array | float = 1.0,
+) -> Array:
   """One int32 token per row of ``logits [B, vocab]``, from ``filter_logits``."""
   filtered = filter_logits(logits, temperature, top_k, top_p)
   return jax.random.categorical(key, filtered, axis=-1).astype(jnp.int32)
@@ -184,6 +200,7 @@ def sample_token(logits: Array, key: Array, temperature: Array | float = 1.0,
 def _emit(on_token: OnToken) -> Callable[[Array, Array], None]:
   def host(step: np.ndarray, tokens: np.ndarray) -> None:
     on_token(int(step), np.asarray(tokens))
+
   return host
 
 
@@ -198,11 +215,20 @@ def _last_logits(logits: Array, index: Array | int) -> Array:
   return lax.dynamic_index_in_dim(logits, index, axis=1, keepdims=False)
 
 
-def generate(decoder: Decoder | DecoderLM, variables: Any, prompt: Array, rng: Array, *,
-             max_new_tokens: int, prompt_length: Array | int | None = None,
-             temperature: Array | float = 1.0, top_k: int = 0,
-             top_p: Array | float = 1.0, eos_id: int | None = None,
-             on_token: OnToken | None = None) -> tuple[Array, Array]:
+def generate(
+  decoder: Decoder | DecoderLM,
+  variables: Any,
+  prompt: Array,
+  rng: Array,
+  *,
+  max_new_tokens: int,
+  prompt_length: Array | int | None = None,
+  temperature: Array | float = 1.0,
+  top_k: int = 0,
+  top_p: Array | float = 1.0,
+  eos_id: int | None = None,
+  on_token: OnToken | None = None,
+) -> tuple[Array, Array]:
   """Samples ``max_new_tokens`` after ``prompt`` with a key/value cache.
 
   Args:
@@ -235,8 +261,9 @@ def generate(decoder: Decoder | DecoderLM, variables: Any, prompt: Array, rng: A
     prompt_length = padded_length
   length_value = _concrete(prompt_length)
   if length_value is not None and not 1 <= length_value <= padded_length:
-    raise ValueError(f'prompt_length must be in [1, {padded_length}] (the prompt columns), '
-                     f'got {prompt_length}')
+    raise ValueError(
+      f'prompt_length must be in [1, {padded_length}] (the prompt columns), got {prompt_length}'
+    )
   prompt_length = jnp.asarray(prompt_length, jnp.int32)
   context = decoder.context
   window = max(context // 2, 1)
@@ -260,15 +287,18 @@ def generate(decoder: Decoder | DecoderLM, variables: Any, prompt: Array, rng: A
       state['done'] = state['done'] | newly_done
     _stream(on_token, step, token)
     state['tokens'] = state['tokens'].at[:, step].set(token)
-    state['history'] = lax.dynamic_update_slice(state['history'], token[:, None],
-                                                (0, prompt_length + step))
+    state['history'] = lax.dynamic_update_slice(
+      state['history'], token[:, None], (0, prompt_length + step)
+    )
     state['token'] = token
     state['step'] = step + 1
     return state
 
-  def advance(token: Array, cache: Any, position: Array, length: Array,
-              history: Array, may_slide: bool = True) -> tuple[Array, Any, Array]:
+  def advance(
+    token: Array, cache: Any, position: Array, length: Array, history: Array, may_slide: bool = True
+  ) -> tuple[Array, Any, Array]:
     """Next logits after ``token``: one cached position, or a slide when the cache is full."""
+
     def step(_: None) -> tuple[Array, Any, Array]:
       logits, new_cache = decoder.step(variables, token[:, None], cache, position)
       return logits[:, 0], new_cache, position + 1
@@ -285,14 +315,14 @@ def generate(decoder: Decoder | DecoderLM, variables: Any, prompt: Array, rng: A
 
   fill = 0 if eos_id is None else eos_id
   state = {
-      'step': jnp.asarray(0, jnp.int32),
-      'token': jnp.zeros((batch,), jnp.int32),
-      'tokens': jnp.full((batch, max_new_tokens), fill, jnp.int32),
-      'history': history,
-      'done': jnp.zeros((batch,), bool),
-      'lengths': jnp.full((batch,), max_new_tokens, jnp.int32),
-      'cache': cache,
-      'position': prompt_length,
+    'step': jnp.asarray(0, jnp.int32),
+    'token': jnp.zeros((batch,), jnp.int32),
+    'tokens': jnp.full((batch, max_new_tokens), fill, jnp.int32),
+    'history': history,
+    'done': jnp.zeros((batch,), bool),
+    'lengths': jnp.full((batch,), max_new_tokens, jnp.int32),
+    'cache': cache,
+    'position': prompt_length,
   }
   state = record(state, sample(_last_logits(logits, prompt_length - 1), 0))
 
@@ -303,8 +333,8 @@ def generate(decoder: Decoder | DecoderLM, variables: Any, prompt: Array, rng: A
     state = dict(state)
     length = prompt_length + state['step']
     logits, state['cache'], state['position'] = advance(
-        state['token'], state['cache'], state['position'], length, state['history'],
-        may_slide)
+      state['token'], state['cache'], state['position'], length, state['history'], may_slide
+    )
     return record(state, sample(logits, state['step']))
 
   def segment(state: dict[str, Any]) -> dict[str, Any]:
@@ -313,16 +343,25 @@ def generate(decoder: Decoder | DecoderLM, variables: Any, prompt: Array, rng: A
     The inner loop has no `lax.cond`: a conditional's branches copy the cache in and
     out on every token, which on a CPU cost a small model about as much as its layers."""
     state = body(state)
-    return lax.while_loop(lambda s: cond(s) & (s['position'] < context),
-                          lambda s: body(s, may_slide=False), state)
+    return lax.while_loop(
+      lambda s: cond(s) & (s['position'] < context), lambda s: body(s, may_slide=False), state
+    )
 
   state = lax.while_loop(cond, segment, state)
   return state['tokens'], state['lengths']
 
 
-def generate_uncached(decoder: Decoder | DecoderLM, variables: Any, prompt: Array,
-                      rng: Array, *, max_new_tokens: int, temperature: Array | float = 1.0,
-                      top_k: int = 0, top_p: Array | float = 1.0) -> Array:
+def generate_uncached(
+  decoder: Decoder | DecoderLM,
+  variables: Any,
+  prompt: Array,
+  rng: Array,
+  *,
+  max_new_tokens: int,
+  temperature: Array | float = 1.0,
+  top_k: int = 0,
+  top_p: Array | float = 1.0,
+) -> Array:
   """nanoGPT's sampling loop: each token from a full ``forward`` over the last context.
 
   The forward always runs on a fixed ``[B, context]`` window of the history, starting
@@ -350,13 +389,15 @@ def generate_uncached(decoder: Decoder | DecoderLM, variables: Any, prompt: Arra
     return lax.dynamic_update_slice(history, token[:, None], (0, length))
 
   history = lax.fori_loop(0, max_new_tokens, body, history)
-  return history[:, prompt_length:prompt_length + max_new_tokens]
+  return history[:, prompt_length : prompt_length + max_new_tokens]
 
 
 # Decoders are hashable (equal decoders of equal models share a compiled program) and
 # functions hash by identity, so both are static arguments; temperature, top_p and
 # prompt_length stay traced.
 generate_jit = jax.jit(
-    generate, static_argnames=('decoder', 'max_new_tokens', 'top_k', 'eos_id', 'on_token'))
+  generate, static_argnames=('decoder', 'max_new_tokens', 'top_k', 'eos_id', 'on_token')
+)
 generate_uncached_jit = jax.jit(
-    generate_uncached, static_argnames=('decoder', 'max_new_tokens', 'top_k'))
+  generate_uncached, static_argnames=('decoder', 'max_new_tokens', 'top_k')
+)

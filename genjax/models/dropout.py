@@ -57,13 +57,15 @@ class Dropout(nn.Module):
   `example_ids` (int [B], optional): masks drawn per example, the same whichever device
   holds it; without, one mask for the whole of x from the module's key.
   """
+
   rate: float
   bits: int = 8
   rng_collection: str = 'dropout'
 
   @nn.compact
-  def __call__(self, x: jax.Array, deterministic: bool,
-               example_ids: jax.Array | None = None) -> jax.Array:
+  def __call__(
+    self, x: jax.Array, deterministic: bool, example_ids: jax.Array | None = None
+  ) -> jax.Array:
     if deterministic or self.rate == 0.0:
       return x
     keep = keep_probability(self.rate, self.bits)

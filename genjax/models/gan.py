@@ -3,6 +3,7 @@
 The adversarial losses, penalties and EMA live in ``genjax.tasks.gan_losses``; these
 modules only map latents to images and images to logits.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -11,8 +12,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from genjax.models.layers import (Dtype, Upsample2x, as_tuple, check_images, conv_kernel_init,
-                                  start_size)
+from genjax.models.layers import (
+  Dtype,
+  Upsample2x,
+  as_tuple,
+  check_images,
+  conv_kernel_init,
+  start_size,
+)
 
 Array = jnp.ndarray
 
@@ -25,11 +32,11 @@ BATCH_NORM_MOMENTUM = 0.9
 LEAKY_SLOPE = 0.2
 
 
-def _check_common(name: str, image_shape: tuple[int, ...], widths: tuple[int, ...],
-                  num_classes: int) -> None:
+def _check_common(
+  name: str, image_shape: tuple[int, ...], widths: tuple[int, ...], num_classes: int
+) -> None:
   if len(image_shape) != 3:
-    raise ValueError(f'{name}: image_shape must be (height, width, channels), '
-                     f'got {image_shape!r}')
+    raise ValueError(f'{name}: image_shape must be (height, width, channels), got {image_shape!r}')
   if not widths:
     raise ValueError(f'{name} needs at least one entry in widths')
   if any(w <= 0 for w in widths):
@@ -43,8 +50,10 @@ def _check_labels(name: str, labels: Array | None, num_classes: int, batch: int)
     if labels is None:
       raise ValueError(f'{name} has num_classes={num_classes}: pass integer labels [batch]')
     if labels.shape != (batch,) or not jnp.issubdtype(labels.dtype, jnp.integer):
-      raise ValueError(f'{name}: expected integer labels of shape [{batch}], '
-                       f'got {labels.dtype} {tuple(labels.shape)}')
+      raise ValueError(
+        f'{name}: expected integer labels of shape [{batch}], '
+        f'got {labels.dtype} {tuple(labels.shape)}'
+      )
   elif labels is not None:
     raise ValueError(f'{name} is unconditional (num_classes=0) but labels were passed')
 
@@ -77,6 +86,7 @@ class Generator(nn.Module):
       (e.g. 'data' under shard_map), so a sharded batch normalises as the full one does.
     dtype: computation dtype; parameters and outputs stay float32.
   """
+
   image_shape: Sequence[int] = (28, 28, 1)
   latent_dim: int = 64
   widths: Sequence[int] = (128, 64)
@@ -100,8 +110,12 @@ class Generator(nn.Module):
 
   def _normalize(self, x: Array, train: bool) -> Array:
     if self.norm == 'batch':
-      return nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM,
-                          axis_name=self.batch_stats_axis, dtype=self.dtype)(x)
+      return nn.BatchNorm(
+        use_running_average=not train,
+        momentum=BATCH_NORM_MOMENTUM,
+        axis_name=self.batch_stats_axis,
+        dtype=self.dtype,
+      )(x)
     if self.norm == 'layer':
       return nn.LayerNorm(reduction_axes=(-3, -2, -1), feature_axes=-1, dtype=self.dtype)(x)
     return x
@@ -109,8 +123,9 @@ class Generator(nn.Module):
   @nn.compact
   def __call__(self, z: Array, labels: Array | None = None, train: bool = True) -> Array:
     if z.ndim != 2 or z.shape[1] != self.latent_dim:
-      raise ValueError(f'expected latents of shape [batch, {self.latent_dim}], '
-                       f'got {tuple(z.shape)}')
+      raise ValueError(
+        f'expected latents of shape [batch, {self.latent_dim}], got {tuple(z.shape)}'
+      )
     batch = z.shape[0]
     labels = None if labels is None else jnp.asarray(labels)
     _check_labels('Generator', labels, self.num_classes, batch)
@@ -123,8 +138,13 @@ class Generator(nn.Module):
     x = nn.relu(self._normalize(x, train))
     for width in self.widths:
       x = nn.relu(self._normalize(Upsample2x(width, dtype=self.dtype)(x), train))
-    x = nn.Conv(int(self.image_shape[2]), (3, 3), padding='SAME', dtype=self.dtype,
-                kernel_init=conv_kernel_init)(x)
+    x = nn.Conv(
+      int(self.image_shape[2]),
+      (3, 3),
+      padding='SAME',
+      dtype=self.dtype,
+      kernel_init=conv_kernel_init,
+    )(x)
     return nn.sigmoid(x.astype(jnp.float32))
 
 
@@ -152,6 +172,7 @@ class Discriminator(nn.Module):
     num_codes: > 0 adds the Q head over that many categorical codes (InfoGAN).
     dtype: computation dtype; parameters and logits stay float32.
   """
+
   image_shape: Sequence[int] = (28, 28, 1)
   widths: Sequence[int] = (64, 128)
   num_classes: int = 0
@@ -164,16 +185,19 @@ class Discriminator(nn.Module):
     self.widths = as_tuple(self.widths)
     _check_common('Discriminator', self.image_shape, self.widths, self.num_classes)
     if self.conditioning not in CONDITIONINGS:
-      raise ValueError(f'unknown conditioning {self.conditioning!r}; expected one of '
-                       f'{CONDITIONINGS}')
+      raise ValueError(
+        f'unknown conditioning {self.conditioning!r}; expected one of {CONDITIONINGS}'
+      )
     if self.num_codes < 0:
-      raise ValueError(f'Discriminator: num_codes must be >= 0 (0: no Q head), '
-                       f'got {self.num_codes}')
+      raise ValueError(
+        f'Discriminator: num_codes must be >= 0 (0: no Q head), got {self.num_codes}'
+      )
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, x: Array, labels: Array | None = None,
-               return_code_logits: bool = False) -> Array | tuple[Array, Array]:
+  def __call__(
+    self, x: Array, labels: Array | None = None, return_code_logits: bool = False
+  ) -> Array | tuple[Array, Array]:
     check_images(x, self.image_shape)
     batch = x.shape[0]
     labels = None if labels is None else jnp.asarray(labels)
@@ -183,8 +207,14 @@ class Discriminator(nn.Module):
       tiled = jnp.broadcast_to(onehot[:, None, None, :], x.shape[:3] + (self.num_classes,))
       x = jnp.concatenate([x, tiled], axis=-1)
     for width in self.widths:
-      x = nn.Conv(width, (4, 4), strides=(2, 2), padding='SAME', dtype=self.dtype,
-                  kernel_init=conv_kernel_init)(x)
+      x = nn.Conv(
+        width,
+        (4, 4),
+        strides=(2, 2),
+        padding='SAME',
+        dtype=self.dtype,
+        kernel_init=conv_kernel_init,
+      )(x)
       x = nn.leaky_relu(x, LEAKY_SLOPE)
     features = x.reshape((batch, -1))
     logits = nn.Dense(1, dtype=self.dtype)(features)[:, 0].astype(jnp.float32)
@@ -192,8 +222,12 @@ class Discriminator(nn.Module):
       # Scaled like the dense layer's lecun_normal kernel, so that at init the
       # projection term is no larger than the unconditional logit.
       dim = features.shape[-1]
-      embed = nn.Embed(self.num_classes, dim, name='class_embed',
-                       embedding_init=nn.initializers.normal(stddev=dim ** -0.5))
+      embed = nn.Embed(
+        self.num_classes,
+        dim,
+        name='class_embed',
+        embedding_init=nn.initializers.normal(stddev=dim**-0.5),
+      )
       projection = jnp.sum(embed(labels) * features.astype(jnp.float32), axis=-1)
       logits = logits + projection
     if not self.num_codes:

@@ -19,6 +19,7 @@ incrementally on a key/value cache, which ``genjax.models.decoding`` uses to gen
     logits, cache = model.apply(variables, next_token[:, None], cache=cache,
                                 cache_index=prompt.shape[1])
 """
+
 from __future__ import annotations
 
 import math
@@ -48,17 +49,27 @@ def _flat(layer: Callable[[Array], Array]) -> Callable[[Array], Array]:
   ``[B, T, D]`` input ran 2.5x slower than on the flattened 2-D one (measured on the
   CPU-size MLP), as its weight gradients then contract over two dimensions.
   """
+
   def apply(x: Array) -> Array:
     y = layer(x.reshape(-1, x.shape[-1]))
     return y.reshape(*x.shape[:-1], y.shape[-1])
+
   return apply
 
 
-def _dense(features: int, use_bias: bool, dtype: Dtype, name: str,
-           stddev: float = INIT_STDDEV) -> Callable[[Array], Array]:
-  return _flat(nn.Dense(features, use_bias=use_bias, dtype=dtype, name=name,
-                        kernel_init=nn.initializers.normal(stddev=stddev),
-                        bias_init=nn.initializers.zeros))
+def _dense(
+  features: int, use_bias: bool, dtype: Dtype, name: str, stddev: float = INIT_STDDEV
+) -> Callable[[Array], Array]:
+  return _flat(
+    nn.Dense(
+      features,
+      use_bias=use_bias,
+      dtype=dtype,
+      name=name,
+      kernel_init=nn.initializers.normal(stddev=stddev),
+      bias_init=nn.initializers.zeros,
+    )
+  )
 
 
 def _layer_norm(use_bias: bool, dtype: Dtype, name: str) -> nn.LayerNorm:
@@ -109,6 +120,7 @@ def causal_attention(q: Array, k: Array, v: Array, impl: str = 'xla') -> Array:
 
 class CausalSelfAttention(nn.Module):
   """Multi-head causal self-attention with one fused qkv projection (nanoGPT's c_attn)."""
+
   num_heads: int
   num_layers: int
   dropout: float = 0.0
@@ -118,29 +130,37 @@ class CausalSelfAttention(nn.Module):
   dropout_bits: int = 8  # see DecoderLM
 
   @nn.compact
-  def __call__(self, x: Array, train: bool, cache: dict[str, Array] | None = None,
-               cache_index: Array | int | None = None, example_ids: Array | None = None
-               ) -> tuple[Array, dict[str, Array] | None]:
+  def __call__(
+    self,
+    x: Array,
+    train: bool,
+    cache: dict[str, Array] | None = None,
+    cache_index: Array | int | None = None,
+    example_ids: Array | None = None,
+  ) -> tuple[Array, dict[str, Array] | None]:
     batch, length, width = x.shape
     head_dim = width // self.num_heads
     qkv = _dense(3 * width, self.use_bias, self.dtype, 'c_attn')(x)
-    q, k, v = (part.reshape(batch, length, self.num_heads, head_dim)
-               for part in jnp.split(qkv, 3, axis=-1))
+    q, k, v = (
+      part.reshape(batch, length, self.num_heads, head_dim) for part in jnp.split(qkv, 3, axis=-1)
+    )
     if cache is None:
       y = causal_attention(q, k, v, self.attention)
     else:
       start = (0, cache_index, 0, 0)
-      cache = {'keys': lax.dynamic_update_slice(cache['keys'], k.astype(cache['keys'].dtype),
-                                                start),
-               'values': lax.dynamic_update_slice(cache['values'],
-                                                  v.astype(cache['values'].dtype), start)}
+      cache = {
+        'keys': lax.dynamic_update_slice(cache['keys'], k.astype(cache['keys'].dtype), start),
+        'values': lax.dynamic_update_slice(cache['values'], v.astype(cache['values'].dtype), start),
+      }
       block_size = cache['keys'].shape[1]
       mask = cached_attention_mask(cache_index, length, block_size)
-      y = jax.nn.dot_product_attention(q, cache['keys'].astype(q.dtype),
-                                       cache['values'].astype(q.dtype), mask=mask)
+      y = jax.nn.dot_product_attention(
+        q, cache['keys'].astype(q.dtype), cache['values'].astype(q.dtype), mask=mask
+      )
     y = y.reshape(batch, length, width)
-    y = _dense(width, self.use_bias, self.dtype, 'c_proj',
-               stddev=_residual_stddev(self.num_layers))(y)
+    y = _dense(
+      width, self.use_bias, self.dtype, 'c_proj', stddev=_residual_stddev(self.num_layers)
+    )(y)
     y = dropout_lib.Dropout(self.dropout, self.dropout_bits)(y, not train, example_ids)
     return y, cache
 
@@ -158,6 +178,7 @@ def gelu(x: Array) -> Array:
 
 class MLP(nn.Module):
   """Dense(mlp_ratio * width) -> exact (erf) GELU, as torch's nn.GELU() -> Dense(width)."""
+
   num_layers: int
   mlp_ratio: int = 4
   dropout: float = 0.0
@@ -170,13 +191,15 @@ class MLP(nn.Module):
     width = x.shape[-1]
     x = _dense(self.mlp_ratio * width, self.use_bias, self.dtype, 'c_fc')(x)
     x = gelu(x)
-    x = _dense(width, self.use_bias, self.dtype, 'c_proj',
-               stddev=_residual_stddev(self.num_layers))(x)
+    x = _dense(
+      width, self.use_bias, self.dtype, 'c_proj', stddev=_residual_stddev(self.num_layers)
+    )(x)
     return dropout_lib.Dropout(self.dropout, self.dropout_bits)(x, not train, example_ids)
 
 
 class Block(nn.Module):
   """Pre-LayerNorm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
+
   num_heads: int
   num_layers: int
   mlp_ratio: int = 4
@@ -188,19 +211,39 @@ class Block(nn.Module):
 
   # Positional arguments only: nn.remat marks ``train`` static by its position.
   @nn.compact
-  def __call__(self, x: Array, train: bool, cache: dict[str, Array] | None = None,
-               cache_index: Array | int | None = None, example_ids: Array | None = None
-               ) -> tuple[Array, dict[str, Array] | None]:
-    attention = CausalSelfAttention(self.num_heads, self.num_layers, self.dropout,
-                                    self.use_bias, self.dtype, self.attention,
-                                    self.dropout_bits, name='attn')
-    y, cache = attention(_layer_norm(self.use_bias, self.dtype, 'ln_1')(x), train, cache,
-                         cache_index, example_ids)
+  def __call__(
+    self,
+    x: Array,
+    train: bool,
+    cache: dict[str, Array] | None = None,
+    cache_index: Array | int | None = None,
+    example_ids: Array | None = None,
+  ) -> tuple[Array, dict[str, Array] | None]:
+    attention = CausalSelfAttention(
+      self.num_heads,
+      self.num_layers,
+      self.dropout,
+      self.use_bias,
+      self.dtype,
+      self.attention,
+      self.dropout_bits,
+      name='attn',
+    )
+    y, cache = attention(
+      _layer_norm(self.use_bias, self.dtype, 'ln_1')(x), train, cache, cache_index, example_ids
+    )
     # The residual stream keeps the embeddings' float32 (bfloat16 branches promote when
     # added), as under torch autocast.
     x = x + y
-    mlp = MLP(self.num_layers, self.mlp_ratio, self.dropout, self.use_bias, self.dtype,
-              self.dropout_bits, name='mlp')
+    mlp = MLP(
+      self.num_layers,
+      self.mlp_ratio,
+      self.dropout,
+      self.use_bias,
+      self.dtype,
+      self.dropout_bits,
+      name='mlp',
+    )
     x = x + mlp(_layer_norm(self.use_bias, self.dtype, 'ln_2')(x), train, example_ids)
     return x, cache
 
@@ -244,6 +287,7 @@ class DecoderLM(nn.Module):
       8, the rate rounded to a multiple of 1/256 and the mask several times cheaper to
       draw on a CPU, or 32, the rate exact.
   """
+
   vocab_size: int
   block_size: int = 256
   num_layers: int = 6
@@ -263,16 +307,19 @@ class DecoderLM(nn.Module):
       if getattr(self, name) <= 0:
         raise ValueError(f'DecoderLM: {name} must be positive, got {getattr(self, name)}')
     if self.width % self.num_heads:
-      raise ValueError(f'DecoderLM: width ({self.width}) must be divisible by num_heads '
-                       f'({self.num_heads})')
+      raise ValueError(
+        f'DecoderLM: width ({self.width}) must be divisible by num_heads ({self.num_heads})'
+      )
     if self.attention not in ATTENTION_IMPLS:
-      raise ValueError(f'DecoderLM: attention must be one of {ATTENTION_IMPLS}, got '
-                       f'{self.attention!r}')
+      raise ValueError(
+        f'DecoderLM: attention must be one of {ATTENTION_IMPLS}, got {self.attention!r}'
+      )
     if not 0.0 <= self.dropout < 1.0:
       raise ValueError(f'DecoderLM: dropout must be in [0, 1), got {self.dropout}')
     if self.dropout_bits not in dropout_lib.BITS:
-      raise ValueError(f'DecoderLM: dropout_bits must be one of {dropout_lib.BITS}, got '
-                       f'{self.dropout_bits!r}')
+      raise ValueError(
+        f'DecoderLM: dropout_bits must be one of {dropout_lib.BITS}, got {self.dropout_bits!r}'
+      )
     super().__post_init__()
 
   @nn.nowrap
@@ -281,40 +328,58 @@ class DecoderLM(nn.Module):
     head_dim = self.width // self.num_heads
     shape = (batch_size, self.block_size, self.num_heads, head_dim)
     dtype = self.dtype if dtype is None else dtype
-    return tuple({'keys': jnp.zeros(shape, dtype), 'values': jnp.zeros(shape, dtype)}
-                 for _ in range(self.num_layers))
+    return tuple(
+      {'keys': jnp.zeros(shape, dtype), 'values': jnp.zeros(shape, dtype)}
+      for _ in range(self.num_layers)
+    )
 
   @nn.nowrap
   def _check_call(self, tokens: Array, cache: Cache | None, cache_index: Any) -> None:
     if tokens.ndim != 2 or not jnp.issubdtype(tokens.dtype, jnp.integer):
-      raise ValueError(f'DecoderLM expects integer tokens of shape [batch, length], got '
-                       f'{tokens.dtype} {tuple(tokens.shape)}')
+      raise ValueError(
+        f'DecoderLM expects integer tokens of shape [batch, length], got '
+        f'{tokens.dtype} {tuple(tokens.shape)}'
+      )
     length = tokens.shape[1]
     if length > self.block_size:
-      raise ValueError(f'{length} tokens exceed block_size={self.block_size}: crop the '
-                       f'prompt/context to its last {self.block_size} tokens')
+      raise ValueError(
+        f'{length} tokens exceed block_size={self.block_size}: crop the '
+        f'prompt/context to its last {self.block_size} tokens'
+      )
     if cache is None:
       if cache_index is not None:
-        raise ValueError('cache_index was given without a cache: pass '
-                         'cache=model.init_cache(batch_size) as well')
+        raise ValueError(
+          'cache_index was given without a cache: pass cache=model.init_cache(batch_size) as well'
+        )
       return
     if cache_index is None:
       raise ValueError('a cache needs a cache_index: the position of the first token')
     if len(cache) != self.num_layers:
-      raise ValueError(f'cache has {len(cache)} layers, the model {self.num_layers}: build '
-                       f'it with model.init_cache(batch_size)')
+      raise ValueError(
+        f'cache has {len(cache)} layers, the model {self.num_layers}: build '
+        f'it with model.init_cache(batch_size)'
+      )
     expected = (tokens.shape[0], self.block_size)
     if tuple(cache[0]['keys'].shape[:2]) != expected:
-      raise ValueError(f'cache keys start with shape {tuple(cache[0]["keys"].shape[:2])}, '
-                       f'expected [batch, block_size] = {expected}')
+      raise ValueError(
+        f'cache keys start with shape {tuple(cache[0]["keys"].shape[:2])}, '
+        f'expected [batch, block_size] = {expected}'
+      )
     if isinstance(cache_index, int) and not 0 <= cache_index <= self.block_size - length:
-      raise ValueError(f'cache_index {cache_index} + {length} tokens does not fit in '
-                       f'block_size={self.block_size}')
+      raise ValueError(
+        f'cache_index {cache_index} + {length} tokens does not fit in block_size={self.block_size}'
+      )
 
   @nn.compact
-  def __call__(self, tokens: Array, *, train: bool = False, cache: Cache | None = None,
-               cache_index: Array | int | None = None, example_ids: Array | None = None
-               ) -> Array | tuple[Array, Cache]:
+  def __call__(
+    self,
+    tokens: Array,
+    *,
+    train: bool = False,
+    cache: Cache | None = None,
+    cache_index: Array | int | None = None,
+    example_ids: Array | None = None,
+  ) -> Array | tuple[Array, Cache]:
     tokens = jnp.asarray(tokens)
     self._check_call(tokens, cache, cache_index)
     embedding_init = nn.initializers.normal(stddev=INIT_STDDEV)
@@ -329,11 +394,20 @@ class DecoderLM(nn.Module):
     block_cls = RematBlock if self.remat else Block
     new_cache = []
     for i in range(self.num_layers):
-      block = block_cls(self.num_heads, self.num_layers, self.mlp_ratio, self.dropout,
-                        self.use_bias, self.dtype, self.attention, self.dropout_bits,
-                        name=f'h_{i}')
-      x, layer_cache = block(x, train, None if cache is None else cache[i], cache_index,
-                             example_ids)
+      block = block_cls(
+        self.num_heads,
+        self.num_layers,
+        self.mlp_ratio,
+        self.dropout,
+        self.use_bias,
+        self.dtype,
+        self.attention,
+        self.dropout_bits,
+        name=f'h_{i}',
+      )
+      x, layer_cache = block(
+        x, train, None if cache is None else cache[i], cache_index, example_ids
+      )
       new_cache.append(layer_cache)
 
     # Final norm and the tied-embedding logits in float32 whatever the computation dtype.

@@ -26,19 +26,21 @@ from jax.experimental import multihost_utils
 
 
 class Checkpointer:
-
   def __init__(self, directory: str | os.PathLike, keep: int = 3, async_save: bool = True):
     self.directory = os.path.abspath(os.fspath(directory))
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=True, enable_async_checkpointing=async_save)
+      max_to_keep=keep, create=True, enable_async_checkpointing=async_save
+    )
     self.manager = ocp.CheckpointManager(
-        self.directory, options=options, item_names=('state', 'meta'))
+      self.directory, options=options, item_names=('state', 'meta')
+    )
 
   def save(self, step: int, state: Any, meta: dict, force: bool = True) -> bool:
     return self.manager.save(
-        step,
-        args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-        force=force)
+      step,
+      args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+      force=force,
+    )
 
   def steps(self) -> list[int]:
     return sorted(self.manager.all_steps())
@@ -51,9 +53,11 @@ class Checkpointer:
     """Restores `step` into the structure, dtypes and shardings of `like`."""
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
     restored = self.manager.restore(
-        step,
-        args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
-                                meta=ocp.args.JsonRestore()))
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
+      ),
+    )
     return restored['state'], restored['meta']
 
   def restore_latest(self, like: Any) -> tuple[Any, dict] | None:
@@ -63,9 +67,15 @@ class Checkpointer:
         return self.restore(step, like)
       except Exception as e:  # pylint: disable=broad-except
         aside = self._set_aside(step)
-        logging.warning('Checkpoint at step %d in %s is unreadable (%s: %s); moved it to %s '
-                        'and falling back to the previous one.', step, self.directory,
-                        type(e).__name__, e, aside)
+        logging.warning(
+          'Checkpoint at step %d in %s is unreadable (%s: %s); moved it to %s '
+          'and falling back to the previous one.',
+          step,
+          self.directory,
+          type(e).__name__,
+          e,
+          aside,
+        )
     if self.steps():
       raise RuntimeError(f'No readable checkpoint in {self.directory} (steps {self.steps()}).')
     return None

@@ -72,8 +72,11 @@ def _accumulate_one(acc: dict, metrics: dict, step: jax.Array) -> dict:
   steps = step - n + 1 + jnp.arange(n, dtype=jnp.int32)
   bad = jnp.where(jnp.isfinite(metrics['loss']), NO_BAD_STEP, steps)
   sums = jax.tree.map(lambda a, m: a + m.astype(jnp.float32).sum(0), acc['sums'], metrics)
-  return {'sums': sums, 'count': acc['count'] + n,
-          'first_bad': jnp.minimum(acc['first_bad'], bad.min())}
+  return {
+    'sums': sums,
+    'count': acc['count'] + n,
+    'first_bad': jnp.minimum(acc['first_bad'], bad.min()),
+  }
 
 
 # Compiled once: run eagerly, each of its ops was a separate dispatch to every device,
@@ -94,10 +97,11 @@ class Accumulator:
     # One step's shape: a multi-step call stacks its steps on a leading axis.
     stacked = self.points is None and metrics['loss'].ndim == 1
     return {
-        'sums': jax.tree.map(
-            lambda m: jnp.zeros(m.shape[1:] if stacked else m.shape, jnp.float32), metrics),
-        'count': jnp.zeros(lead, jnp.int32),
-        'first_bad': jnp.full(lead, NO_BAD_STEP, jnp.int32),
+      'sums': jax.tree.map(
+        lambda m: jnp.zeros(m.shape[1:] if stacked else m.shape, jnp.float32), metrics
+      ),
+      'count': jnp.zeros(lead, jnp.int32),
+      'first_bad': jnp.full(lead, NO_BAD_STEP, jnp.int32),
     }
 
   def add(self, metrics: dict, step: jax.Array) -> jax.Array:
@@ -131,8 +135,11 @@ def call_sizes(start: int, train: ml_collections.ConfigDict) -> list[int]:
   so logging, evaluation, samples and checkpoints happen at the same steps as with one
   step per call.
   """
-  every = [e for e in (train.log_every, train.eval_every, train.sample_every,
-                       train.checkpoint_every) if e > 0]
+  every = [
+    e
+    for e in (train.log_every, train.eval_every, train.sample_every, train.checkpoint_every)
+    if e > 0
+  ]
   sizes, step = [], start
   while step < train.steps:
     end = min([train.steps, step + train.steps_per_call] + [(step // e + 1) * e for e in every])
@@ -144,6 +151,7 @@ def call_sizes(start: int, train: ml_collections.ConfigDict) -> list[int]:
 @dataclasses.dataclass(frozen=True)
 class Due:
   """What the loop does after the call that ended at a step."""
+
   log: bool
   eval: bool
   sample: bool
@@ -153,12 +161,23 @@ class Due:
 def due(done: int, train: ml_collections.ConfigDict) -> Due:
   final = done == train.steps
   at = lambda every: bool(every) and (done % every == 0 or final)
-  return Due(log=at(train.log_every), eval=at(train.eval_every),
-             sample=at(train.sample_every), checkpoint=at(train.checkpoint_every))
+  return Due(
+    log=at(train.log_every),
+    eval=at(train.eval_every),
+    sample=at(train.sample_every),
+    checkpoint=at(train.checkpoint_every),
+  )
 
 
-def drive(runner, batches, calls: Iterable[int], train: ml_collections.ConfigDict,
-          start: int, hooks: Sequence[Hook] = (), stop=None) -> int:
+def drive(
+  runner,
+  batches,
+  calls: Iterable[int],
+  train: ml_collections.ConfigDict,
+  start: int,
+  hooks: Sequence[Hook] = (),
+  stop=None,
+) -> int:
   """Runs the calls from step `start`; returns the step it ended at (see module doc).
 
   `batches` is a `pipeline.Prefetcher` (its wait time is the data-wait figure); `stop`
@@ -198,8 +217,7 @@ def drive(runner, batches, calls: Iterable[int], train: ml_collections.ConfigDic
     side_work += time.perf_counter() - side_start
 
     # Asked of every step, as multi-host preemption sync points are step numbers.
-    if stop is not None and any([stop.should_stop(s) for s in range(done - steps + 1,
-                                                                       done + 1)]):
+    if stop is not None and any([stop.should_stop(s) for s in range(done - steps + 1, done + 1)]):
       runner.non_finite(done, acc.first_bad())
       runner.preempted(done, stop.signal_name)
       break

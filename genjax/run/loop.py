@@ -42,7 +42,8 @@ def init_state(task, config, tx, example: dict, mesh) -> state_lib.TrainState:
   """Initial state, created directly replicated on the mesh (compiled, no host copy)."""
   create = lambda rng, example: train_step.initial_state(task, config, tx, rng, example)
   return jax.jit(create, out_shardings=parallel.replicated(mesh))(
-      jax.random.PRNGKey(config.seed), example)
+    jax.random.PRNGKey(config.seed), example
+  )
 
 
 def make_eval_fn(task, mesh):
@@ -56,8 +57,9 @@ def make_eval_fn(task, mesh):
 
   def evaluate(params, arrays: dict, batch_size: int, rng) -> dict[str, float]:
     totals, count = None, 0.0
-    for i, batch in enumerate(pipeline.eval_batches(arrays, batch_size,
-                                                    parallel.batch_sharding(mesh))):
+    for i, batch in enumerate(
+      pipeline.eval_batches(arrays, batch_size, parallel.batch_sharding(mesh))
+    ):
       sums, n = eval_batch(params, batch, jax.random.fold_in(rng, i))
       totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
       count += n
@@ -66,8 +68,9 @@ def make_eval_fn(task, mesh):
   return evaluate
 
 
-def write_sample(task, variables, arrays: dict, rng, step: int, workdir: str,
-                 writer: MetricWriter, is_lead: bool) -> None:
+def write_sample(
+  task, variables, arrays: dict, rng, step: int, workdir: str, writer: MetricWriter, is_lead: bool
+) -> None:
   """The default view at `step`: samples/step_N.png (pictures), .txt (text), ..."""
   drawn = task.views[task.default_view](variables, arrays, rng, 64)
   if is_lead:
@@ -75,8 +78,9 @@ def write_sample(task, variables, arrays: dict, rng, step: int, workdir: str,
   drawn.log(writer, step, 'samples')
 
 
-def evaluate_now(task, evaluate, variables, data, eval_subset: dict, batch_size: int,
-                 rng) -> dict[str, float]:
+def evaluate_now(
+  task, evaluate, variables, data, eval_subset: dict, batch_size: int, rng
+) -> dict[str, float]:
   """The eval step's metrics: per-example means over the subset, and the family's
   corpus-level metrics of all its outputs; scalars only."""
   results = {}
@@ -96,22 +100,37 @@ def _progress_line(step: int, total: int, metrics: dict, steps_per_s: float) -> 
     eta_text = '?'
   hidden = ('loss', 'steps_per_s', 'data_wait_fraction')
   shown = ' '.join(f'{k}={v:.4g}' for k, v in sorted(metrics.items()) if k not in hidden)
-  return (f'step {step}/{total} loss={metrics["loss"]:.4f} {shown} | '
-          f'{steps_per_s:.2f} steps/s, data wait {100 * metrics["data_wait_fraction"]:.1f}%, '
-          f'ETA {eta_text}')
+  return (
+    f'step {step}/{total} loss={metrics["loss"]:.4f} {shown} | '
+    f'{steps_per_s:.2f} steps/s, data wait {100 * metrics["data_wait_fraction"]:.1f}%, '
+    f'ETA {eta_text}'
+  )
 
 
 class _Run:
   """One run, as `driver.drive` sees it: the state, its workdir, its writers."""
+
   points = None
 
-  def __init__(self, task, config, data, state, step_fn, mesh, workdir: str, ckpt, writer,
-               source_steps_per_epoch: int, is_lead: bool):
+  def __init__(
+    self,
+    task,
+    config,
+    data,
+    state,
+    step_fn,
+    mesh,
+    workdir: str,
+    ckpt,
+    writer,
+    source_steps_per_epoch: int,
+    is_lead: bool,
+  ):
     self.task, self.config, self.data, self.state = task, config, data, state
     self.step_fn, self.workdir, self.ckpt, self.writer = step_fn, workdir, ckpt, writer
     self.steps_per_epoch, self.is_lead = source_steps_per_epoch, is_lead
     self.evaluator = make_eval_fn(task, mesh)
-    self.eval_subset = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
+    self.eval_subset = {k: v[: config.eval.num_examples] for k, v in data.test.items()}
     self.eval_rng = jax.random.PRNGKey(config.seed + 1)  # same eval noise at every eval
     self.sample_rng = jax.random.PRNGKey(config.seed + 2)  # same latents: comparable over time
     self.last_saved = int(state.step)
@@ -126,11 +145,15 @@ class _Run:
       return
     self.ckpt.wait()
     latest = self.ckpt.latest_step()
-    kept = (f'The last good checkpoint (step {latest}) is kept in {self.ckpt.directory}.'
-            if latest is not None else 'No checkpoint had been written yet.')
+    kept = (
+      f'The last good checkpoint (step {latest}) is kept in {self.ckpt.directory}.'
+      if latest is not None
+      else 'No checkpoint had been written yet.'
+    )
     raise NonFiniteLossError(
-        f'Loss became NaN/inf at step {int(first_bad)}; stopped. {kept} Lower '
-        'optim.learning_rate or set optim.grad_clip_norm.')
+      f'Loss became NaN/inf at step {int(first_bad)}; stopped. {kept} Lower '
+      'optim.learning_rate or set optim.grad_clip_norm.'
+    )
 
   def log(self, done: int, means: dict, steps_per_s: float, wait_fraction: float) -> None:
     means = dict(means, data_wait_fraction=wait_fraction, steps_per_s=steps_per_s)
@@ -141,34 +164,59 @@ class _Run:
       logging.warning('step %d: %s', done, warning)
 
   def evaluate(self, done: int) -> None:
-    scalars = evaluate_now(self.task, self.evaluator, self.task.inference_variables(self.state),
-                           self.data, self.eval_subset, self.config.eval.batch_size,
-                           self.eval_rng)
+    scalars = evaluate_now(
+      self.task,
+      self.evaluator,
+      self.task.inference_variables(self.state),
+      self.data,
+      self.eval_subset,
+      self.config.eval.batch_size,
+      self.eval_rng,
+    )
     if scalars:
       self.writer.write(done, 'test', scalars)
-      logging.info('test @ %d: %s', done,
-                   ' '.join(f'{k}={v:.4f}' for k, v in sorted(scalars.items())))
+      logging.info(
+        'test @ %d: %s', done, ' '.join(f'{k}={v:.4f}' for k, v in sorted(scalars.items()))
+      )
 
   def sample(self, done: int) -> None:
     if self.task.views:
-      write_sample(self.task, self.task.inference_variables(self.state), self.data.test,
-                   self.sample_rng, done, self.workdir, self.writer, self.is_lead)
+      write_sample(
+        self.task,
+        self.task.inference_variables(self.state),
+        self.data.test,
+        self.sample_rng,
+        done,
+        self.workdir,
+        self.writer,
+        self.is_lead,
+      )
 
   def checkpoint(self, done: int) -> None:
     self.last_saved = done
-    self.ckpt.save(done, self.state, {'step': done, 'epoch': done // self.steps_per_epoch,
-                                      'seed': self.config.seed})
+    self.ckpt.save(
+      done,
+      self.state,
+      {'step': done, 'epoch': done // self.steps_per_epoch, 'seed': self.config.seed},
+    )
 
   def preempted(self, done: int, signal_name: str) -> None:
     if self.last_saved != done:
       self.checkpoint(done)
-    logging.warning('Stopping on %s at step %d; checkpoint saved. Run the same '
-                    'command to resume.', signal_name, done)
+    logging.warning(
+      'Stopping on %s at step %d; checkpoint saved. Run the same command to resume.',
+      signal_name,
+      done,
+    )
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       allow_config_change: bool = False,
-                       hooks: Sequence[Hook] = ()) -> state_lib.TrainState:
+def train_and_evaluate(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  allow_config_change: bool = False,
+  hooks: Sequence[Hook] = (),
+) -> state_lib.TrainState:
   """Trains (or resumes) `config` in `workdir`; returns the final state.
 
   `hooks` run after every step with (step, state); they are the extension point for
@@ -199,11 +247,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     return _train(config, workdir, data, task, tx, step_fn, mesh, is_lead, hooks)
 
 
-def _train(config, workdir: str, data, task, tx, step_fn, mesh, is_lead: bool,
-           hooks: Sequence[Hook]) -> state_lib.TrainState:
+def _train(
+  config, workdir: str, data, task, tx, step_fn, mesh, is_lead: bool, hooks: Sequence[Hook]
+) -> state_lib.TrainState:
   """The run itself, once the workdir is checked, locked and written."""
-  ckpt = checkpoints.Checkpointer(os.path.join(workdir, 'checkpoints'),
-                                  keep=config.train.keep_checkpoints)
+  ckpt = checkpoints.Checkpointer(
+    os.path.join(workdir, 'checkpoints'), keep=config.train.keep_checkpoints
+  )
   source = data.train_source(config.data.batch_size, config.seed)
   # The same example restore traces (genjax.run.restore): the state's shapes agree.
   state = init_state(task, config, tx, example_batch(data.spec, config.data.batch_size), mesh)
@@ -216,8 +266,7 @@ def _train(config, workdir: str, data, task, tx, step_fn, mesh, is_lead: bool,
   # Several steps per call (a lax.scan) when train.steps_per_call > 1: one dispatch and
   # one host synchronisation per call instead of per step.
   multi_step = config.train.steps_per_call > 1
-  step_fn = parallel.compile_step(step_fn, mesh, config.parallel.strategy,
-                                  multi_step=multi_step)
+  step_fn = parallel.compile_step(step_fn, mesh, config.parallel.strategy, multi_step=multi_step)
   if multi_step:
     calls = call_sizes(start, config.train)
     train_sharding = parallel.stacked_batch_sharding(mesh)
@@ -225,11 +274,16 @@ def _train(config, workdir: str, data, task, tx, step_fn, mesh, is_lead: bool,
     calls = itertools.repeat(1, max(config.train.steps - start, 0))
     train_sharding = parallel.batch_sharding(mesh)
   writer = MetricWriter(workdir, enabled=is_lead)
-  run = _Run(task, config, data, state, step_fn, mesh, workdir, ckpt, writer,
-             source.steps_per_epoch, is_lead)
-  batches = pipeline.Prefetcher(source, train_sharding, start_step=start,
-                                prefetch=config.data.prefetch,
-                                group_sizes=calls if multi_step else None)
+  run = _Run(
+    task, config, data, state, step_fn, mesh, workdir, ckpt, writer, source.steps_per_epoch, is_lead
+  )
+  batches = pipeline.Prefetcher(
+    source,
+    train_sharding,
+    start_step=start,
+    prefetch=config.data.prefetch,
+    group_sizes=calls if multi_step else None,
+  )
   stop = preemption.Flag()
   try:
     with stop.catching_signals(), batches, writer:
@@ -237,4 +291,3 @@ def _train(config, workdir: str, data, task, tx, step_fn, mesh, is_lead: bool,
   finally:
     ckpt.close()
   return run.state
-

@@ -23,7 +23,6 @@ from jax.experimental import multihost_utils
 
 
 class Flag:
-
   def __init__(self):
     self.requested = False
     self.signal_name = ''

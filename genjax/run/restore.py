@@ -30,8 +30,9 @@ def abstract_state(task, config, spec: DataSpec) -> state_lib.TrainState:
   """Shapes, dtypes and (single-device) shardings of the state, computed without FLOPs."""
   tx = task.make_optimizer(config)
   example = example_batch(spec)
-  shapes = jax.eval_shape(lambda rng: train_step.initial_state(task, config, tx, rng, example),
-                          jax.random.PRNGKey(0))
+  shapes = jax.eval_shape(
+    lambda rng: train_step.initial_state(task, config, tx, rng, example), jax.random.PRNGKey(0)
+  )
   sharding = parallel.replicated(parallel.make_mesh(jax.local_devices()[:1]))
   return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
@@ -42,11 +43,14 @@ def load_state(workdir: str, step: int | None = None):
   ckpt = checkpoints.Checkpointer(os.path.join(workdir, 'checkpoints'), async_save=False)
   try:
     if not ckpt.steps():
-      raise FileNotFoundError(f'No checkpoint under {ckpt.directory}: train first with '
-                              f'`python -m launch.main ... --workdir={workdir}`.')
+      raise FileNotFoundError(
+        f'No checkpoint under {ckpt.directory}: train first with '
+        f'`python -m launch.main ... --workdir={workdir}`.'
+      )
     if step is not None and step not in ckpt.steps():
-      raise FileNotFoundError(f'No checkpoint for step {step} in {ckpt.directory}; '
-                              f'available: {ckpt.steps()}.')
+      raise FileNotFoundError(
+        f'No checkpoint for step {step} in {ckpt.directory}; available: {ckpt.steps()}.'
+      )
     spec = DataSpec.load(workdir)
     task = tasks.build(config, spec, RUNS)
     like = abstract_state(task, config, spec)
@@ -66,6 +70,7 @@ def load(workdir: str, step: int | None = None):
 @dataclasses.dataclass
 class Trained:
   """A trained run, as a family that uses another run sees it."""
+
   config: ml_collections.ConfigDict
   spec: DataSpec
   task: Any

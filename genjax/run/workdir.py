@@ -49,8 +49,9 @@ def flock(path: str | os.PathLike, busy_message: str) -> Iterator[None]:
       logging.warning('Taking over %s from %s, which is no longer running.', path, left)
     f.seek(0)
     f.truncate()
-    f.write(f'pid {os.getpid()} on {os.uname().nodename} since '
-            f'{time.strftime("%Y-%m-%d %H:%M:%S")}')
+    f.write(
+      f'pid {os.getpid()} on {os.uname().nodename} since {time.strftime("%Y-%m-%d %H:%M:%S")}'
+    )
     f.flush()
     try:
       yield
@@ -61,16 +62,20 @@ def flock(path: str | os.PathLike, busy_message: str) -> Iterator[None]:
 
 def training_lock(workdir: str | os.PathLike) -> contextlib.AbstractContextManager[None]:
   """One training process per workdir: a second `launch.main` on a live workdir refuses."""
-  return flock(Path(workdir) / TRAIN_LOCK,
-               f'{workdir} is being trained by {{holder}}: wait for that run to finish (or '
-               'stop it), or use another --workdir. launch.sample and launch.evaluate work '
-               'on it meanwhile.')
+  return flock(
+    Path(workdir) / TRAIN_LOCK,
+    f'{workdir} is being trained by {{holder}}: wait for that run to finish (or '
+    'stop it), or use another --workdir. launch.sample and launch.evaluate work '
+    'on it meanwhile.',
+  )
 
 
 def check_is_directory(workdir: str) -> None:
   if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise ConfigError(f'--workdir={workdir} is a file, not a directory: give a directory '
-                      '(it is created if missing).')
+    raise ConfigError(
+      f'--workdir={workdir} is a file, not a directory: give a directory '
+      '(it is created if missing).'
+    )
 
 
 def _read_json(path: str) -> dict:
@@ -79,17 +84,19 @@ def _read_json(path: str) -> dict:
       return json.load(f)
   except json.JSONDecodeError as e:
     raise ConfigError(
-        f'{path} is damaged ({e}). If this is your run, resume it with '
-        '--allow_config_change to write it again from the command line\'s config (the '
-        'damaged file is kept as config.json.N), or use another --workdir.') from e
+      f'{path} is damaged ({e}). If this is your run, resume it with '
+      '--allow_config_change to write it again from the command line\'s config (the '
+      'damaged file is kept as config.json.N), or use another --workdir.'
+    ) from e
 
 
 class ConfigChangedError(RuntimeError):
   """Resuming a workdir with a config that would make a different experiment."""
 
 
-def check_or_write_config(config: ml_collections.ConfigDict, workdir: str,
-                          allow_change: bool = False, write: bool = True) -> None:
+def check_or_write_config(
+  config: ml_collections.ConfigDict, workdir: str, allow_change: bool = False, write: bool = True
+) -> None:
   """Refuses to resume under a changed config (naming the fields) unless allowed.
 
   Only `config_lib.RESUMABLE_CHANGES` (length of the run, logging, evaluation, data
@@ -108,10 +115,11 @@ def check_or_write_config(config: ml_collections.ConfigDict, workdir: str,
     diffs = config_lib.config_differences(saved, config)
     if diffs and not allow_change:
       raise ConfigChangedError(
-          f'{path} holds a different experiment; refusing to resume it with these changes:\n  '
-          + '\n  '.join(diffs)
-          + '\nUse a new --workdir, or pass --allow_config_change to resume with the new '
-          'config anyway.')
+        f'{path} holds a different experiment; refusing to resume it with these changes:\n  '
+        + '\n  '.join(diffs)
+        + '\nUse a new --workdir, or pass --allow_config_change to resume with the new '
+        'config anyway.'
+      )
     if diffs and write:
       n = 1
       while os.path.exists(f'{path}.{n}'):
@@ -129,8 +137,9 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.exists(path):
     raise FileNotFoundError(
-        f'{path} not found: {workdir!r} is not a genjax workdir (train one with '
-        '`python -m launch.main --config=experiments/NAME.py --workdir=DIR`).')
+      f'{path} not found: {workdir!r} is not a genjax workdir (train one with '
+      '`python -m launch.main --config=experiments/NAME.py --workdir=DIR`).'
+    )
   return _to_config(_read_json(path))
 
 

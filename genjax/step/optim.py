@@ -36,17 +36,31 @@ def decay_mask(optim: ml_collections.ConfigDict):
   return _is_matrix if optim.decay_only_matrices else None
 
 
-def make_optimizer(optim: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
+def make_optimizer(
+  optim: ml_collections.ConfigDict, total_steps: int
+) -> optax.GradientTransformation:
   """Clipping (optional) followed by the named optimizer on the schedule."""
   lr = learning_rate_schedule(optim, total_steps)
   if optim.name == 'adam':
     tx = optax.adam(lr, b1=optim.b1, b2=optim.b2, eps=optim.eps)
   elif optim.name == 'adamw':
-    tx = optax.adamw(lr, b1=optim.b1, b2=optim.b2, eps=optim.eps, weight_decay=optim.weight_decay,
-                     mask=decay_mask(optim))
+    tx = optax.adamw(
+      lr,
+      b1=optim.b1,
+      b2=optim.b2,
+      eps=optim.eps,
+      weight_decay=optim.weight_decay,
+      mask=decay_mask(optim),
+    )
   elif optim.name == 'lamb':
-    tx = optax.lamb(lr, b1=optim.b1, b2=optim.b2, eps=optim.eps, weight_decay=optim.weight_decay,
-                    mask=decay_mask(optim))
+    tx = optax.lamb(
+      lr,
+      b1=optim.b1,
+      b2=optim.b2,
+      eps=optim.eps,
+      weight_decay=optim.weight_decay,
+      mask=decay_mask(optim),
+    )
   elif optim.name == 'sgd':
     tx = optax.sgd(lr, momentum=optim.b1 or None)
   else:

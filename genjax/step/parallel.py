@@ -51,13 +51,15 @@ def check_batch_size(global_batch: int, mesh: Mesh, name: str = 'data.batch_size
   n = mesh.devices.size
   if global_batch % n:
     raise ConfigError(
-        f'config.{name}={global_batch} is not divisible by the {n} devices of the mesh; '
-        f'use a multiple of {n} (e.g. {max(n, global_batch // n * n)}).')
+      f'config.{name}={global_batch} is not divisible by the {n} devices of the mesh; '
+      f'use a multiple of {n} (e.g. {max(n, global_batch // n * n)}).'
+    )
   return global_batch // jax.process_count()
 
 
-def compile_step(step_fn: StepFn, mesh: Mesh, strategy: str, donate: bool = True,
-                 multi_step: bool = False) -> Callable:
+def compile_step(
+  step_fn: StepFn, mesh: Mesh, strategy: str, donate: bool = True, multi_step: bool = False
+) -> Callable:
   """Returns `step(state, batch) -> (state, metrics)`, jitted once for the mesh.
 
   With `multi_step`, `step(state, batches)` takes batches stacked on a leading axis (see
@@ -74,17 +76,20 @@ def compile_step(step_fn: StepFn, mesh: Mesh, strategy: str, donate: bool = True
 
   batches = stacked_batch_sharding(mesh) if multi_step else batch_sharding(mesh)
   if strategy == 'jit':
-    return jax.jit(program(None), in_shardings=(replicated(mesh), batches),
-                   out_shardings=(replicated(mesh), replicated(mesh)),
-                   donate_argnums=donate_argnums)
+    return jax.jit(
+      program(None),
+      in_shardings=(replicated(mesh), batches),
+      out_shardings=(replicated(mesh), replicated(mesh)),
+      donate_argnums=donate_argnums,
+    )
   if strategy == 'pmap':
     # check_vma=False: with it on, JAX differentiates the replicated state as an
     # implicit broadcast and psums its gradient over devices inside grad; our own
     # pmean would then average the *sum*, giving device_count x the gradient
     # (invisible under Adam's scale invariance, wrong with clipping or SGD).
     per_device = jax.shard_map(
-        program(AXIS), mesh=mesh, in_specs=(P(), batches.spec), out_specs=(P(), P()),
-        check_vma=False)
+      program(AXIS), mesh=mesh, in_specs=(P(), batches.spec), out_specs=(P(), P()), check_vma=False
+    )
     return jax.jit(per_device, donate_argnums=donate_argnums)
   raise ConfigError(f"config.parallel.strategy={strategy!r} is not one of ('jit', 'pmap').")
 

@@ -35,11 +35,11 @@ def init_opt_state(tx, params: Any) -> Any:
 
 def create(params: Any, tx, rng: jax.Array, extra: Any = None) -> TrainState:
   return TrainState(
-      step=jnp.zeros((), jnp.int32),
-      params=params,
-      opt_state=init_opt_state(tx, params),
-      rng=rng,
-      extra={} if extra is None else extra,
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    opt_state=init_opt_state(tx, params),
+    rng=rng,
+    extra={} if extra is None else extra,
   )
 
 

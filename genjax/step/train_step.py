@@ -59,8 +59,9 @@ def with_ema(step_fn: parallel.StepFn, decay) -> parallel.StepFn:
   return step
 
 
-def gradient_step(loss_fn: parallel.LossFn, tx: optax.GradientTransformation,
-                  accum_steps: int = 1) -> parallel.StepFn:
+def gradient_step(
+  loss_fn: parallel.LossFn, tx: optax.GradientTransformation, accum_steps: int = 1
+) -> parallel.StepFn:
   """One optimizer update on `loss_fn`, its gradient taken over `accum_steps` micro-batches.
 
   `loss_fn(params, batch, rng) -> (mean loss over the batch it sees, metrics)`. Equal
@@ -79,8 +80,7 @@ def gradient_step(loss_fn: parallel.LossFn, tx: optax.GradientTransformation,
     if accum_steps == 1:
       return one(batch)
     rows = jax.tree.leaves(batch)[0].shape[0]
-    micro = jax.tree.map(lambda x: x.reshape(accum_steps, rows // accum_steps, *x.shape[1:]),
-                         batch)
+    micro = jax.tree.map(lambda x: x.reshape(accum_steps, rows // accum_steps, *x.shape[1:]), batch)
     first = jax.tree.map(lambda x: x[0], micro)
     zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(one, first))
     total, _ = jax.lax.scan(lambda t, m: (jax.tree.map(jnp.add, t, one(m)), None), zeros, micro)
@@ -104,8 +104,9 @@ def check_accumulation(config, local_batch: int) -> None:
   n = config.train.grad_accum_steps
   if local_batch % n:
     raise ConfigError(
-        f'config.train.grad_accum_steps={n} does not divide the {local_batch} examples each '
-        f'device sees (data.batch_size / devices); use a divisor of {local_batch}.')
+      f'config.train.grad_accum_steps={n} does not divide the {local_batch} examples each '
+      f'device sees (data.batch_size / devices); use a divisor of {local_batch}.'
+    )
 
 
 def train_step(task, config, tx) -> parallel.StepFn:
@@ -113,8 +114,10 @@ def train_step(task, config, tx) -> parallel.StepFn:
   accum = config.train.grad_accum_steps
   if task.make_step is not None:
     if accum > 1:
-      raise ConfigError(f'config.train.grad_accum_steps={accum}: the {task.name} family '
-                        'brings its own step, which does not accumulate gradients; use 1.')
+      raise ConfigError(
+        f'config.train.grad_accum_steps={accum}: the {task.name} family '
+        'brings its own step, which does not accumulate gradients; use 1.'
+      )
     step: Any = task.make_step(tx)
   else:
     step = gradient_step(task.loss, tx, accum)

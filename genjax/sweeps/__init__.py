@@ -7,8 +7,28 @@
 Run with `python -m launch.sweep --config=experiments/NAME.py --workdir=DIR`.
 """
 
-from genjax.sweeps.spec import (chain, choice, combine, log_uniform, product, random_points,
-                                run_name, uniform, validate, zip_axes)
+from genjax.sweeps.spec import (
+  chain,
+  choice,
+  combine,
+  log_uniform,
+  product,
+  random_points,
+  run_name,
+  uniform,
+  validate,
+  zip_axes,
+)
 
-__all__ = ['chain', 'choice', 'combine', 'log_uniform', 'product', 'random_points', 'run_name',
-           'uniform', 'validate', 'zip_axes']
+__all__ = [
+  'chain',
+  'choice',
+  'combine',
+  'log_uniform',
+  'product',
+  'random_points',
+  'run_name',
+  'uniform',
+  'validate',
+  'zip_axes',
+]

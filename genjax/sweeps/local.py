@@ -33,6 +33,7 @@ LOG_TAIL_LINES = 20
 @dataclasses.dataclass(frozen=True)
 class Slot:
   """The share of the machine one process gets; None leaves that resource untouched."""
+
   cores: tuple[int, ...] | None = None
   gpus: tuple[int | str, ...] | None = None
   gpu_shared: bool = False  # several processes on one GPU: no whole-memory preallocation
@@ -42,8 +43,15 @@ def command(run: state.RunSpec) -> list[str]:
   """The `launch.main` command line of one run."""
   point = [f'--config.{k}={spec.format_value(v)}' for k, v in sorted(run.point.items())]
   common = [f'--config.{k}={v}' for k, v in run.overrides.items()]
-  return [sys.executable, '-m', 'launch.main', f'--config={run.config}',
-          f'--workdir={run.run_dir}', *common, *point]
+  return [
+    sys.executable,
+    '-m',
+    'launch.main',
+    f'--config={run.config}',
+    f'--workdir={run.run_dir}',
+    *common,
+    *point,
+  ]
 
 
 def reached_final_step(run_dir: str | os.PathLike) -> bool:
@@ -80,8 +88,11 @@ def _pinned(cores: Sequence[int] | None) -> Iterator[None]:
     os.sched_setaffinity(0, saved)
 
 
-def run_point(run: state.RunSpec, slot: Slot = Slot(),
-              on_start: Callable[[subprocess.Popen], None] | None = None) -> dict[str, Any]:
+def run_point(
+  run: state.RunSpec,
+  slot: Slot = Slot(),
+  on_start: Callable[[subprocess.Popen], None] | None = None,
+) -> dict[str, Any]:
   """Runs (or resumes) one point to the end; returns and records its status.
 
   A point already done is not run again. The status says `done` only when launch.main
@@ -94,10 +105,15 @@ def run_point(run: state.RunSpec, slot: Slot = Slot(),
     status = state.read_status(run_dir)
     if status['status'] == 'done':
       return status
-    status.update(status='running', attempts=status['attempts'] + 1, returncode=None,
-                  host=socket.gethostname(), started=time.strftime('%Y-%m-%d %H:%M:%S'),
-                  cores=list(slot.cores) if slot.cores else None,
-                  gpus=list(slot.gpus) if slot.gpus is not None else None)
+    status.update(
+      status='running',
+      attempts=status['attempts'] + 1,
+      returncode=None,
+      host=socket.gethostname(),
+      started=time.strftime('%Y-%m-%d %H:%M:%S'),
+      cores=list(slot.cores) if slot.cores else None,
+      gpus=list(slot.gpus) if slot.gpus is not None else None,
+    )
     status.pop('error', None)
     state.write_status(run_dir, status)
     env = dict(os.environ)
@@ -108,23 +124,28 @@ def run_point(run: state.RunSpec, slot: Slot = Slot(),
     log_path = run_dir / state.LOG
     cmd = command(run)
     with open(log_path, 'ab') as log:
-      log.write(f'=== attempt {status["attempts"]} on {status["host"]} at {status["started"]}: '
-                f'{" ".join(cmd)}\n'.encode())
+      log.write(
+        f'=== attempt {status["attempts"]} on {status["host"]} at {status["started"]}: '
+        f'{" ".join(cmd)}\n'.encode()
+      )
       log.flush()
       start = log.tell()  # this attempt's output starts here
       began = time.perf_counter()
       with _pinned(slot.cores):
-        proc = subprocess.Popen(cmd, cwd=run.repo_root, env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+          cmd, cwd=run.repo_root, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
       if on_start is not None:
         on_start(proc)
       returncode = proc.wait()
     wall = time.perf_counter() - began
     finished = returncode == 0 and reached_final_step(run_dir)
-    status.update(status='done' if finished else 'interrupted' if returncode == 0 else 'failed',
-                  returncode=returncode,
-                  wall_seconds=round(status['wall_seconds'] + wall, 2),
-                  finished=time.strftime('%Y-%m-%d %H:%M:%S'))
+    status.update(
+      status='done' if finished else 'interrupted' if returncode == 0 else 'failed',
+      returncode=returncode,
+      wall_seconds=round(status['wall_seconds'] + wall, 2),
+      finished=time.strftime('%Y-%m-%d %H:%M:%S'),
+    )
     if not finished:
       status['error'] = _log_tail(log_path, start)
     state.write_status(run_dir, status)
@@ -137,7 +158,7 @@ def visible_gpus() -> list[str]:
   listed = os.environ.get('CUDA_VISIBLE_DEVICES')
   if listed is not None:
     gpus = [g.strip() for g in listed.split(',') if g.strip()]
-    return gpus[:gpus.index('-1')] if '-1' in gpus else gpus  # CUDA stops at an invalid id
+    return gpus[: gpus.index('-1')] if '-1' in gpus else gpus  # CUDA stops at an invalid id
   if shutil.which('nvidia-smi') is None:
     return []
   try:
@@ -157,21 +178,22 @@ def plan_slots(n: int, cores: Sequence[int], gpus: Sequence[int | str]) -> list[
   for i in range(n):
     if len(cores) >= n:
       per = len(cores) // n
-      mine = tuple(cores[i * per:(i + 1) * per])
+      mine = tuple(cores[i * per : (i + 1) * per])
     else:
       mine = (cores[i % len(cores)],) if cores else None
     if not gpus:
       slots.append(Slot(mine, None))
     elif len(gpus) >= n:
       per = len(gpus) // n
-      slots.append(Slot(mine, tuple(gpus[i * per:(i + 1) * per])))
+      slots.append(Slot(mine, tuple(gpus[i * per : (i + 1) * per])))
     else:
       slots.append(Slot(mine, (gpus[i % len(gpus)],), gpu_shared=True))
   return slots
 
 
-def run_local(runs: Sequence[state.RunSpec], parallel: int,
-              report: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+def run_local(
+  runs: Sequence[state.RunSpec], parallel: int, report: Callable[[str], None] = print
+) -> dict[str, dict[str, Any]]:
   """Runs the points not yet done, `parallel` at a time, each in its own share of the
   machine; returns {name: status}. A failed point is reported; the others go on.
 
@@ -224,8 +246,10 @@ def run_local(runs: Sequence[state.RunSpec], parallel: int,
 
   def stop(signum, frame) -> None:
     del frame
-    say(f'{signal.Signals(signum).name}: no new points; running ones checkpoint and stop. '
-           'Run the same command to resume.')
+    say(
+      f'{signal.Signals(signum).name}: no new points; running ones checkpoint and stop. '
+      'Run the same command to resume.'
+    )
     with lock:
       stopping.set()
       for proc in running:
@@ -254,5 +278,7 @@ def outcome(run: state.RunSpec, status: dict[str, Any]) -> str:
   last = (status.get('error') or ['(no output)'])[-1]
   if what == 'busy':
     return f'[busy ] {run.name}: {last}'
-  return (f'[{"FAIL " if what == "failed" else "stop "}] {run.name} (exit '
-          f'{status.get("returncode")}): {last}\n        see {run.run_dir / state.LOG}')
+  return (
+    f'[{"FAIL " if what == "failed" else "stop "}] {run.name} (exit '
+    f'{status.get("returncode")}): {last}\n        see {run.run_dir / state.LOG}'
+  )

@@ -28,7 +28,6 @@ def checkpointers(workdirs: Sequence[str], **kwargs) -> list[checkpoints.Checkpo
   return [checkpoints.Checkpointer(os.path.join(w, 'checkpoints'), **kwargs) for w in workdirs]
 
 
-
 class PointGroup:
   """A vectorized group of points, as `driver.drive` sees it: stacked states, one workdir,
   writer and checkpointer per point. A point whose loss turns NaN/inf is recorded in
@@ -39,7 +38,7 @@ class PointGroup:
     self.sources, self.state, self.errors, self.strict = sources, state, errors, strict
     self.points = len(configs)
     config = configs[0]
-    self.eval_subset = {k: v[:config.eval.num_examples] for k, v in data.test.items()}
+    self.eval_subset = {k: v[: config.eval.num_examples] for k, v in data.test.items()}
     self.ckpts = checkpointers(workdirs, keep=config.train.keep_checkpoints)
     self.writers = [MetricWriter(w) for w in workdirs]
     self.step_fn = self.eval_fn = self.eval_rngs = self.replicated = None
@@ -54,16 +53,19 @@ class PointGroup:
   def non_finite(self, done: int, first_bad) -> None:
     for i in self.live():
       if int(first_bad[i]) != driver.NO_BAD_STEP:
-        self.errors[i] = (f'Loss became NaN/inf at step {int(first_bad[i])}; stopped. The last '
-                          f'good checkpoint is kept in {self.ckpts[i].directory}.')
+        self.errors[i] = (
+          f'Loss became NaN/inf at step {int(first_bad[i])}; stopped. The last '
+          f'good checkpoint is kept in {self.ckpts[i].directory}.'
+        )
         if self.strict:
           raise FloatingPointError(f'{self.workdirs[i]}: {self.errors[i]}')
 
   def log(self, done: int, means: dict, steps_per_s: float, wait_fraction: float) -> None:
     for i in self.live():
       row = {k: float(v[i]) for k, v in means.items()}
-      self.writers[i].write(done, 'train', dict(row, data_wait_fraction=wait_fraction,
-                                                steps_per_s=steps_per_s))
+      self.writers[i].write(
+        done, 'train', dict(row, data_wait_fraction=wait_fraction, steps_per_s=steps_per_s)
+      )
 
   def evaluate(self, done: int) -> None:
     """Each point's per-example means (vmapped) and corpus metrics, as `loop` evaluates."""
@@ -71,8 +73,9 @@ class PointGroup:
     task, config = self.task, self.configs[0]
     if task.eval_metrics is not None:
       totals, count = None, 0.0
-      for j, batch in enumerate(pipeline.eval_batches(self.eval_subset, config.eval.batch_size,
-                                                      self.replicated)):
+      for j, batch in enumerate(
+        pipeline.eval_batches(self.eval_subset, config.eval.batch_size, self.replicated)
+      ):
         rngs = jax.vmap(jax.random.fold_in, in_axes=(0, None))(self.eval_rngs, j)  # as loop's
         sums, n = self.eval_fn(task.inference_variables(self.state), batch, rngs)
         totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
@@ -83,8 +86,11 @@ class PointGroup:
     if task.corpus_metrics is not None:
       host = jax.device_get(self.state)
       for i in self.live():
-        metrics = task.corpus_metrics(task.inference_variables(unstack(host, i)), self.data,
-                                      jax.random.PRNGKey(self.configs[i].seed + 1))
+        metrics = task.corpus_metrics(
+          task.inference_variables(unstack(host, i)),
+          self.data,
+          jax.random.PRNGKey(self.configs[i].seed + 1),
+        )
         results[i].update({k: v for k, v in metrics.items() if np.ndim(v) == 0})
     for i in self.live():
       if results[i]:
@@ -96,15 +102,25 @@ class PointGroup:
       return
     host = jax.device_get(self.state)
     for i in self.live():
-      loop.write_sample(self.task, self.task.inference_variables(unstack(host, i)),
-                        self.data.test, jax.random.PRNGKey(self.configs[i].seed + 2), done,
-                        self.workdirs[i], self.writers[i], is_lead=True)
+      loop.write_sample(
+        self.task,
+        self.task.inference_variables(unstack(host, i)),
+        self.data.test,
+        jax.random.PRNGKey(self.configs[i].seed + 2),
+        done,
+        self.workdirs[i],
+        self.writers[i],
+        is_lead=True,
+      )
 
   def checkpoint(self, done: int) -> None:
     host = jax.device_get(self.state)
     for i in self.live():
-      meta = {'step': done, 'epoch': done // self.sources[i].steps_per_epoch,
-              'seed': self.configs[i].seed}
+      meta = {
+        'step': done,
+        'epoch': done // self.sources[i].steps_per_epoch,
+        'seed': self.configs[i].seed,
+      }
       self.ckpts[i].save(done, unstack(host, i), meta)
 
   def preempted(self, done: int, signal_name: str) -> None:  # no signal handling here

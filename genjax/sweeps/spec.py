@@ -69,8 +69,9 @@ def combine(a: Sequence[Point], b: Sequence[Point]) -> list[Point]:
     for y in b:
       shared = set(x) & set(y)
       if shared:
-        raise ConfigError(f'combine: both sweeps set {sorted(shared)}; a field can come from '
-                          'one side only.')
+        raise ConfigError(
+          f'combine: both sweeps set {sorted(shared)}; a field can come from one side only.'
+        )
       out.append({**x, **y})
   return out
 
@@ -78,6 +79,7 @@ def combine(a: Sequence[Point], b: Sequence[Point]) -> list[Point]:
 @dataclasses.dataclass(frozen=True)
 class Distribution:
   """What `random_points` draws a field from; `draw` takes a seeded `random.Random`."""
+
   kind: str
   low: float = 0.0
   high: float = 0.0
@@ -119,8 +121,10 @@ def random_points(n: int, seed: int, **distributions: Distribution) -> list[Poin
     raise ConfigError(f'random_points needs n >= 1, got {n!r}.')
   for name, dist in distributions.items():
     if not isinstance(dist, Distribution):
-      raise ConfigError(f'random_points: {name}={dist!r} is not a distribution; use '
-                        'uniform(...), log_uniform(...) or choice([...]).')
+      raise ConfigError(
+        f'random_points: {name}={dist!r} is not a distribution; use '
+        'uniform(...), log_uniform(...) or choice([...]).'
+      )
   rng = random.Random(seed)
   return [{name: dist.draw(rng) for name, dist in distributions.items()} for _ in range(n)]
 
@@ -163,7 +167,7 @@ def run_name(point: Mapping[str, Any]) -> str:
   if safe == raw and len(raw) <= MAX_NAME:
     return raw
   digest = hashlib.sha1(raw.encode('utf-8')).hexdigest()[:8]
-  return f'{safe[:MAX_NAME - 9]}-{digest}'
+  return f'{safe[: MAX_NAME - 9]}-{digest}'
 
 
 def _fields(config: ml_collections.ConfigDict) -> list[str]:
@@ -186,21 +190,26 @@ def _set_field(config: ml_collections.ConfigDict, field: str, value: Any) -> Any
   last = parts[-1]
   current = node[last]
   if isinstance(current, ml_collections.ConfigDict):
-    raise ConfigError(f'sweep field {field!r} is a config section; sweep its fields '
-                      f'({", ".join(sorted(current.keys())[:4])}, ...) instead.')
+    raise ConfigError(
+      f'sweep field {field!r} is a config section; sweep its fields '
+      f'({", ".join(sorted(current.keys())[:4])}, ...) instead.'
+    )
   if hasattr(value, 'item') and getattr(value, 'shape', None) == ():
     value = value.item()  # numpy scalars: repr(np.float64(0.1)) is not a flag value
   if value is None:
     raise ConfigError(f'sweep field {field!r}: None cannot be passed on the command line.')
   # ConfigDict accepts True for an int field (bool is an int); the command line would not.
   if isinstance(value, bool) != isinstance(current, bool) and current is not None:
-    raise ConfigError(f'sweep field {field!r}={value!r}: the config holds '
-                      f'{type(current).__name__} ({current!r}).')
+    raise ConfigError(
+      f'sweep field {field!r}={value!r}: the config holds {type(current).__name__} ({current!r}).'
+    )
   try:
     node[last] = value
   except TypeError:
-    raise ConfigError(f'sweep field {field!r}={value!r} ({type(value).__name__}): the config '
-                      f'holds {type(current).__name__} ({current!r}).') from None
+    raise ConfigError(
+      f'sweep field {field!r}={value!r} ({type(value).__name__}): the config '
+      f'holds {type(current).__name__} ({current!r}).'
+    ) from None
   stored = node[last]
   format_value(stored)  # fails now, not when the run starts, if it cannot be passed
   return stored
@@ -215,8 +224,9 @@ def validate(config: ml_collections.ConfigDict, points: Any) -> list[Point]:
   Raises ConfigError naming the point and field.
   """
   if isinstance(points, Mapping) or not isinstance(points, Iterable):
-    raise ConfigError(f'get_sweep() must return a list of override dicts, got '
-                      f'{type(points).__name__}.')
+    raise ConfigError(
+      f'get_sweep() must return a list of override dicts, got {type(points).__name__}.'
+    )
   points = list(points)
   if not points:
     raise ConfigError('the sweep is empty: get_sweep() returned no points.')

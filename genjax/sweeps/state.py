@@ -36,6 +36,7 @@ SweepBusyError = workdir_lib.WorkdirBusyError
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
   """Everything a process needs to run one point, on this machine or a SLURM node."""
+
   sweep_dir: str  # absolute
   name: str  # the sub-workdir under sweep_dir
   config: str  # the config file (absolute), with its ':argument' if any
@@ -49,8 +50,12 @@ class RunSpec:
 
   def record(self) -> dict[str, Any]:
     """The manifest entry: what makes this run this run (not where it runs from)."""
-    return {'name': self.name, 'config': self.config, 'overrides': dict(self.overrides),
-            'point': _jsonable(self.point)}
+    return {
+      'name': self.name,
+      'config': self.config,
+      'overrides': dict(self.overrides),
+      'point': _jsonable(self.point),
+    }
 
 
 def _jsonable(value: Any) -> Any:
@@ -79,14 +84,20 @@ def read_manifest(sweep_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 def _describe(runs: list[dict[str, Any]]) -> str:
   configs = sorted({r['config'] for r in runs})
-  overrides = sorted({' '.join(f'--config.{k}={v}' for k, v in r['overrides'].items()) or
-                      'no overrides' for r in runs})
-  return (f'{len(runs)} run{"s" * (len(runs) != 1)} of {", ".join(configs)} with '
-          f'{"; ".join(overrides)}')
+  overrides = sorted(
+    {
+      ' '.join(f'--config.{k}={v}' for k, v in r['overrides'].items()) or 'no overrides'
+      for r in runs
+    }
+  )
+  return (
+    f'{len(runs)} run{"s" * (len(runs) != 1)} of {", ".join(configs)} with {"; ".join(overrides)}'
+  )
 
 
-def merge_manifest(sweep_dir: str | os.PathLike, runs: list[RunSpec], *, add: bool,
-                   command: str = '') -> list[dict[str, Any]]:
+def merge_manifest(
+  sweep_dir: str | os.PathLike, runs: list[RunSpec], *, add: bool, command: str = ''
+) -> list[dict[str, Any]]:
   """Records `runs` in DIR/sweep.json; refuses a different sweep unless `add`.
 
   A sweep whose runs are all there already, with the same config and overrides, resumes
@@ -99,24 +110,28 @@ def merge_manifest(sweep_dir: str | os.PathLike, runs: list[RunSpec], *, add: bo
   new = [r.record() for r in runs]
   if data is None:
     if (sweep_dir / 'config.json').exists():
-      raise ConfigError(f'{sweep_dir} is a training workdir (it has config.json), not a '
-                        'sweep\'s; use another --workdir.')
+      raise ConfigError(
+        f'{sweep_dir} is a training workdir (it has config.json), not a '
+        'sweep\'s; use another --workdir.'
+      )
     data = {'runs': [], 'commands': []}
   old = {r['name']: r for r in data['runs']}
   same = [r for r in new if old.get(r['name']) == r]
   # Every run already there as it is: the same command again (or one that added to it).
   if old and len(same) < len(new) and not add:
     raise ConfigError(
-        f'{sweep_dir} holds a different sweep ({_describe(data["runs"])}); this one is '
-        f'{_describe(new)}, {len(same)} of them already there. Pass --add to add this '
-        'sweep\'s runs to it, or use another --workdir.')
+      f'{sweep_dir} holds a different sweep ({_describe(data["runs"])}); this one is '
+      f'{_describe(new)}, {len(same)} of them already there. Pass --add to add this '
+      'sweep\'s runs to it, or use another --workdir.'
+    )
   for r in new:
     if r['name'] in old and old[r['name']] != r:
       was = old[r['name']]
       raise ConfigError(
-          f'run {r["name"]} already exists in {sweep_dir} with config {was["config"]} and '
-          f'overrides {was["overrides"]}; this sweep runs it with {r["config"]} and '
-          f'{r["overrides"]}. They cannot share a workdir: use another --workdir.')
+        f'run {r["name"]} already exists in {sweep_dir} with config {was["config"]} and '
+        f'overrides {was["overrides"]}; this sweep runs it with {r["config"]} and '
+        f'{r["overrides"]}. They cannot share a workdir: use another --workdir.'
+      )
   data['runs'] += [r for r in new if r['name'] not in old]
   sweep_dir.mkdir(parents=True, exist_ok=True)
   if command:
@@ -127,8 +142,7 @@ def merge_manifest(sweep_dir: str | os.PathLike, runs: list[RunSpec], *, add: bo
 
 def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
   status = read_json(Path(run_dir) / STATUS)
-  return status if status is not None else {'status': 'pending', 'attempts': 0,
-                                            'wall_seconds': 0.0}
+  return status if status is not None else {'status': 'pending', 'attempts': 0, 'wall_seconds': 0.0}
 
 
 def write_status(run_dir: str | os.PathLike, status: dict[str, Any]) -> None:
@@ -137,9 +151,11 @@ def write_status(run_dir: str | os.PathLike, status: dict[str, Any]) -> None:
 
 def sweep_lock(sweep_dir: str | os.PathLike) -> contextlib.AbstractContextManager[None]:
   """One launch.sweep at a time per directory; a second gets SweepBusyError at once."""
-  return workdir_lib.flock(Path(sweep_dir) / SWEEP_LOCK,
-                f'another launch.sweep ({{holder}}) is working on {sweep_dir}; wait for it to '
-                'finish (or stop it), or use another --workdir. `--summarize` works meanwhile.')
+  return workdir_lib.flock(
+    Path(sweep_dir) / SWEEP_LOCK,
+    f'another launch.sweep ({{holder}}) is working on {sweep_dir}; wait for it to '
+    'finish (or stop it), or use another --workdir. `--summarize` works meanwhile.',
+  )
 
 
 def run_lock(run_dir: str | os.PathLike) -> contextlib.AbstractContextManager[None]:

@@ -1,5 +1,6 @@
-"""A sweep's results in one table: DIR/summary.csv, DIR/summary.md, and one SVG per
-swept field (`summary_<field>.svg`: the chosen metric against the field's values).
+"""A sweep's results in one table: DIR/summary.csv, DIR/summary.md, one SVG per swept
+field (`summary_<field>.svg`: the chosen metric against the field's values), and
+TensorBoard's HParams dashboard (genjax.sweeps.hparams).
 
 One row a run: its overrides (columns named as the fields, `optim.learning_rate`), its
 final metrics (the last `train` row of metrics.jsonl under their own names, `loss`; the
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from genjax.config import ConfigError
-from genjax.sweeps import spec, state, svg
+from genjax.sweeps import hparams, spec, state, svg
 from genjax.writers.metrics import read_metrics
 
 _SKIP = ('step', 'split', 'time')
@@ -39,11 +40,15 @@ class Summary:
     """The sentence naming the best run (or why there is none yet)."""
     if self.best is None:
       if self.metrics and self.metric not in self.metrics:  # a typo, or another family's name
-        return (f'Best: no run logged the metric {self.metric!r}; pass --metric= one of '
-                f'{", ".join(m for m in self.metrics if m != "step")}.')
+        return (
+          f'Best: no run logged the metric {self.metric!r}; pass --metric= one of '
+          f'{", ".join(m for m in self.metrics if m != "step")}.'
+        )
       return f'Best ({self.mode} {self.metric}): none yet (no run has a finite {self.metric}).'
-    return (f'Best ({self.mode} {self.metric}): {self.best["run"]} with {self.metric}='
-            f'{self.best[self.metric]:.6g} (in {self.sweep_dir / self.best["run"]}).')
+    return (
+      f'Best ({self.mode} {self.metric}): {self.best["run"]} with {self.metric}='
+      f'{self.best[self.metric]:.6g} (in {self.sweep_dir / self.best["run"]}).'
+    )
 
 
 def _final_metrics(run_dir: Path) -> dict[str, Any]:
@@ -57,8 +62,13 @@ def _final_metrics(run_dir: Path) -> dict[str, Any]:
   if 'test' in last:
     out.update({f'test.{k}': v for k, v in last['test'].items() if k not in _SKIP})
   results = state.read_json(run_dir / 'eval.json') or {}
-  out.update({f'eval.{k}': v for k, v in results.items()
-              if k != 'step' and isinstance(v, (int, float)) and not isinstance(v, bool)})
+  out.update(
+    {
+      f'eval.{k}': v
+      for k, v in results.items()
+      if k != 'step' and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+  )
   return out
 
 
@@ -75,9 +85,16 @@ def collect(sweep_dir: str | os.PathLike) -> tuple[list[dict[str, Any]], list[st
     values = _final_metrics(sweep_dir / run['name'])
     fields.update(dict.fromkeys(point))
     metrics.update(dict.fromkeys(values))
-    rows.append({'run': run['name'], **point, **values, 'status': status['status'],
-                 'wall_seconds': status.get('wall_seconds', 0.0),
-                 'attempts': status.get('attempts', 0)})
+    rows.append(
+      {
+        'run': run['name'],
+        **point,
+        **values,
+        'status': status['status'],
+        'wall_seconds': status.get('wall_seconds', 0.0),
+        'attempts': status.get('attempts', 0),
+      }
+    )
   return rows, sorted(fields), sorted(metrics, key=lambda m: (m.count('.'), m != 'step', m))
 
 
@@ -129,19 +146,34 @@ def summarize(sweep_dir: str | os.PathLike, metric: str = 'loss', mode: str = 'm
     if not have or len({spec.format_value(r[field]) for r in rows if field in r}) < 2:
       continue  # a field the sweep holds constant has nothing to show
     path = sweep_dir / f'summary_{field}.svg'
-    _write(path, svg.scatter(
-        [r[field] for r in have], [r[metric] for r in have], x_label=field, y_label=metric,
+    _write(
+      path,
+      svg.scatter(
+        [r[field] for r in have],
+        [r[metric] for r in have],
+        x_label=field,
+        y_label=metric,
         title=f'{metric} vs {field} ({len(have)} runs; red: best)',
-        highlight=have.index(best) if best in have else None))
+        highlight=have.index(best) if best in have else None,
+      ),
+    )
     plots.append(path)
   files += plots
+  hparams.write(sweep_dir, rows, fields, [m for m in metrics if m != 'step'])
 
   result = Summary(rows, fields, metrics, metric, mode, best, files, sweep_dir)
-  lines = [f'# Sweep {sweep_dir.name}', '', result.headline(), '',
-           '| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
-  lines += ['| ' + ' | '.join(_cell(row.get(c), precise=False) for c in columns) + ' |'
-            for row in rows]
-  lines += ['', *(f'![{metric} vs {p.stem[len("summary_"):]}]({p.name})' for p in plots)]
+  lines = [
+    f'# Sweep {sweep_dir.name}',
+    '',
+    result.headline(),
+    '',
+    '| ' + ' | '.join(columns) + ' |',
+    '|' + '---|' * len(columns),
+  ]
+  lines += [
+    '| ' + ' | '.join(_cell(row.get(c), precise=False) for c in columns) + ' |' for row in rows
+  ]
+  lines += ['', *(f'![{metric} vs {p.stem[len("summary_") :]}]({p.name})' for p in plots)]
   _write(files[1], '\n'.join(lines) + '\n')
   return result
 

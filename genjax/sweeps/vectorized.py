@@ -54,8 +54,14 @@ from genjax.step import parallel, state as state_lib, train_step
 from genjax.sweeps import state as sweep_state
 from genjax.sweeps.point_group import PointGroup, checkpointers, unstack
 
-VECTORIZABLE = ('optim.learning_rate', 'optim.weight_decay', 'optim.b1', 'optim.b2',
-                'optim.eps', 'seed')
+VECTORIZABLE = (
+  'optim.learning_rate',
+  'optim.weight_decay',
+  'optim.b1',
+  'optim.b2',
+  'optim.eps',
+  'seed',
+)
 
 
 def _set(config, field: str, value: Any) -> None:
@@ -65,13 +71,17 @@ def _set(config, field: str, value: Any) -> None:
   config[last] = value
 
 
-def is_vectorizable(config: ml_collections.ConfigDict, field: str,
-                    loss_traced: bool = True) -> bool:
+def is_vectorizable(
+  config: ml_collections.ConfigDict, field: str, loss_traced: bool = True
+) -> bool:
   if field in VECTORIZABLE:
     return True
   # Loss weights scale terms of the loss; they trace unless a family branches on them.
-  return (loss_traced and field.startswith('loss.')
-          and isinstance(config_lib.get_path(config, field), float))
+  return (
+    loss_traced
+    and field.startswith('loss.')
+    and isinstance(config_lib.get_path(config, field), float)
+  )
 
 
 def apply_point(config: ml_collections.ConfigDict, point: dict) -> ml_collections.ConfigDict:
@@ -81,13 +91,15 @@ def apply_point(config: ml_collections.ConfigDict, point: dict) -> ml_collection
   return cfg
 
 
-def group_points(config: ml_collections.ConfigDict, points: Sequence[dict],
-                 loss_traced: bool = True) -> list[list[int]]:
+def group_points(
+  config: ml_collections.ConfigDict, points: Sequence[dict], loss_traced: bool = True
+) -> list[list[int]]:
   """Indices of the points, grouped by the values of their non-vectorizable fields."""
   groups: dict[str, list[int]] = {}
   for i, point in enumerate(points):
-    key = repr(sorted((k, repr(v)) for k, v in point.items()
-                      if not is_vectorizable(config, k, loss_traced)))
+    key = repr(
+      sorted((k, repr(v)) for k, v in point.items() if not is_vectorizable(config, k, loss_traced))
+    )
     groups.setdefault(key, []).append(i)
   return list(groups.values())
 
@@ -115,8 +127,12 @@ class _StackedSource:
 
   def batch(self, step: int) -> dict:
     by_seed: dict[int, dict] = {}
-    return _stack([by_seed.setdefault(seed, source.batch(step))
-                   for seed, source in zip(self.seeds, self.sources)])
+    return _stack(
+      [
+        by_seed.setdefault(seed, source.batch(step))
+        for seed, source in zip(self.seeds, self.sources)
+      ]
+    )
 
 
 @contextlib.contextmanager
@@ -140,8 +156,10 @@ def _common_start(workdirs: Sequence[str]) -> int:
   common = set.intersection(*steps)
   if not common:
     have = ', '.join(f'{w}: {sorted(s) or "none"}' for w, s in zip(workdirs, steps))
-    raise ValueError('The points of this vectorized group have no checkpoint step in common '
-                     f'({have}); resume them without --vectorize.')
+    raise ValueError(
+      'The points of this vectorized group have no checkpoint step in common '
+      f'({have}); resume them without --vectorize.'
+    )
   return max(common)
 
 
@@ -150,10 +168,13 @@ def _restore(workdirs: Sequence[str], step: int, likes: Sequence[Any]) -> list[A
     return [ckpt.restore(step, like)[0] for ckpt, like in zip(ckpts, likes)]
 
 
-def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[dict],
-                     workdirs: Sequence[str],
-                     errors: dict[int, str] | None = None,
-                     loss_traced: bool = True) -> list[state_lib.TrainState]:
+def train_vectorized(
+  base_config: ml_collections.ConfigDict,
+  points: Sequence[dict],
+  workdirs: Sequence[str],
+  errors: dict[int, str] | None = None,
+  loss_traced: bool = True,
+) -> list[state_lib.TrainState]:
   """Trains `points` (overrides of `base_config`, differing only in vectorizable fields)
   into `workdirs`, all at once; returns each point's final state.
 
@@ -174,8 +195,12 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
     if len({repr(config_lib.get_path(c, f)) for c in configs}) > 1:
       raise ValueError(f'{f} differs between the points; group them with group_points().')
   traced = [f for f in fields if f not in structural]
-  hparams = {f: np.asarray([config_lib.get_path(c, f) for c in configs],
-                           np.int32 if f == 'seed' else np.float32) for f in traced}
+  hparams = {
+    f: np.asarray(
+      [config_lib.get_path(c, f) for c in configs], np.int32 if f == 'seed' else np.float32
+    )
+    for f in traced
+  }
   config = configs[0]
   workdirs = [os.path.abspath(w) for w in workdirs]
   held = contextlib.ExitStack()  # one training process per workdir, as launch.main
@@ -231,15 +256,22 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
     group = PointGroup(task0, configs, workdirs, data, sources, state, errors, strict)
     group.step_fn = lambda state, batch: vmapped_step(h, state, batch)
     group.eval_fn = lambda params, batch, rngs: eval_fn(h, params, batch, rngs)
-    group.eval_rngs = jax.device_put(np.stack([jax.random.PRNGKey(c.seed + 1) for c in configs]),
-                                     by_point)
+    group.eval_rngs = jax.device_put(
+      np.stack([jax.random.PRNGKey(c.seed + 1) for c in configs]), by_point
+    )
     group.replicated = replicated
-    batches = pipeline.Prefetcher(_StackedSource(sources, [c.seed for c in configs]),
-                                  by_point, start_step=start)
+    batches = pipeline.Prefetcher(
+      _StackedSource(sources, [c.seed for c in configs]), by_point, start_step=start
+    )
     try:
       with batches:
-        driver.drive(group, batches, itertools.repeat(1, max(config.train.steps - start, 0)),
-                     config.train, start)
+        driver.drive(
+          group,
+          batches,
+          itertools.repeat(1, max(config.train.steps - start, 0)),
+          config.train,
+          start,
+        )
     finally:
       group.close()
     host = jax.device_get(group.state)
@@ -247,6 +279,7 @@ def train_vectorized(base_config: ml_collections.ConfigDict, points: Sequence[di
 
   finally:
     held.close()
+
 
 def _run_group(config, group: Sequence[Any], report, loss_traced: bool) -> dict[str, dict]:
   """Trains one group under the runs' locks; {name: status}. A loss field that does not
@@ -260,14 +293,25 @@ def _run_group(config, group: Sequence[Any], report, loss_traced: bool) -> dict[
       r.run_dir.mkdir(parents=True, exist_ok=True)
       locks.enter_context(sweep_state.run_lock(r.run_dir))  # as run_point: one runner a point
       status = sweep_state.read_status(r.run_dir)
-      status.update(status='running', attempts=status['attempts'] + 1, returncode=None,
-                    host=socket.gethostname(), started=stamp, vectorized_with=len(group))
+      status.update(
+        status='running',
+        attempts=status['attempts'] + 1,
+        returncode=None,
+        host=socket.gethostname(),
+        started=stamp,
+        vectorized_with=len(group),
+      )
       status.pop('error', None)
       sweep_state.write_status(r.run_dir, status)
       statuses[r.name] = status
     try:
-      train_vectorized(config, [r.point for r in group], [str(r.run_dir) for r in group],
-                       errors, loss_traced=loss_traced)
+      train_vectorized(
+        config,
+        [r.point for r in group],
+        [str(r.run_dir) for r in group],
+        errors,
+        loss_traced=loss_traced,
+      )
     except jax.errors.ConcretizationTypeError as e:
       if not loss_traced:
         failure = f'{type(e).__name__}: {e}'
@@ -287,18 +331,24 @@ def _run_group(config, group: Sequence[Any], report, loss_traced: bool) -> dict[
     wall = time.perf_counter() - began
     for i, r in enumerate(group):
       status, error = statuses[r.name], failure or errors.get(i)
-      status.update({'status': 'done', 'returncode': 0} if error is None else
-                    {'status': 'failed', 'returncode': 1, 'error': [error]},
-                    wall_seconds=round(status['wall_seconds'] + wall, 2),
-                    finished=time.strftime('%Y-%m-%d %H:%M:%S'))
+      status.update(
+        {'status': 'done', 'returncode': 0}
+        if error is None
+        else {'status': 'failed', 'returncode': 1, 'error': [error]},
+        wall_seconds=round(status['wall_seconds'] + wall, 2),
+        finished=time.strftime('%Y-%m-%d %H:%M:%S'),
+      )
       sweep_state.write_status(r.run_dir, status)
-      report(f'[{"done " if error is None else "FAIL "}] {r.name} in {wall:.1f} s (vectorized)'
-             + (f': {error}' if error else ''))
+      report(
+        f'[{"done " if error is None else "FAIL "}] {r.name} in {wall:.1f} s (vectorized)'
+        + (f': {error}' if error else '')
+      )
   return statuses
 
 
-def run_local_vectorized(config: ml_collections.ConfigDict, runs: Sequence[Any],
-                         report=print) -> dict[str, dict[str, Any]]:
+def run_local_vectorized(
+  config: ml_collections.ConfigDict, runs: Sequence[Any], report=print
+) -> dict[str, dict[str, Any]]:
   """The sweep's local backend with --vectorize: each group of points not yet done is one
   vectorized run in this process; returns {name: status} as `local.run_local` does."""
   results = {r.name: sweep_state.read_status(r.run_dir) for r in runs}

@@ -25,11 +25,11 @@ from genjax.data import datasets
 from genjax.tasks.base import Task
 
 FAMILIES = {
-    'vae': 'genjax.tasks.vae',
-    'autoencoder': 'genjax.tasks.autoencoder',
-    'classifier': 'genjax.tasks.classifier',
-    'gan': 'genjax.tasks.gan',
-    'lm': 'genjax.tasks.lm',
+  'vae': 'genjax.tasks.vae',
+  'autoencoder': 'genjax.tasks.autoencoder',
+  'classifier': 'genjax.tasks.classifier',
+  'gan': 'genjax.tasks.gan',
+  'lm': 'genjax.tasks.lm',
 }
 
 
@@ -57,9 +57,10 @@ def check_fields(config: ml_collections.ConfigDict) -> None:
   unknown = sorted(set(config_lib.flatten(config)) - known)
   if unknown:
     raise ConfigError(
-        f'config fields {unknown} are not fields of the {config.task!r} family or the '
-        f'{config.data.name!r} dataset; check their spelling (the fields and their defaults: '
-        f'genjax.tasks.experiment_config({config.task!r}, {config.data.name!r})).')
+      f'config fields {unknown} are not fields of the {config.task!r} family or the '
+      f'{config.data.name!r} dataset; check their spelling (the fields and their defaults: '
+      f'genjax.tasks.experiment_config({config.task!r}, {config.data.name!r})).'
+    )
 
 
 def complete(saved: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -16,7 +16,9 @@ from genjax.tasks.base import Task, View, float_images, per_example_keys, pictur
 
 
 def add_config_fields(c: ml_collections.ConfigDict) -> None:
-  config_lib.add_fields(c, {
+  config_lib.add_fields(
+    c,
+    {
       # The Autoencoder module's arguments (genjax.models.Autoencoder), but image_shape.
       'model.arch': 'mlp',  # 'conv' | 'mlp'
       'model.latent_dim': 32,
@@ -26,7 +28,8 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       'data.noise': 'none',  # 'none' | 'gaussian' | 'mask': corruption of the input
       'data.noise_level': 0.0,  # Gaussian sigma, or masking probability
       'loss.reconstruction': 'bce',  # 'bce' (pixels as Bernoulli means) | 'mse'
-  })
+    },
+  )
 
 
 def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
@@ -56,8 +59,11 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     clean = to_float(batch['image'])
     logits = model.apply(params, corrupt(clean, rng, batch['index']))
     mse = losses.mse_loss(jax.nn.sigmoid(logits), clean)
-    return {'loss': losses.reconstruction_loss(logits, clean, kind=loss_kind), 'mse': mse,
-            'psnr': 10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10))}
+    return {
+      'loss': losses.reconstruction_loss(logits, clean, kind=loss_kind),
+      'mse': mse,
+      'psnr': 10.0 * jnp.log10(1.0 / jnp.maximum(mse, 1e-10)),
+    }
 
   batched_reconstruct = jax.jit(reconstruct)
   batched_corrupt = jax.jit(lambda x, rng: corrupt(x, rng, jnp.arange(x.shape[0])))
@@ -66,11 +72,12 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     """fn over x in fixed-size batches (the last one padded) so it compiles once."""
     outs = []
     for start in range(0, len(x), batch_size):
-      chunk = x[start:start + batch_size]
+      chunk = x[start : start + batch_size]
       pad = batch_size - len(chunk)
       padded = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
-      outs.append(np.asarray(fn(padded, *[jax.random.fold_in(a, start) for a in args]))
-                  [:len(chunk)])
+      outs.append(
+        np.asarray(fn(padded, *[jax.random.fold_in(a, start) for a in args]))[: len(chunk)]
+      )
     return np.concatenate(outs)
 
   def evaluate(params, data, rng, eval_config=config.eval):
@@ -78,11 +85,13 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     test = float_images(data.test)
     recon = run_batched(lambda x: batched_reconstruct(params, x), test, bs)
     results = {
-        'mse': image_metrics.mse(recon, test),
-        'psnr': image_metrics.psnr(recon, test),
-        'pca_mse': pca.pca_reconstruction_mse(float_images(data.train), test, config.model.latent_dim),
-        'latent_dim': config.model.latent_dim,
-        'num_examples': int(len(test)),
+      'mse': image_metrics.mse(recon, test),
+      'psnr': image_metrics.psnr(recon, test),
+      'pca_mse': pca.pca_reconstruction_mse(
+        float_images(data.train), test, config.model.latent_dim
+      ),
+      'latent_dim': config.model.latent_dim,
+      'num_examples': int(len(test)),
     }
     if corruption.kind != 'none':
       noisy = run_batched(batched_corrupt, test, bs, rng)
@@ -92,8 +101,10 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     if data.anomaly:
       # Anomaly score: how badly the model, trained on normal data only, reconstructs.
       normal, odd = float_images(data.normal_test), float_images(data.anomaly)
-      scores = [image_metrics.per_image_mse(
-          run_batched(lambda x: batched_reconstruct(params, x), a, bs), a) for a in (normal, odd)]
+      scores = [
+        image_metrics.per_image_mse(run_batched(lambda x: batched_reconstruct(params, x), a, bs), a)
+        for a in (normal, odd)
+      ]
       labels = np.concatenate([np.zeros(len(normal)), np.ones(len(odd))])
       results['anomaly_auroc'] = auroc_lib.auroc(labels, np.concatenate(scores))
     return results
@@ -109,8 +120,18 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     out = np.asarray(batched_reconstruct(params, noisy))
     return views_lib.interleave(np.clip(noisy, 0, 1), out, x)
 
-  views = {'reconstruct': View(pictures(view_reconstruct), needs_data=True),
-           'denoise': View(pictures(view_denoise), needs_data=True)}
+  views = {
+    'reconstruct': View(pictures(view_reconstruct), needs_data=True),
+    'denoise': View(pictures(view_denoise), needs_data=True),
+  }
   default = 'denoise' if corruption.kind != 'none' else 'reconstruct'
-  return Task(name='autoencoder', model=model, init=init, loss=loss,
-              eval_metrics=eval_metrics, evaluate=evaluate, views=views, default_view=default)
+  return Task(
+    name='autoencoder',
+    model=model,
+    init=init,
+    loss=loss,
+    eval_metrics=eval_metrics,
+    evaluate=evaluate,
+    views=views,
+    default_view=default,
+  )

@@ -30,6 +30,7 @@ class View:
     the views that take it.
   needs_data: draws from test examples (`arrays`), so they must be loaded first.
   """
+
   draw: Callable[..., Any]
   options: tuple[str, ...] = ()
   needs_data: bool = False
@@ -59,6 +60,7 @@ class Task:
   conditioning: how many classes (or clusters, or codes) the views' `classes` option
       draws from; 0 when the family takes none
   """
+
   name: str
   model: Any
   init: Callable[[jax.Array, Batch], tuple[Any, Any]]

@@ -39,7 +39,9 @@ from genjax.tasks.base import Task, View, per_example_keys, pictures, to_float
 
 
 def add_config_fields(c: ml_collections.ConfigDict) -> None:
-  config_lib.add_fields(c, {
+  config_lib.add_fields(
+    c,
+    {
       # genjax.models.Generator's arguments, but image_shape (from the data).
       'model.generator.latent_dim': 64,
       'model.generator.widths': (128, 64),  # channels after each 2x upsampling
@@ -58,7 +60,8 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       'loss.pinned_warn_steps': 1000,  # warn when D has won outright this long (divergence)
       'eval.classifier_workdir': '',  # a trained classifier run: FID/IS/precision/recall
       'eval.num_samples': 10_000,  # generated images scored by launch.evaluate
-  })
+    },
+  )
   # The discriminator's optimizer, the generator's (config.optim) unless set.
   if 'd_optim' not in c:
     c.d_optim = c.optim.copy_and_resolve_references()
@@ -72,28 +75,32 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
   num_clusters = config.data.clusters
   labelled = g_config.num_classes > 0
   if num_codes < 0 or (num_codes and (labelled or num_clusters)):
-    raise ConfigError(f'model.num_codes={num_codes}: InfoGAN codes need an unconditional '
-                      'model (model.generator.num_classes=0, data.clusters=0) and '
-                      'num_codes >= 0.')
+    raise ConfigError(
+      f'model.num_codes={num_codes}: InfoGAN codes need an unconditional '
+      'model (model.generator.num_classes=0, data.clusters=0) and '
+      'num_codes >= 0.'
+    )
   if num_clusters and (labelled or d_config.num_classes):
-    raise ConfigError(f'data.clusters={num_clusters} conditions the model on its k-means '
-                      'clusters: leave model.generator.num_classes and '
-                      'model.discriminator.num_classes at 0 (they are set to the clusters).')
+    raise ConfigError(
+      f'data.clusters={num_clusters} conditions the model on its k-means '
+      'clusters: leave model.generator.num_classes and '
+      'model.discriminator.num_classes at 0 (they are set to the clusters).'
+    )
   # Conditions: class labels, or (self-conditioning) the clusters of the training images.
   num_conditions = num_clusters or g_config.num_classes
   conditional = num_conditions > 0
   label_key = 'cluster' if num_clusters else 'label'
   noise_dim = g_config.latent_dim
   latent_dim = noise_dim + num_codes  # what the generator module takes
-  g_kwargs = dict(g_config, latent_dim=latent_dim, image_shape=tuple(image_shape),
-                  num_classes=num_conditions)
+  g_kwargs = dict(
+    g_config, latent_dim=latent_dim, image_shape=tuple(image_shape), num_classes=num_conditions
+  )
   generator = Generator(**g_kwargs)
   # Under 'pmap' each device sees a slice of the batch; batch norm then averages its
   # statistics over the 'data' axis, so the step equals the one-device step.
   generator_per_device = Generator(batch_stats_axis='data', **g_kwargs)
   d_kwargs = dict(d_config, num_classes=num_conditions) if num_clusters else d_config
-  discriminator = Discriminator(image_shape=tuple(image_shape), num_codes=num_codes,
-                                **d_kwargs)
+  discriminator = Discriminator(image_shape=tuple(image_shape), num_codes=num_codes, **d_kwargs)
   loss_config = config.loss
   info_weight = loss_config.info_weight
 
@@ -111,8 +118,7 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     noise = jax.vmap(lambda k: jax.random.normal(k, (noise_dim,)))(keys)
     if not num_codes:
       return noise, None
-    codes = jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, 1), (), 0,
-                                                  num_codes))(keys)
+    codes = jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, 1), (), 0, num_codes))(keys)
     return with_codes(noise, codes), codes
 
   def labels_of(batch):
@@ -129,8 +135,10 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     return params, extra
 
   def make_optimizer(cfg):
-    return {'generator': optim.make_optimizer(cfg.optim, cfg.train.steps),
-            'discriminator': optim.make_optimizer(cfg.d_optim, cfg.train.steps)}
+    return {
+      'generator': optim.make_optimizer(cfg.optim, cfg.train.steps),
+      'discriminator': optim.make_optimizer(cfg.d_optim, cfg.train.steps),
+    }
 
   def make_step(tx):
 
@@ -141,16 +149,18 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
       params, opt_state, stats = state.params, dict(state.opt_state), state.extra['batch_stats']
 
       def generate(g_params, stats, z):
-        fake, updated = gen.apply({'params': g_params, 'batch_stats': stats}, z, labels,
-                                  train=True, mutable=['batch_stats'])
+        fake, updated = gen.apply(
+          {'params': g_params, 'batch_stats': stats}, z, labels, train=True, mutable=['batch_stats']
+        )
         return fake, updated.get('batch_stats', {})
 
       def d_with_codes(d_params, x, codes):
         """(logits, info loss, code accuracy); the last two 0 without a Q head."""
         if not num_codes:
           return discriminator.apply({'params': d_params}, x, labels), 0.0, 0.0
-        logits, code_logits = discriminator.apply({'params': d_params}, x, labels,
-                                                  return_code_logits=True)
+        logits, code_logits = discriminator.apply(
+          {'params': d_params}, x, labels, return_code_logits=True
+        )
         accuracy = jnp.mean((jnp.argmax(code_logits, -1) == codes).astype(jnp.float32))
         return logits, gan_losses.info_loss(code_logits, codes), accuracy
 
@@ -177,11 +187,12 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
       for i in range(loss_config.d_steps):  # unrolled: d_steps is static config
         d_rng = jax.random.fold_in(rng, i)
         z, codes = latents(jax.random.fold_in(d_rng, 0), batch['index'])
-        fake, g_vjp, new_stats = jax.vjp(lambda g: generate(g, stats, z), params['generator'],
-                                         has_aux=True)
-        (d_loss, (real_logits, fake_logits)), d_grads = jax.value_and_grad(
-            d_loss_fn, has_aux=True)(params['discriminator'], jax.lax.stop_gradient(fake),
-                                     codes, jax.random.fold_in(d_rng, 1))
+        fake, g_vjp, new_stats = jax.vjp(
+          lambda g: generate(g, stats, z), params['generator'], has_aux=True
+        )
+        (d_loss, (real_logits, fake_logits)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
+          params['discriminator'], jax.lax.stop_gradient(fake), codes, jax.random.fold_in(d_rng, 1)
+        )
         d_grad_norm = update('discriminator', d_grads)
 
       def g_loss_of_fake(fake):  # against the discriminator just updated
@@ -189,21 +200,32 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
         loss = gan_losses.generator_loss(logits, loss_config.kind)
         return loss + info_weight * info, (loss, info, code_accuracy)
 
-      (_, (g_loss, info, code_accuracy)), d_fake = jax.value_and_grad(
-          g_loss_of_fake, has_aux=True)(fake)
+      (_, (g_loss, info, code_accuracy)), d_fake = jax.value_and_grad(g_loss_of_fake, has_aux=True)(
+        fake
+      )
       (g_grads,) = g_vjp(d_fake)
       g_grad_norm = update('generator', g_grads)
-      acc_real, acc_fake = gan_losses.discriminator_accuracy(real_logits, fake_logits,
-                                                             loss_config.kind)
-      metrics = {'d_loss': d_loss, 'g_loss': g_loss, 'd_accuracy_real': acc_real,
-                 'd_accuracy_fake': acc_fake}
+      acc_real, acc_fake = gan_losses.discriminator_accuracy(
+        real_logits, fake_logits, loss_config.kind
+      )
+      metrics = {
+        'd_loss': d_loss,
+        'g_loss': g_loss,
+        'd_accuracy_real': acc_real,
+        'd_accuracy_fake': acc_fake,
+      }
       if num_codes:  # g_loss is the adversarial part; d_loss includes the info term
         metrics.update(info_loss=info, code_accuracy=code_accuracy)
       metrics = parallel.mean_over_devices(metrics, axis_name)
-      metrics.update(loss=metrics['d_loss'] + metrics['g_loss'], d_grad_norm=d_grad_norm,
-                     g_grad_norm=g_grad_norm)
-      new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                                extra=dict(state.extra, batch_stats=new_stats))
+      metrics.update(
+        loss=metrics['d_loss'] + metrics['g_loss'], d_grad_norm=d_grad_norm, g_grad_norm=g_grad_norm
+      )
+      new_state = state.replace(
+        step=state.step + 1,
+        params=params,
+        opt_state=opt_state,
+        extra=dict(state.extra, batch_stats=new_stats),
+      )
       return new_state, metrics
 
     return step
@@ -227,9 +249,11 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     unconditional model."""
     count = num_conditions or num_codes
     if classes and not count:
-      raise ConfigError('--class needs a class-conditional model (model.generator.num_classes'
-                        ' > 0, as in experiments/mnist_cdcgan.py), clusters (data.clusters > 0)'
-                        ' or InfoGAN codes (model.num_codes > 0).')
+      raise ConfigError(
+        '--class needs a class-conditional model (model.generator.num_classes'
+        ' > 0, as in experiments/mnist_cdcgan.py), clusters (data.clusters > 0)'
+        ' or InfoGAN codes (model.num_codes > 0).'
+      )
     if not count:
       return None
     bad = [c for c in classes or () if not 0 <= c < count]
@@ -278,8 +302,9 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
       labels = None
     elif num_codes:
       code_a = jax.nn.one_hot(row_labels, num_codes)
-      code_b = jax.nn.one_hot((row_labels + 1 + jnp.arange(rows) % (num_codes - 1 or 1))
-                              % num_codes, num_codes)
+      code_b = jax.nn.one_hot(
+        (row_labels + 1 + jnp.arange(rows) % (num_codes - 1 or 1)) % num_codes, num_codes
+      )
       labels = ((1 - t) * code_a[:, None] + t * code_b[:, None]).reshape(rows * 5, num_codes)
     else:
       labels = jnp.repeat(row_labels, 5)
@@ -292,9 +317,17 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     prior = clusters.shares(data.train['cluster'], num_clusters) if num_clusters else None
     classifier = gan_evaluation.load_classifier(runs, eval_config.classifier_workdir)
     return gan_evaluation.evaluate(
-        lambda z, y: images_of(variables, z, y), classifier, data, rng, eval_config, noise_dim,
-        num_conditions or num_codes, num_samples, labels_are_classes=labelled,
-        label_prior=prior)
+      lambda z, y: images_of(variables, z, y),
+      classifier,
+      data,
+      rng,
+      eval_config,
+      noise_dim,
+      num_conditions or num_codes,
+      num_samples,
+      labels_are_classes=labelled,
+      label_prior=prior,
+    )
 
   missing_classifier_warned = []
 
@@ -309,13 +342,26 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
       return {}
 
   diagnose = gan_losses.DivergenceMonitor(loss_config.kind, loss_config.pinned_warn_steps)
-  views = {name: View(pictures(fn), options=('classes',))
-           for name, fn in (('sample', view_sample), ('interpolate', view_interpolate),
-                            ('mix', view_mix))}
-  return Task(name='gan', model=generator, init=init, loss=None, eval_metrics=None,
-              evaluate=evaluate, views=views, default_view='sample', make_step=make_step,
-              optimizer=make_optimizer, export=export, corpus_metrics=periodic_evaluate,
-              diagnose=diagnose, conditioning=num_conditions or num_codes)
+  views = {
+    name: View(pictures(fn), options=('classes',))
+    for name, fn in (('sample', view_sample), ('interpolate', view_interpolate), ('mix', view_mix))
+  }
+  return Task(
+    name='gan',
+    model=generator,
+    init=init,
+    loss=None,
+    eval_metrics=None,
+    evaluate=evaluate,
+    views=views,
+    default_view='sample',
+    make_step=make_step,
+    optimizer=make_optimizer,
+    export=export,
+    corpus_metrics=periodic_evaluate,
+    diagnose=diagnose,
+    conditioning=num_conditions or num_codes,
+  )
 
 
 def _slerp(a: jax.Array, b: jax.Array, t: jax.Array) -> jax.Array:

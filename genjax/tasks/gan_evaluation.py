@@ -26,17 +26,28 @@ def load_classifier(runs, workdir: str):
   `runs` (genjax.api.RUNS), or a message saying how to train one."""
   if not workdir or runs is None or not os.path.exists(os.path.join(workdir, 'config.json')):
     raise FileNotFoundError(
-        f'eval.classifier_workdir={workdir!r} holds no trained classifier. Train it first:\n'
-        f'  python -m launch.main --config=experiments/mnist_classifier.py --workdir={workdir or "runs/mnist_classifier"}\n'
-        '(use the classifier experiment of the same dataset), or point '
-        '--config.eval.classifier_workdir at one.')
+      f'eval.classifier_workdir={workdir!r} holds no trained classifier. Train it first:\n'
+      f'  python -m launch.main --config=experiments/mnist_classifier.py '
+      f'--workdir={workdir or "runs/mnist_classifier"}\n'
+      '(use the classifier experiment of the same dataset), or point '
+      '--config.eval.classifier_workdir at one.'
+    )
   trained = runs.load(workdir)
   return trained.model, trained.variables
 
 
-def evaluate(sample_fn: Callable, classifier, data, rng: jax.Array, eval_config, latent_dim: int,
-             num_classes: int, num_samples: int | None = None,
-             labels_are_classes: bool = True, label_prior: np.ndarray | None = None) -> dict:
+def evaluate(
+  sample_fn: Callable,
+  classifier,
+  data,
+  rng: jax.Array,
+  eval_config,
+  latent_dim: int,
+  num_classes: int,
+  num_samples: int | None = None,
+  labels_are_classes: bool = True,
+  label_prior: np.ndarray | None = None,
+) -> dict:
   """`sample_fn(z, labels) -> images [B, H, W, C] in [0, 1]` (labels None if unconditional).
 
   With `num_classes`, labels 0..num_classes-1 are passed in turn; `labels_are_classes`
@@ -76,15 +87,15 @@ def evaluate(sample_fn: Callable, classifier, data, rng: jax.Array, eval_config,
   is_test, _ = gan_metrics.inception_score(p_test)
   shares = gan_metrics.class_coverage(np.argmax(p_fake, -1), p_fake.shape[-1])
   results = {
-      'fid': gan_metrics.fid(f_fake, f_test),
-      'fid_train_vs_test': gan_metrics.fid(f_train, f_test),
-      'inception_score': is_fake,
-      'inception_score_std': is_fake_std,
-      'inception_score_test': is_test,
-      'precision': precision,
-      'recall': recall,
-      'class_shares': [float(s) for s in shares],
-      'num_samples': int(n),
+    'fid': gan_metrics.fid(f_fake, f_test),
+    'fid_train_vs_test': gan_metrics.fid(f_train, f_test),
+    'inception_score': is_fake,
+    'inception_score_std': is_fake_std,
+    'inception_score_test': is_test,
+    'precision': precision,
+    'recall': recall,
+    'class_shares': [float(s) for s in shares],
+    'num_samples': int(n),
   }
   results.update(gan_metrics.coverage_summary(shares))
   if num_classes and labels_are_classes:  # a conditional model draws the class asked for
@@ -98,5 +109,5 @@ def _allocate(shares: np.ndarray, n: int) -> np.ndarray:
   Inception Score's splits are runs of consecutive samples, and each must see the mix."""
   exact = np.asarray(shares, np.float64) * n
   counts = np.floor(exact).astype(int)
-  counts[np.argsort(counts - exact)[:n - counts.sum()]] += 1
+  counts[np.argsort(counts - exact)[: n - counts.sum()]] += 1
   return np.random.default_rng(0).permutation(np.repeat(np.arange(len(shares)), counts))

@@ -10,6 +10,7 @@ and penalty is a scalar batch mean, to be minimised. ``kind`` picks the objectiv
   'wasserstein': the critic's ``D(G(z)) - D(x)`` and ``-D(G(z))`` (Arjovsky et al.
     2017); pair it with ``gradient_penalty`` (WGAN-GP).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -29,8 +30,9 @@ def _check_kind(kind: str) -> None:
     raise ValueError(f'unknown GAN loss kind {kind!r}; expected one of {KINDS}')
 
 
-def discriminator_loss(real_logits: Array, fake_logits: Array,
-                       kind: str = 'non_saturating') -> Array:
+def discriminator_loss(
+  real_logits: Array, fake_logits: Array, kind: str = 'non_saturating'
+) -> Array:
   """The discriminator's (critic's) loss, a scalar: mean over real plus mean over fake."""
   _check_kind(kind)
   if kind == 'non_saturating':
@@ -82,8 +84,9 @@ def r1_penalty(d_fn: DiscriminatorFn, real: Array) -> Array:
   return jnp.mean(_per_example_grad_sq_norm(d_fn, real))
 
 
-def discriminator_accuracy(real_logits: Array, fake_logits: Array,
-                           kind: str = 'non_saturating') -> tuple[Array, Array]:
+def discriminator_accuracy(
+  real_logits: Array, fake_logits: Array, kind: str = 'non_saturating'
+) -> tuple[Array, Array]:
   """``(acc_real, acc_fake)``: fractions of real logits > 0 and of fake logits < 0.
 
   The threshold 0 is the decision boundary for all three kinds (sigmoid(0) = 1/2, the
@@ -147,8 +150,10 @@ class DivergenceMonitor:
     if self.warned or step - self.pinned_since < self.warn_steps:
       return None
     self.warned = True  # once per stretch
-    return (f'the discriminator has won outright since step {self.pinned_since} '
-            f'(d_loss={means["d_loss"]:.3g}, accuracy real {means["d_accuracy_real"]:.3f} / '
-            f'fake {means["d_accuracy_fake"]:.3f}): the generator gets no gradient and training '
-            'has diverged. Look at the samples/ grids; try a lower d_optim.learning_rate, '
-            "loss.r1_gamma > 0, or loss.kind='hinge'.")
+    return (
+      f'the discriminator has won outright since step {self.pinned_since} '
+      f'(d_loss={means["d_loss"]:.3g}, accuracy real {means["d_accuracy_real"]:.3f} / '
+      f'fake {means["d_accuracy_fake"]:.3f}): the generator gets no gradient and training '
+      'has diverged. Look at the samples/ grids; try a lower d_optim.learning_rate, '
+      "loss.r1_gamma > 0, or loss.kind='hinge'."
+    )

@@ -36,8 +36,15 @@ def make_model(model_config: ml_collections.ConfigDict, vocab_size: int) -> Deco
   return DecoderLM(vocab_size=vocab_size, dtype=DTYPES[dtype], **fields)
 
 
-def token_losses(model: DecoderLM, params, tokens: jax.Array, *, train: bool = False,
-                 rng: jax.Array | None = None, index: jax.Array | None = None) -> jax.Array:
+def token_losses(
+  model: DecoderLM,
+  params,
+  tokens: jax.Array,
+  *,
+  train: bool = False,
+  rng: jax.Array | None = None,
+  index: jax.Array | None = None,
+) -> jax.Array:
   """Cross-entropy [B, T] of each next token given the ones before it."""
   inputs, targets = tokens[:, :-1], tokens[:, 1:]
   if train and model.dropout > 0:
@@ -50,7 +57,9 @@ def token_losses(model: DecoderLM, params, tokens: jax.Array, *, train: bool = F
 
 def add_config_fields(c: ml_collections.ConfigDict) -> None:
   """The language model's fields, with nanoGPT's recipe (shakespeare_char, GPU size)."""
-  config_lib.add_fields(c, {
+  config_lib.add_fields(
+    c,
+    {
       # genjax.models.DecoderLM's arguments, but vocab_size (from the tokenizer).
       'model.num_layers': 6,
       'model.num_heads': 6,
@@ -77,7 +86,8 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       'sample.temperature': 0.8,
       'sample.top_k': 200,
       'sample.top_p': 1.0,
-  })
+    },
+  )
   # One value shared by the model and the data windows: override either.
   c.model.block_size = c.data.get_ref('block_size')
 
@@ -107,40 +117,45 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
   tokenizer = spec.tokenizer('tokens')
   model = make_model(config.model, tokenizer.vocab_size)
   if spec['tokens'].shape[0] != model.block_size + 1:
-    raise ConfigError(f'config.model.block_size={model.block_size}, but the data has windows '
-                      f'of {spec["tokens"].shape[0]} tokens: windows must be block_size + 1.')
+    raise ConfigError(
+      f'config.model.block_size={model.block_size}, but the data has windows '
+      f'of {spec["tokens"].shape[0]} tokens: windows must be block_size + 1.'
+    )
   sampler = lm_sampling.TextSampler(model, tokenizer)
 
   def init(rng, batch):
     return model.init(rng, jnp.asarray(batch['tokens'])[:, :-1]), {}
 
   def loss(params, batch, rng):
-    losses = token_losses(model, params, batch['tokens'], train=True, rng=rng,
-                          index=batch['index'])
+    losses = token_losses(model, params, batch['tokens'], train=True, rng=rng, index=batch['index'])
     return jnp.mean(losses), {}
 
   def eval_metrics(params, batch, rng):
     del rng
     return {'loss': jnp.mean(token_losses(model, params, batch['tokens']), axis=-1)}
 
-  window_losses = jax.jit(lambda params, tokens: jnp.mean(token_losses(model, params, tokens),
-                                                          axis=-1))
+  window_losses = jax.jit(
+    lambda params, tokens: jnp.mean(token_losses(model, params, tokens), axis=-1)
+  )
 
   def validation_loss(params, windows: np.ndarray, batch_size: int) -> float:
     """Mean loss over all windows (every window has the same number of tokens)."""
     total = 0.0
     for start in range(0, len(windows), batch_size):
-      chunk = windows[start:start + batch_size]
+      chunk = windows[start : start + batch_size]
       pad = batch_size - len(chunk)  # one shape: compiled once
       padded = np.concatenate([chunk, np.repeat(chunk[:1], pad, axis=0)]) if pad else chunk
-      total += float(jnp.sum(window_losses(params, padded)[:len(chunk)]))
+      total += float(jnp.sum(window_losses(params, padded)[: len(chunk)]))
     return total / len(windows)
 
   def evaluate(params, data, rng, eval_config=config.eval):
     windows = data.test['tokens']
     loss_nats = validation_loss(params, windows, eval_config.batch_size)
-    results = {'loss': loss_nats, 'perplexity': math.exp(loss_nats),
-               'val_tokens': int(windows.shape[0] * (windows.shape[1] - 1))}
+    results = {
+      'loss': loss_nats,
+      'perplexity': math.exp(loss_nats),
+      'val_tokens': int(windows.shape[0] * (windows.shape[1] - 1)),
+    }
     if tokenizer.kind == 'char':
       results['bits_per_char'] = loss_nats / math.log(2)
     else:  # nats over the characters those tokens spell
@@ -150,21 +165,49 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
       results.update(sampler.parse_rate(params, data.extras['val_texts'], rng, eval_config))
     return results
 
-  def view_sample(params, arrays, rng, num, *, prompt=config.sample.prompt,
-                  max_new_tokens=config.sample.max_new_tokens,
-                  temperature=config.sample.temperature, top_k=config.sample.top_k,
-                  top_p=config.sample.top_p, num_samples=1, on_text=None):
+  def view_sample(
+    params,
+    arrays,
+    rng,
+    num,
+    *,
+    prompt=config.sample.prompt,
+    max_new_tokens=config.sample.max_new_tokens,
+    temperature=config.sample.temperature,
+    top_k=config.sample.top_k,
+    top_p=config.sample.top_p,
+    num_samples=1,
+    on_text=None,
+  ):
     """`num_samples` continuations of `prompt`, each after the prompt; with `on_text`, the
     first streams to it as it is generated (prompt not included)."""
     del arrays, num
-    texts = sampler.sample(params, prompt, rng, max_new_tokens=max_new_tokens,
-                           temperature=temperature, top_k=top_k, top_p=top_p,
-                           num_samples=num_samples, on_text=on_text)
+    texts = sampler.sample(
+      params,
+      prompt,
+      rng,
+      max_new_tokens=max_new_tokens,
+      temperature=temperature,
+      top_k=top_k,
+      top_p=top_p,
+      num_samples=num_samples,
+      on_text=on_text,
+    )
     if num_samples == 1:
       return outputs.Text(prompt + texts[0], streamed=on_text is not None)
     return outputs.Text(''.join(prompt + t + SEPARATOR for t in texts))
 
-  sample = View(view_sample, options=('prompt', 'max_new_tokens', 'temperature', 'top_k',
-                                      'top_p', 'num_samples', 'on_text'))
-  return Task(name='lm', model=model, init=init, loss=loss, eval_metrics=eval_metrics,
-              evaluate=evaluate, views={'sample': sample}, default_view='sample')
+  sample = View(
+    view_sample,
+    options=('prompt', 'max_new_tokens', 'temperature', 'top_k', 'top_p', 'num_samples', 'on_text'),
+  )
+  return Task(
+    name='lm',
+    model=model,
+    init=init,
+    loss=loss,
+    eval_metrics=eval_metrics,
+    evaluate=evaluate,
+    views={'sample': sample},
+    default_view='sample',
+  )

@@ -16,6 +16,7 @@ KINDS = ('none', 'gaussian', 'mask')
 class Corruption:
   """`kind='gaussian'`: add N(0, level^2) noise (not clipped: the model sees the real
   corrupted signal). `kind='mask'`: zero each pixel with probability `level`."""
+
   kind: str = 'none'
   level: float = 0.0
 

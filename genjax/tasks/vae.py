@@ -16,7 +16,9 @@ from genjax.tasks.base import Task, View, float_images, per_example_keys, pictur
 
 
 def add_config_fields(c: ml_collections.ConfigDict) -> None:
-  config_lib.add_fields(c, {
+  config_lib.add_fields(
+    c,
+    {
       # The VAE module's arguments (genjax.models.VAE), but image_shape (from the data).
       'model.arch': 'conv',  # 'conv' | 'mlp'
       'model.latent_dim': 32,
@@ -29,7 +31,8 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       'eval.iwae_examples': 0,  # test images scored by IWAE; 0 = all
       'eval.iwae_batch_size': 100,
       'eval.anomaly_samples': 16,  # importance samples in the anomaly score
-  })
+    },
+  )
 
 
 def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
@@ -67,8 +70,11 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
   def loss(params, batch, rng):
     log_lik, kl = elbo_terms(params, batch, rng)
     objective = jnp.mean(log_lik - kl_weight * kl)
-    return -objective, {'elbo': jnp.mean(log_lik - kl), 'kl': jnp.mean(kl),
-                        'reconstruction': -jnp.mean(log_lik)}
+    return -objective, {
+      'elbo': jnp.mean(log_lik - kl),
+      'kl': jnp.mean(kl),
+      'reconstruction': -jnp.mean(log_lik),
+    }
 
   def eval_metrics(params, batch, rng):
     log_lik, kl = elbo_terms(params, batch, rng)
@@ -91,17 +97,19 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     rng_elbo, rng_nll, rng_anomaly = jax.random.split(rng, 3)
     x = float_images(data.test, eval_config.iwae_examples or None)
     k = eval_config.iwae_samples
-    log_px = iwae.estimate_log_likelihood(log_weights, params, x, rng_nll, num_samples=k,
-                                          batch_size=eval_config.iwae_batch_size)
-    elbo = iwae.estimate_log_likelihood(log_weights, params, x, rng_elbo, num_samples=1,
-                                        batch_size=eval_config.batch_size)
+    log_px = iwae.estimate_log_likelihood(
+      log_weights, params, x, rng_nll, num_samples=k, batch_size=eval_config.iwae_batch_size
+    )
+    elbo = iwae.estimate_log_likelihood(
+      log_weights, params, x, rng_elbo, num_samples=1, batch_size=eval_config.batch_size
+    )
     shape = x.shape[1:]
     results = {
-        'nll': float(-np.mean(log_px)),
-        'elbo': float(np.mean(elbo)),
-        'iwae_samples': k,
-        'num_examples': int(len(x)),
-        'bits_per_dim': float(-np.mean(log_px) / (np.prod(shape) * np.log(2))),
+      'nll': float(-np.mean(log_px)),
+      'elbo': float(np.mean(elbo)),
+      'iwae_samples': k,
+      'num_examples': int(len(x)),
+      'bits_per_dim': float(-np.mean(log_px) / (np.prod(shape) * np.log(2))),
     }
     if data.anomaly:
       # Anomaly score: the negative ELBO (an upper bound on -log p(x)); low likelihood
@@ -109,9 +117,12 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
       normal = float_images(data.normal_test)
       odd = float_images(data.anomaly)
       k_score = eval_config.anomaly_samples
-      scores = [-iwae.estimate_log_likelihood(log_weights, params, a, r, num_samples=k_score,
-                                              batch_size=eval_config.batch_size)
-                for a, r in zip((normal, odd), jax.random.split(rng_anomaly))]
+      scores = [
+        -iwae.estimate_log_likelihood(
+          log_weights, params, a, r, num_samples=k_score, batch_size=eval_config.batch_size
+        )
+        for a, r in zip((normal, odd), jax.random.split(rng_anomaly))
+      ]
       labels = np.concatenate([np.zeros(len(normal)), np.ones(len(odd))])
       results['anomaly_auroc'] = auroc_lib.auroc(labels, np.concatenate(scores))
     return results
@@ -141,9 +152,18 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     images = images.reshape(rows, cols - 2, *images.shape[1:])
     return np.concatenate([x[0::2, None], images, x[1::2, None]], axis=1)
 
-  views = {'sample': View(pictures(view_sample)),
-           'reconstruct': View(pictures(view_reconstruct), needs_data=True),
-           'interpolate': View(pictures(view_interpolate), needs_data=True)}
-  return Task(name='vae', model=model, init=init, loss=loss, eval_metrics=eval_metrics,
-              evaluate=evaluate, views=views, default_view='sample')
-
+  views = {
+    'sample': View(pictures(view_sample)),
+    'reconstruct': View(pictures(view_reconstruct), needs_data=True),
+    'interpolate': View(pictures(view_interpolate), needs_data=True),
+  }
+  return Task(
+    name='vae',
+    model=model,
+    init=init,
+    loss=loss,
+    eval_metrics=eval_metrics,
+    evaluate=evaluate,
+    views=views,
+    default_view='sample',
+  )

@@ -22,8 +22,9 @@ def _to_uint8(images: np.ndarray) -> np.ndarray:
   return np.round(np.clip(images.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def make_grid(images: ArrayLike, ncol: int | None = None, pad: int = 1,
-              pad_value: float = 1.0) -> np.ndarray:
+def make_grid(
+  images: ArrayLike, ncol: int | None = None, pad: int = 1, pad_value: float = 1.0
+) -> np.ndarray:
   """Tiles a batch into one uint8 RGB image.
 
   Args:
@@ -42,8 +43,10 @@ def make_grid(images: ArrayLike, ncol: int | None = None, pad: int = 1,
   if images.ndim == 3:
     images = images[..., None]
   if images.ndim != 4 or images.shape[-1] not in (1, 3) or images.shape[0] == 0:
-    raise ValueError(f'make_grid expects a non-empty [N, H, W, C] batch with C in (1, 3), '
-                     f'got shape {images.shape}.')
+    raise ValueError(
+      f'make_grid expects a non-empty [N, H, W, C] batch with C in (1, 3), '
+      f'got shape {images.shape}.'
+    )
   if pad < 0:
     raise ValueError(f'pad must be >= 0, got {pad}.')
   n, h, w, c = images.shape
@@ -60,7 +63,7 @@ def make_grid(images: ArrayLike, ncol: int | None = None, pad: int = 1,
   for i in range(n):
     row, col = divmod(i, ncol)
     top, left = pad + row * (h + pad), pad + col * (w + pad)
-    grid[top:top + h, left:left + w] = images[i]
+    grid[top : top + h, left : left + w] = images[i]
   return grid
 
 
@@ -74,8 +77,14 @@ def upscale(grid: np.ndarray, factor: int) -> np.ndarray:
   return np.repeat(np.repeat(grid, factor, axis=0), factor, axis=1)
 
 
-def save_png(path: str | os.PathLike, array_or_images: ArrayLike, ncol: int | None = None,
-             pad: int = 1, pad_value: float = 1.0, scale: int | None = None) -> Path:
+def save_png(
+  path: str | os.PathLike,
+  array_or_images: ArrayLike,
+  ncol: int | None = None,
+  pad: int = 1,
+  pad_value: float = 1.0,
+  scale: int | None = None,
+) -> Path:
   """Saves a batch (as a make_grid grid) or a single image as a PNG, atomically.
 
   How the input is read:

@@ -74,6 +74,7 @@ class MetricWriter:
       self._file.write('\n')
     # Imported here so that importing genjax.writers stays cheap (protobuf etc.).
     from tensorboardX import SummaryWriter
+
     self._tb = SummaryWriter(logdir=str(self.workdir / TENSORBOARD_DIR))
 
   def write(self, step: int, split: str, metrics: Mapping[str, Any]) -> None:
@@ -172,6 +173,12 @@ def read_metrics(workdir: str | os.PathLike) -> list[dict[str, Any]]:
       except json.JSONDecodeError:
         warnings.warn(f'{path}:{number}: skipping an unparsable line (a write cut short?).')
         continue
-      rows.append({k: (_NON_FINITE[v] if k not in _RESERVED and isinstance(v, str)
-                       and v in _NON_FINITE else v) for k, v in row.items()})
+      rows.append(
+        {
+          k: (
+            _NON_FINITE[v] if k not in _RESERVED and isinstance(v, str) and v in _NON_FINITE else v
+          )
+          for k, v in row.items()
+        }
+      )
   return rows

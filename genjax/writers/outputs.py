@@ -24,6 +24,7 @@ from genjax.writers import images as image_writer
 @dataclasses.dataclass
 class Pictures:
   """Pictures laid out in rows: [rows, cols, H, W, C] floats in [0, 1]."""
+
   pictures: np.ndarray
   path: str = ''  # where `save` last wrote it
   saved_by_default = True
@@ -49,6 +50,7 @@ class Pictures:
 @dataclasses.dataclass
 class Text:
   """Generated text; `streamed` when it was already printed as it was generated."""
+
   text: str
   streamed: bool = False
   saved_by_default = False
