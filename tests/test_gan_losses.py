@@ -8,6 +8,7 @@ import pytest
 
 from genjax.models.gan import Discriminator
 from genjax.tasks import gan_losses
+from tests.trees import assert_trees_equal
 
 REAL = np.array([2.0, -1.0, 0.5, 30.0], np.float32)
 FAKE = np.array([-3.0, 0.25, 1.0, -40.0], np.float32)
@@ -152,11 +153,9 @@ def test_ema_update():
   np.testing.assert_allclose(out['a'], [0.75 * 1 + 0.25 * 3, 0.75 * 2])
   np.testing.assert_allclose(out['b']['c'], 3.0)
   copied = gan_losses.ema_update(ema, params, 0.0)
-  for x, y in zip(jax.tree.leaves(copied), jax.tree.leaves(params)):
-    np.testing.assert_array_equal(x, y)
+  assert_trees_equal(copied, params)
   kept = gan_losses.ema_update(ema, params, 1.0)
-  for x, y in zip(jax.tree.leaves(kept), jax.tree.leaves(ema)):
-    np.testing.assert_array_equal(x, y)
+  assert_trees_equal(kept, ema)
   # Repeated updates towards fixed params converge geometrically: gap * decay^n.
   e = ema
   for _ in range(10):

@@ -10,6 +10,7 @@ import pytest
 from jax.sharding import Mesh, PartitionSpec as P
 
 from genjax.models.gan import Discriminator, Generator
+from tests.trees import assert_trees_close
 
 # Tiny widths keep every test to a fraction of a second.
 G_TINY = dict(latent_dim=4, widths=(8, 4))
@@ -222,8 +223,7 @@ def test_batch_norm_under_shard_map_matches_one_device():
     )
   )(variables, z)
   np.testing.assert_allclose(x_many, x_one, atol=1e-5)
-  for a, b in zip(jax.tree.leaves(upd_many), jax.tree.leaves(upd_one)):
-    np.testing.assert_allclose(a, b, atol=1e-5)
+  assert_trees_close(upd_many, upd_one, atol=1e-5)
   # Without the axis, each device normalises its own 2 examples: a different answer.
   x_local, _ = jax.jit(
     jax.shard_map(

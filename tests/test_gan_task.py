@@ -10,6 +10,7 @@ from genjax.models import Generator
 from genjax import api
 from genjax.run import loop
 from tests import tiny
+from tests.trees import assert_trees_equal
 
 
 def _conditional(steps=4):
@@ -25,9 +26,7 @@ def test_conditional_views_draw_requested_classes(tmp_path):
   config, task, restored = api.load_state(workdir)
   variables = task.inference_variables(restored)
   # Samples and genjax.load use the EMA generator, not the raw parameters.
-  ema = jax.tree.leaves(state.extra['ema']['generator'])
-  for a, b in zip(jax.tree.leaves(variables['params']), ema):
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert_trees_equal(variables['params'], state.extra['ema']['generator'])
   assert isinstance(task.model, Generator)
   rng = jax.random.PRNGKey(0)
   test = datasets.load(config.data).test

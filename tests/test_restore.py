@@ -9,6 +9,7 @@ from genjax.models import Autoencoder
 from genjax import api
 from genjax.run import loop
 from tests import tiny
+from tests.trees import assert_trees_equal
 
 
 def test_load_gives_an_ordinary_flax_model(tmp_path):
@@ -16,8 +17,7 @@ def test_load_gives_an_ordinary_flax_model(tmp_path):
   trained = loop.train_and_evaluate(tiny.ae(steps=4), workdir)
   config, model, params = genjax.load(workdir)
   assert isinstance(model, Autoencoder) and config.train.steps == 4
-  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(trained.params)):
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert_trees_equal(params, trained.params)
   x = np.zeros((3, 28, 28, 1), np.float32)
   assert model.apply(params, x).shape == (3, 28, 28, 1)
 

@@ -14,6 +14,7 @@ from genjax.run import loop
 from genjax.step import state as state_lib, train_step
 from genjax.sweeps import vectorized
 from tests import tiny
+from tests.trees import assert_trees_close, assert_trees_equal
 
 
 def test_ema_follows_its_closed_form():
@@ -47,14 +48,9 @@ def test_ema_weights_are_what_load_gives(tmp_path):
   c.train.ema_decay = 0.9
   state = loop.train_and_evaluate(c, str(tmp_path / 'vae'))
   _, _, variables = genjax.load(str(tmp_path / 'vae'))
-  for got, ema, raw in zip(
-    jax.tree.leaves(variables), jax.tree.leaves(state.extra['ema']), jax.tree.leaves(state.params)
-  ):
-    np.testing.assert_array_equal(np.asarray(got), np.asarray(ema))
-  assert any(
-    not np.allclose(e, p)
-    for e, p in zip(jax.tree.leaves(state.extra['ema']), jax.tree.leaves(state.params))
-  )
+  assert_trees_equal(variables, state.extra['ema'])
+  with pytest.raises(AssertionError):  # the EMA is not the raw parameters
+    assert_trees_close(state.extra['ema'], state.params)
 
 
 @pytest.mark.parametrize('strategy', ['jit', 'pmap'])
@@ -67,8 +63,7 @@ def test_gradient_accumulation_equals_the_combined_batch(tmp_path, strategy):
     c.train.grad_accum_steps = accum
     c.parallel.strategy = strategy
     runs[accum] = loop.train_and_evaluate(c, str(tmp_path / f'accum{accum}'))
-  for a, b in zip(jax.tree.leaves(runs[1].params), jax.tree.leaves(runs[2].params)):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=1e-6)
+  assert_trees_close(runs[1].params, runs[2].params, rtol=2e-5, atol=1e-6)
 
 
 def test_a_family_with_its_own_step_refuses_accumulation(tmp_path):

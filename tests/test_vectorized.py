@@ -17,6 +17,7 @@ from genjax.sweeps import state, vectorized
 from genjax.writers.metrics import read_metrics
 from tests import tiny
 from tests.conftest import REPO
+from tests.trees import assert_trees_equal
 
 POINTS = [
   {'optim.learning_rate': 1e-3, 'seed': 0},
@@ -123,8 +124,7 @@ def test_interrupted_group_resumes_to_the_uninterrupted_result(tmp_path):
   got = vectorized.train_vectorized(base, POINTS[:2], resumed)
   for g, w in zip(got, want):
     assert int(g.step) == 8
-    for a, b in zip(jax.tree.leaves(g.params), jax.tree.leaves(w.params)):
-      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert_trees_equal(g.params, w.params)
   # Points stopped at different checkpoints cannot be stacked: a clear refusal.
   shutil.rmtree(os.path.join(resumed[0], 'checkpoints', '8'))
   shutil.rmtree(os.path.join(resumed[0], 'checkpoints', '4'))
