@@ -106,7 +106,8 @@ def test_code_model_reports_parse_rate(tmp_path):
   assert (workdir / 'tokenizer' / 'spm.model').exists()
   _run('launch.evaluate', f'--workdir={workdir}')
   results = json.loads((workdir / 'eval.json').read_text())
-  assert results['parse_headers'] == 2 and 0.0 <= results['parse_rate'] <= 1.0
+  assert results['parse_headers'] == 2
+  assert results['parse_rate'] * 2 in (0.0, 1.0, 2.0)  # a share of the 2 headers
   assert results['perplexity'] == np.exp(results['loss'])
   # Any text the model emits decodes; a unicode prompt is byte-encoded, not an error.
   out = _run(
