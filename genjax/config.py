@@ -97,7 +97,10 @@ class ConfigError(ValueError):
 def _check_choice(value: Any, name: str, allowed: Iterable[str]) -> None:
   allowed = tuple(allowed)
   if value not in allowed:
-    raise ConfigError(f'config.{name}={value!r} is not one of {allowed}.')
+    raise ConfigError(
+      f'config.{name}={value!r} is not one of {allowed}; pass --config.{name}={allowed[0]} '
+      '(or another of them).'
+    )
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -120,7 +123,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   }
   for name, value in positive.items():
     if not value > 0:
-      raise ConfigError(f'config.{name} must be > 0, got {value!r}.')
+      raise ConfigError(f'config.{name} must be > 0, got {value!r}; pass --config.{name}=N > 0.')
   for name in (
     'train.eval_every',
     'train.sample_every',
@@ -129,11 +132,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
     'optim.weight_decay',
   ):
     if get_path(config, name) < 0:
-      raise ConfigError(f'config.{name} must be >= 0, got {get_path(config, name)!r}.')
+      raise ConfigError(
+        f'config.{name} must be >= 0, got {get_path(config, name)!r}; pass '
+        f'--config.{name}=0 (off) or more.'
+      )
   if not 0.0 <= config.train.ema_decay < 1.0:
     raise ConfigError(
       f'config.train.ema_decay={config.train.ema_decay!r} must be in [0, 1) '
-      '(0 keeps no EMA; 0.999 is usual).'
+      '(0 keeps no EMA; 0.999 is usual): pass --config.train.ema_decay=0.999.'
     )
   for section in ('optim', 'd_optim'):
     if section in config and _warmup_too_long(config, section):

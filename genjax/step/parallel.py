@@ -52,7 +52,7 @@ def check_batch_size(global_batch: int, mesh: Mesh, name: str = 'data.batch_size
   if global_batch % n:
     raise ConfigError(
       f'config.{name}={global_batch} is not divisible by the {n} devices of the mesh; '
-      f'use a multiple of {n} (e.g. {max(n, global_batch // n * n)}).'
+      f'pass --config.{name}={max(n, global_batch // n * n)} (or another multiple of {n}).'
     )
   return global_batch // jax.process_count()
 
