@@ -22,6 +22,7 @@ from genjax.models.decoding import (
   sample_token,
 )
 from genjax.models.transformer import gelu
+from tests.trees import assert_trees_close
 
 VOCAB, BLOCK = 11, 16
 TINY = dict(vocab_size=VOCAB, block_size=BLOCK, num_layers=2, num_heads=2, width=16)
@@ -663,13 +664,18 @@ def test_any_decoder_generates_with_the_sliding_window():
   np.testing.assert_array_equal(uncached, _sum_oracle(decoder, [0, 3], prompt, new, slide=False))
 
 
-@pytest.mark.parametrize('impl', ['xla', 'einsum'])
-def test_attention_implementations_agree(init_variables, forward, impl):
+def test_attention_implementations_agree(init_variables):
+  """The implementations that differ on a CPU ('auto' is 'einsum' there), forward and
+  gradient, against each other."""
   x = tokens(2, BLOCK)
-  other = DecoderLM(**TINY, attention=impl)
-  np.testing.assert_allclose(
-    jax.jit(other.apply)(init_variables, x), forward(init_variables, x), atol=1e-5
-  )
+  outputs, grads = {}, {}
+  for impl in ('xla', 'einsum'):
+    model = DecoderLM(**TINY, attention=impl)
+    outputs[impl] = jax.jit(model.apply)(init_variables, x)
+    loss = lambda v, m=model: jnp.sum(m.apply(v, x) ** 2)
+    grads[impl] = jax.jit(jax.grad(loss))(init_variables)
+  np.testing.assert_allclose(outputs['xla'], outputs['einsum'], atol=1e-5)
+  assert_trees_close(grads['xla'], grads['einsum'], rtol=1e-4, atol=1e-5)
   with pytest.raises(ValueError, match='attention must be one of'):
     DecoderLM(**TINY, attention='flash')
 
