@@ -12,6 +12,7 @@ from genjax import tasks
 from genjax.run import loop, workdir as workdir_lib
 from genjax.writers.metrics import read_metrics
 from tests import tiny
+from tests.trees import assert_trees_equal
 
 
 def _params(state):
@@ -171,6 +172,9 @@ def test_steps_per_call_preempted_and_resumed(tmp_path):
   assert int(resumed.step) == 12
   for a, b in zip(_params(straight), _params(resumed)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  # Against an uninterrupted run of the same calls: bitwise (same data, keys and programs).
+  straight_calls = loop.train_and_evaluate(config, str(tmp_path / 'straight_calls'))
+  assert_trees_equal(straight_calls.params, resumed.params)
 
 
 def test_steps_per_call_names_the_first_non_finite_step(tmp_path, monkeypatch):
