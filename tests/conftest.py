@@ -16,6 +16,8 @@ os.environ['JAX_PLATFORMS'] = 'cpu'
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=4')
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+# Every experiment file, by module name: the tests that cover all of them list the folder.
+EXPERIMENTS = sorted(p.stem for p in (REPO / 'experiments').glob('*.py') if p.stem != '__init__')
 
 # Tests compile the same small steps again and again; a persistent cache shared by the
 # test processes (and the entry points they start) turns most compiles into cache reads.

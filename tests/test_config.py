@@ -8,10 +8,7 @@ import pytest
 from genjax import config as config_lib, tasks
 from genjax.run import workdir as workdir_lib
 from tests import tiny
-from tests.conftest import REPO
-
-
-EXPERIMENTS = sorted(p.stem for p in (REPO / 'experiments').glob('*.py') if p.stem != '__init__')
+from tests.conftest import EXPERIMENTS
 
 
 @pytest.mark.parametrize('name', EXPERIMENTS)

@@ -17,9 +17,7 @@ import genjax
 from genjax import api, tasks
 from genjax.data import datasets
 from genjax.run import loop
-from tests.conftest import REPO
-
-EXPERIMENTS = sorted(p.stem for p in (REPO / 'experiments').glob('*.py') if p.stem != '__init__')
+from tests.conftest import EXPERIMENTS
 
 
 def _small_widths(widths):
