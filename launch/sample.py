@@ -84,6 +84,10 @@ def view_options(task, mode: str, view) -> dict:
         )
       continue
     if option == 'classes':
+      if given and not task.conditioning:  # what the family declared this run draws from
+        raise ConfigError(
+          f'--class: this {task.name} run is not conditional; it draws no class, cluster or code.'
+        )
       if given:
         options['classes'] = [int(c) for c in flag.value]
     else:

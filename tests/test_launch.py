@@ -114,6 +114,8 @@ def test_gan_train_sample_evaluate_with_classifier(tmp_path):
   _run('launch.main', '--config=tests/tiny.py:gan', f'--workdir={gan}', '--config.train.steps=4')
   refused = _run('launch.evaluate', f'--workdir={gan}', expect_ok=False)
   assert refused.returncode == 2 and 'mnist_classifier.py' in refused.stderr
+  refused = _run('launch.sample', f'--workdir={gan}', '--class=3', expect_ok=False)
+  assert refused.returncode == 2 and 'not conditional' in refused.stderr
   _run('launch.main', '--config=tests/tiny.py:classifier', f'--workdir={classifier}')
   _run('launch.evaluate', f'--workdir={classifier}')
   # The reported accuracy is the loaded model's, counted here over the whole test set.
