@@ -57,6 +57,18 @@ def pytest_runtest_makereport(item, call):
   report.longrepr = (str(item.path), item.location[1] or 0, f'missing data: {line.strip()}')
 
 
+def batches_of_two_processes(source, step: int, monkeypatch) -> list[dict]:
+  """Batch `step` of a batch source as each of two processes would take its half."""
+  import jax  # pylint: disable=import-outside-toplevel (after the environment above)
+
+  monkeypatch.setattr(jax, 'process_count', lambda: 2)
+  halves = []
+  for rank in (0, 1):
+    monkeypatch.setattr(jax, 'process_index', lambda rank=rank: rank)
+    halves.append(source.batch(step))
+  return halves
+
+
 @pytest.fixture
 def mnist_data():
   """MNIST present (downloaded when online), for tests that meet it only in a

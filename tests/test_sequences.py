@@ -1,11 +1,11 @@
 """Length-bucketed sequence batches: determinism, coverage, masks, shapes, processes, padding."""
 
-import jax
 import numpy as np
 import pytest
 
 from genjax.config import ConfigError
 from genjax.data import files, sequences
+from tests.conftest import batches_of_two_processes
 
 
 def _lengths(n, seed=0):
@@ -90,11 +90,7 @@ def test_masks_match_lengths_and_shapes_are_bucket_multiples():
 def test_process_halves_make_the_global_batch_and_agree_on_lengths(monkeypatch):
   source = sequences.SequenceSource(_examples(), 8, seed=0)
   whole = source.batch(7)
-  monkeypatch.setattr(jax, 'process_count', lambda: 2)
-  halves = []
-  for rank in (0, 1):
-    monkeypatch.setattr(jax, 'process_index', lambda rank=rank: rank)
-    halves.append(source.batch(7))
+  halves = batches_of_two_processes(source, 7, monkeypatch)
   for k in ('source', 'source_mask', 'target', 'target_mask', 'index'):
     np.testing.assert_array_equal(np.concatenate([h[k] for h in halves]), whole[k])
   assert halves[1]['index'].tolist() == [4, 5, 6, 7]

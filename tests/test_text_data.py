@@ -14,6 +14,7 @@ from genjax.data.tokenizers import (
   TokenizerError,
   load_tokenizer,
 )
+from tests.conftest import batches_of_two_processes
 
 SHAKESPEARE_CHARS = 1115394
 # Python source with what a code tokenizer must keep: indentation, tabs, blank lines,
@@ -264,11 +265,7 @@ def test_window_source_process_halves_make_the_global_batch(monkeypatch):
   tokens = np.random.default_rng(0).integers(0, 500, 5000).astype(np.uint16)
   source = text.WindowSource(tokens, 16, batch_size=8, seed=0)
   whole = source.batch(7)
-  monkeypatch.setattr(jax, 'process_count', lambda: 2)
-  halves = []
-  for rank in (0, 1):
-    monkeypatch.setattr(jax, 'process_index', lambda rank=rank: rank)
-    halves.append(source.batch(7))
+  halves = batches_of_two_processes(source, 7, monkeypatch)
   np.testing.assert_array_equal(np.concatenate([h['tokens'] for h in halves]), whole['tokens'])
   assert halves[1]['index'].tolist() == [4, 5, 6, 7]
 
