@@ -1,0 +1,173 @@
+"""Result records: every published figure with the provenance needed to trust or redo it.
+
+A record is `results/NAME.json`, written by the script that measured it (`bench.results`
+for the experiments, the benchmarks for theirs). Besides the figures it holds the exact
+commands, the git commit and whether the code it ran had uncommitted changes, the machine
+(CPU model, cores, XLA devices, load average when it started), the library versions, the
+date and the wall times. It also lists the repository files whose code the measurement
+ran (`code`): a record is *stale* once a later commit touches one of them, and the tables
+in docs/results.md say so.
+
+The file list is the static import closure of the measurement's entry modules (plus
+setup.cfg, whose pins choose the libraries). Families and datasets are imported by name
+through registries, so an entry names the ones it uses; a record of the VAE on MNIST then
+does not go stale when a new family is added.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime
+import functools
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from typing import Any, Iterable
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS_DIR = os.path.join(ROOT, 'results')
+PACKAGES = ('genjax', 'launch', 'experiments', 'bench')
+LIBRARIES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'numpy', 'torch')
+
+
+def _git(*args: str) -> str:
+  return subprocess.run(
+    ['git', *args], cwd=ROOT, capture_output=True, text=True, check=True
+  ).stdout.strip()
+
+
+def cpu_model() -> str:
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def versions() -> dict[str, str]:
+  found = {'python': platform.python_version()}
+  for name in LIBRARIES:
+    try:
+      found[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+      continue
+  return found
+
+
+def _module_file(module: str) -> str | None:
+  base = os.path.join(ROOT, *module.split('.'))
+  for path in (base + '.py', os.path.join(base, '__init__.py')):
+    if os.path.isfile(path):
+      return path
+  return None
+
+
+def _imports(module: str, path: str) -> Iterable[str]:
+  """Every module name an import statement in `path` could mean (module or attribute)."""
+  package = module if path.endswith('__init__.py') else module.rpartition('.')[0]
+  with open(path, encoding='utf-8') as f:
+    tree = ast.parse(f.read(), path)
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      yield from (alias.name for alias in node.names)
+    elif isinstance(node, ast.ImportFrom):
+      base = node.module or ''
+      if node.level:
+        parts = package.split('.')[: len(package.split('.')) - node.level + 1]
+        base = '.'.join(parts + ([base] if base else []))
+      yield base
+      yield from (f'{base}.{alias.name}' for alias in node.names)
+
+
+def code_closure(modules: Iterable[str]) -> list[str]:
+  """Repository files (relative paths) that importing `modules` runs, setup.cfg included."""
+  seen: dict[str, str] = {}
+  todo = list(modules)
+  while todo:
+    module = todo.pop()
+    if module in seen or module.split('.')[0] not in PACKAGES:
+      continue
+    path = _module_file(module)
+    if path is None:
+      continue
+    seen[module] = path
+    parents = module.split('.')
+    todo.extend('.'.join(parents[:i]) for i in range(1, len(parents)))  # __init__ runs too
+    todo.extend(_imports(module, path))
+  files = {os.path.relpath(p, ROOT) for p in seen.values()} | {'setup.cfg'}
+  return sorted(files)
+
+
+def git_state(code: list[str]) -> dict[str, Any]:
+  dirty = _git('status', '--porcelain', '--', *code).splitlines()
+  return {
+    'commit': _git('rev-parse', 'HEAD'),
+    'dirty': bool(_git('status', '--porcelain', '--untracked-files=no')),
+    'uncommitted_code': sorted(line[3:] for line in dirty),
+  }
+
+
+def provenance(code: list[str]) -> dict[str, Any]:
+  """Everything about where and on what a measurement ran, taken when it starts."""
+  return {
+    'git': git_state(code),
+    'machine': {
+      'cpu': cpu_model(),
+      'cores': os.cpu_count(),
+      'platform': platform.platform(),
+      'load_average_at_start': [round(x, 2) for x in os.getloadavg()],
+      'xla_flags': os.environ.get('XLA_FLAGS', ''),
+    },
+    'versions': versions(),
+    'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+    'code': code,
+  }
+
+
+def write(name: str, record: dict[str, Any]) -> str:
+  os.makedirs(RESULTS_DIR, exist_ok=True)
+  path = os.path.join(RESULTS_DIR, f'{name}.json')
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(dict(record, name=name), f, indent=2, sort_keys=False)
+    f.write('\n')
+  os.replace(tmp, path)  # a record is whole or absent, never half written
+  return path
+
+
+def load_all() -> dict[str, dict[str, Any]]:
+  found = {}
+  if os.path.isdir(RESULTS_DIR):
+    for entry in sorted(os.listdir(RESULTS_DIR)):
+      if entry.endswith('.json'):
+        with open(os.path.join(RESULTS_DIR, entry)) as f:
+          found[entry[: -len('.json')]] = json.load(f)
+  return found
+
+
+@functools.lru_cache(maxsize=None)
+def _commits_touching(since: str, paths: tuple[str, ...]) -> str | None:
+  try:
+    return _git('log', '-1', '--format=%h %s', f'{since}..HEAD', '--', *paths) or None
+  except subprocess.CalledProcessError:  # the commit is not in this history
+    return f'{since[:7]} is not an ancestor of HEAD'
+
+
+def staleness(record: dict[str, Any]) -> str | None:
+  """Why the record no longer describes the current code, or None if it does."""
+  git = record['git']
+  if git['uncommitted_code']:
+    return 'measured with uncommitted changes to ' + ', '.join(git['uncommitted_code'][:3])
+  later = _commits_touching(git['commit'], tuple(record['code']))
+  return f'code changed since ({later})' if later else None
+
+
+def python() -> str:
+  """How the records spell the interpreter in a command (`python`, as a user types it)."""
+  return 'python' if os.path.basename(sys.executable).startswith('python') else sys.executable
