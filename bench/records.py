@@ -130,6 +130,39 @@ def provenance(code: list[str]) -> dict[str, Any]:
   }
 
 
+class OtherLoad:
+  """The CPU time that processes other than ours used while a measurement ran.
+
+  The system's busy CPU time (/proc/stat) minus our children's (getrusage), as a share of
+  all cores over the wall time: 0 on an idle machine, and about 0.5 when another job kept
+  one of two cores busy. A timing taken beside other jobs is then visible in its record.
+  """
+
+  def __enter__(self):
+    self.start = self._sample()
+    return self
+
+  def __exit__(self, *exc):
+    end = self._sample()
+    wall, busy, ours = (e - s for e, s in zip(end, self.start))
+    self.share = max(busy - ours, 0.0) / max(wall * (os.cpu_count() or 1), 1e-9)
+
+  @staticmethod
+  def _sample() -> tuple[float, float, float]:
+    import resource  # pylint: disable=import-outside-toplevel (POSIX only)
+    import time  # pylint: disable=import-outside-toplevel
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+      with open('/proc/stat') as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+      # user nice system idle iowait irq softirq steal: all but idle and iowait are busy
+      busy = (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf('SC_CLK_TCK')
+    except (OSError, ValueError, IndexError):
+      busy = float('nan')
+    return time.monotonic(), busy, children.ru_utime + children.ru_stime
+
+
 def write(name: str, record: dict[str, Any]) -> str:
   os.makedirs(RESULTS_DIR, exist_ok=True)
   path = os.path.join(RESULTS_DIR, f'{name}.json')

@@ -12,7 +12,8 @@ bench/records.py: figures, commands, commit, machine, versions, date, wall times
 files the measurement ran). Then it rewrites docs/results.md and the figure column of the
 README's experiments table from all records, marking a record stale once a later commit
 changes the code it ran. Run one entry at a time on an otherwise idle machine: the record
-keeps the load average at the start, and the table shows it when the machine was busy.
+keeps the share of the cores that other processes used meanwhile, and the table shows it
+when that was more than 5%.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ _WORKDIR_ROOT = flags.DEFINE_string(
 
 RESULTS_MD = os.path.join(records.ROOT, 'docs', 'results.md')
 README = os.path.join(records.ROOT, 'README.md')
-BUSY_LOAD = 0.5  # load average per core above which a timing is marked as taken on a busy machine
+BUSY = 0.05  # share of the cores that other processes used, above which a timing is marked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,21 +293,22 @@ def measure(entry: Entry) -> str:
   code = _code(entry)
   record = {'entry': entry.name, 'what': entry.what, **records.provenance(code)}
   commands, seconds, log = [], [], ''
-  for args in _commands(entry):
-    command = [records.python(), *args]
-    commands.append(' '.join(command))
-    print(f'$ {commands[-1]}', flush=True)
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, *args], cwd=os.getcwd(), capture_output=True, text=True)
-    seconds.append(round(time.perf_counter() - start, 2))
-    log += done.stderr
-    with open(f'{workdir}.log', 'a') as f:
-      f.write(f'$ {commands[-1]}\n{done.stdout}{done.stderr}')
-    if done.returncode:
-      raise RuntimeError(
-        f'{commands[-1]} exited with {done.returncode}; its output is in {workdir}.log:\n'
-        + done.stderr[-3000:]
-      )
+  with records.OtherLoad() as other:
+    for args in _commands(entry):
+      command = [records.python(), *args]
+      commands.append(' '.join(command))
+      print(f'$ {commands[-1]}', flush=True)
+      start = time.perf_counter()
+      done = subprocess.run([sys.executable, *args], capture_output=True, text=True)
+      seconds.append(round(time.perf_counter() - start, 2))
+      log += done.stderr
+      with open(f'{workdir}.log', 'a') as f:
+        f.write(f'$ {commands[-1]}\n{done.stdout}{done.stderr}')
+      if done.returncode:
+        raise RuntimeError(
+          f'{commands[-1]} exited with {done.returncode}; its output is in {workdir}.log:\n'
+          + done.stderr[-3000:]
+        )
   with open(os.path.join(workdir, entry.metrics_file)) as f:
     metrics = json.load(f)
   record.update(
@@ -315,7 +317,7 @@ def measure(entry: Entry) -> str:
     metrics=metrics,
   )
   record['machine']['xla_cpu_devices'] = _devices(log)
-  record['machine']['load_average_at_end'] = [round(x, 2) for x in os.getloadavg()]
+  record['machine']['other_processes_cpu_share'] = round(other.share, 3)
   return records.write(entry.name, record)
 
 
@@ -334,12 +336,12 @@ def figures(entry: Entry, record: dict) -> str:
 
 def _when(record: dict) -> str:
   machine = record['machine']
-  busy = machine['load_average_at_start'][0] / max(machine['cores'], 1) > BUSY_LOAD
+  other = machine.get('other_processes_cpu_share', 0.0)
   devices = machine.get('xla_cpu_devices')
   return (
     f"{record['date'][:10]}, {record['git']['commit'][:7]}, {machine['cores']} cores"
     + (f', {devices} XLA devices' if devices else '')
-    + (f" (busy: load {machine['load_average_at_start'][0]:.2f} at start)" if busy else '')
+    + (f'; other processes used {100 * other:.0f}% of the cores' if other > BUSY else '')
   )
 
 
@@ -476,12 +478,22 @@ def main(argv):
   names = list(_ONLY.value)
   if _STALE.value:
     names += [n for n in ENTRIES if n not in found or records.staleness(found[n])]
+  failed = {}
   if not _TABLES.value:
     for name in dict.fromkeys(names):
-      print(f'Wrote {measure(ENTRIES[name])}', flush=True)
+      if any(need in failed for need in ENTRIES[name].needs):
+        failed[name] = 'an entry it needs failed'
+        continue
+      try:
+        print(f'Wrote {measure(ENTRIES[name])}', flush=True)
+      except RuntimeError as e:  # one failed run does not cost the others theirs
+        failed[name] = str(e)
+        print(f'{name} FAILED: {e}', file=sys.stderr, flush=True)
       write_tables()
   write_tables()
   print(f'Wrote {RESULTS_MD} and the figures of {README}')
+  if failed:
+    raise SystemExit(f'Failed: {", ".join(failed)} (their logs: {_WORKDIR_ROOT.value}/NAME.log)')
 
 
 if __name__ == '__main__':

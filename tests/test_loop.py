@@ -2,14 +2,16 @@
 
 import os
 import signal
+import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from genjax import tasks
-from genjax.run import loop, workdir as workdir_lib
+from genjax.run import checkpoints, loop, workdir as workdir_lib
 from genjax.writers.metrics import read_metrics
 from tests import tiny
 from tests.trees import assert_trees_equal
@@ -188,3 +190,28 @@ def test_steps_per_call_names_the_first_non_finite_step(tmp_path, monkeypatch):
     loop.train_and_evaluate(config, workdir)
   assert 'step 4' in str(e.value)
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['4']
+
+
+@pytest.mark.parametrize('failing', [2, 4], ids=['a_middle_save', 'the_final_save'])
+def test_error_in_an_asynchronous_checkpoint_save_ends_the_run(tmp_path, monkeypatch, failing):
+  """A save that fails in Orbax's background thread (disk full, a lost mount) stops the run
+  with that error, at the next save or when the run closes its checkpoints, rather than
+  hanging or passing silently. 16 steps save at 4, 8, 12 and 16."""
+  calls = []
+  original = ocp.JsonCheckpointHandler._save_fn
+
+  async def failing_save(self, item, directory):
+    calls.append(item['step'])
+    if len(calls) == failing:
+      raise OSError(28, 'No space left on device (injected)')
+    return await original(self, item, directory)
+
+  monkeypatch.setattr(ocp.JsonCheckpointHandler, '_save_fn', failing_save)
+  workdir = str(tmp_path / 'run')
+  start = time.monotonic()
+  with pytest.raises(OSError, match='No space left on device'):
+    loop.train_and_evaluate(tiny.vae(steps=16), workdir)
+  assert time.monotonic() - start < 120
+  assert calls[-1] == 4 * failing  # no save after the failed one
+  # What was saved before the failure is still there and restorable.
+  assert checkpoints.Checkpointer(os.path.join(workdir, 'checkpoints')).steps()[0] == 4
