@@ -36,7 +36,7 @@ LIBRARIES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'numpy', 'tor
 def _git(*args: str) -> str:
   return subprocess.run(
     ['git', *args], cwd=ROOT, capture_output=True, text=True, check=True
-  ).stdout.strip()
+  ).stdout.rstrip('\n')  # not strip(): status lines begin with a space
 
 
 def cpu_model() -> str:

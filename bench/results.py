@@ -58,6 +58,7 @@ class Entry:
   needs: tuple[str, ...] = ()  # entries whose workdirs this one reads
   flags: tuple[str, ...] = ()  # extra train flags; `{NAME}` is the workdir of entry NAME
   modules: tuple[str, ...] = ()  # entry modules of `script`, for the code closure
+  benchmark: bool = False  # its record carries its own table (a benchmark section)
 
 
 GAN_SHOW = (
@@ -122,7 +123,7 @@ ENTRIES = {
     Entry(
       'one_class_mnist',
       'one-class MNIST anomaly detection, ten runs (one per digit): mean AUROC',
-      script=('bench.one_class_mnist',),
+      script=('bench.one_class_mnist', '--workdir={workdir}'),
       metrics_file='summary.json',
       show=(('mean_anomaly_auroc', 'mean AUROC {:.4f}'),),
       modules=(
@@ -187,7 +188,7 @@ ENTRIES = {
       'mnist_augment',
       'classifier on 1,000 labelled MNIST images alone (real) and with half of each'
       ' batch from the class-conditional GAN (gan): test accuracy',
-      script=('bench.augmentation', '--generator_workdir={mnist_cdcgan}'),
+      script=('bench.augmentation', '--workdir={workdir}', '--generator_workdir={mnist_cdcgan}'),
       metrics_file='results.json',
       show=(
         ('variants.gan.test_accuracy', 'with GAN samples {:.4f}'),
@@ -200,6 +201,56 @@ ENTRIES = {
         'genjax.tasks.classifier',
         'genjax.data.mnist',
       ),
+    ),
+    Entry(
+      'jax_vs_pytorch',
+      'JAX against PyTorch, shakespeare_char:cpu train step (bench.frameworks\'s protocol)',
+      script=('bench.frameworks', '--workdir={workdir}'),
+      metrics_file='frameworks.json',
+      modules=(
+        'bench.frameworks',
+        'bench.torch_gpt',
+        'experiments.shakespeare_char',
+        'genjax.tasks.lm',
+        'genjax.data.text',
+      ),
+      benchmark=True,
+    ),
+    Entry(
+      'throughput',
+      'train-step throughput of the image experiments',
+      script=('bench.throughput', '--out={workdir}/throughput.json'),
+      metrics_file='throughput.json',
+      modules=(
+        'bench.throughput',
+        *(
+          f'experiments.{n}'
+          for n in (
+            'mnist_vae',
+            'mnist_ae',
+            'fruits_vae',
+            'fruits_ae',
+            'mnist_dcgan',
+            'fruits_dcgan',
+            'mnist_classifier',
+          )
+        ),
+        'genjax.tasks.vae',
+        'genjax.tasks.autoencoder',
+        'genjax.tasks.gan',
+        'genjax.tasks.classifier',
+        'genjax.data.mnist',
+        'genjax.data.fruits',
+      ),
+      benchmark=True,
+    ),
+    Entry(
+      'lm',
+      'language models: train-step FLOP/s, cached decoding',
+      script=('bench.lm', '--out={workdir}/lm.json'),
+      metrics_file='lm.json',
+      modules=('bench.lm', 'experiments.shakespeare_char', 'genjax.tasks.lm', 'genjax.data.text'),
+      benchmark=True,
     ),
     Entry(
       'shakespeare_char_cpu',
@@ -252,10 +303,10 @@ def _code(entry: Entry) -> list[str]:
 
 def _commands(entry: Entry) -> list[list[str]]:
   names = {need: _workdir(need) for need in entry.needs}
-  fill = lambda args: [a.format(**names) for a in args]
+  fill = lambda args: [a.format(workdir=_workdir(entry.name), **names) for a in args]
   workdir = f'--workdir={_workdir(entry.name)}'
   if entry.script:
-    return [['-m', entry.script[0], workdir, *fill(entry.script[1:])]]
+    return [['-m', entry.script[0], *fill(entry.script[1:])]]
   return [
     ['-m', 'launch.main', f'--config={entry.config}', workdir, *fill(entry.flags)],
     ['-m', 'launch.evaluate', workdir],
@@ -289,7 +340,8 @@ def measure(entry: Entry) -> str:
     shutil.rmtree(aside, ignore_errors=True)
     os.replace(workdir, aside)
     print(f'{workdir} existed: moved to {aside}', flush=True)
-  os.makedirs(os.path.dirname(os.path.abspath(workdir)), exist_ok=True)
+  # launch.main makes its own workdir; a benchmark writes into it.
+  os.makedirs(workdir if entry.script else os.path.dirname(os.path.abspath(workdir)), exist_ok=True)
   code = _code(entry)
   record = {'entry': entry.name, 'what': entry.what, **records.provenance(code)}
   commands, seconds, log = [], [], ''
@@ -311,7 +363,9 @@ def measure(entry: Entry) -> str:
         )
   with open(os.path.join(workdir, entry.metrics_file)) as f:
     metrics = json.load(f)
+  table = {k: metrics.pop(k) for k in ('title', 'summary', 'columns', 'rows') if k in metrics}
   record.update(
+    **table,
     commands=commands,
     wall_seconds=dict(zip(('train', 'evaluate') if len(seconds) == 2 else ('total',), seconds)),
     metrics=metrics,
@@ -351,6 +405,8 @@ def experiments_table(found: dict[str, dict]) -> list[str]:
     '|---|---|---|---|---|---|---|',
   ]
   for name, entry in ENTRIES.items():
+    if entry.benchmark:
+      continue
     record = found.get(name)
     if record is None:
       lines.append(f'| `{name}` | {entry.what} | no record yet | | | | `--only={name}` |')
@@ -369,8 +425,17 @@ def experiments_table(found: dict[str, dict]) -> list[str]:
 def benchmark_sections(found: dict[str, dict]) -> list[str]:
   """Records written by the benchmarks: each carries its own table (columns, rows)."""
   lines = []
-  for name, record in found.items():
-    if name in ENTRIES or 'rows' not in record:
+  for name, entry in ENTRIES.items():
+    record = found.get(name)
+    if not entry.benchmark:
+      continue
+    if record is None:
+      lines += [
+        f'### {entry.what}',
+        '',
+        f'No record yet: `python -m bench.results --only={name}`.',
+        '',
+      ]
       continue
     stale = records.staleness(record)
     lines += [

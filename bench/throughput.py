@@ -14,6 +14,7 @@ achieves against what this machine's matmul unit can do.
 from __future__ import annotations
 
 import importlib
+import json
 
 import jax
 from absl import app, flags
@@ -44,6 +45,7 @@ _NUM_TRAIN = flags.DEFINE_integer(
   10_000,
   'Training examples loaded (generation of 50k fruits takes ~10 s and does not change the step).',
 )
+_OUT = flags.DEFINE_string('out', None, 'Also write the table here as JSON.')
 
 
 def bench_experiment(name: str) -> dict:
@@ -93,15 +95,40 @@ def main(argv):
   )
   print('| ' + ' | '.join(header) + ' |')
   print('|' + '---|' * len(header))
+  rows = []
   for name in _EXPERIMENTS.value:
     r = bench_experiment(name)
-    print(
-      f"| {r['experiment']} | {r['batch']} | {r['examples_per_s']:.0f} | "
-      f"{r['steps_per_s']:.1f} | {r['compile_s']:.2f} | {100 * r['data_wait']:.2f}% | "
-      f"{r['flops_per_step'] / 1e9:.3f} | {r['flop_per_s'] / 1e9:.1f} | "
-      f"{100 * r['flop_per_s'] / peak:.1f}% |",
-      flush=True,
+    rows.append(
+      [
+        r['experiment'],
+        r['batch'],
+        f"{r['examples_per_s']:.0f}",
+        f"{r['steps_per_s']:.1f}",
+        f"{r['compile_s']:.2f}",
+        f"{100 * r['data_wait']:.2f}%",
+        f"{r['flops_per_step'] / 1e9:.3f}",
+        f"{r['flop_per_s'] / 1e9:.1f}",
+        f"{100 * r['flop_per_s'] / peak:.1f}%",
+      ]
     )
+    print('| ' + ' | '.join(map(str, rows[-1])) + ' |', flush=True)
+  if _OUT.value:
+    with open(_OUT.value, 'w') as f:
+      summary = (
+        f'{jax.device_count()} XLA device(s), strategy {_STRATEGY.value!r}, {_STEPS.value} '
+        f'timed steps each after {_WARMUP.value}; peak = the best float32 matmul measured '
+        f'in the same run, {peak / 1e9:.1f} GFLOP/s; FLOPs are XLA\'s count of the step.'
+      )
+      json.dump(
+        {
+          'title': 'Train-step throughput of the image experiments',
+          'summary': summary,
+          'columns': list(header),
+          'rows': rows,
+        },
+        f,
+        indent=2,
+      )
 
 
 if __name__ == '__main__':

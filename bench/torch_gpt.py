@@ -1,14 +1,13 @@
 r"""PyTorch reference for our JAX GPT: a nanoGPT-equivalent model and training recipe.
 
-  /work/torchvenv/bin/python bench/torch_gpt.py --data=/work/shared/data/tinyshakespeare/input.txt
-  /work/torchvenv/bin/python bench/torch_gpt.py --tokens_npz=tokens.npz --threads=1
+  python bench/torch_gpt.py --data=/work/shared/data/tinyshakespeare/input.txt
+  python bench/torch_gpt.py --tokens_npz=tokens.npz --threads=1 --adamw=fused --compile
 
-Self-contained (torch, numpy, stdlib only), so it runs in its own venv:
-  python3 -m venv /work/torchvenv && /work/torchvenv/bin/pip install -q numpy \
-      torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl   # (or torch==2.13.0 from
-      # --index-url https://download.pytorch.org/whl/cpu)
-On a shared 2-core machine pass --threads=1: torch's 2 OpenMP threads contending with
-another busy process ran ~10x slower per step than 1 thread.
+Self-contained (torch, numpy, stdlib only), so it runs in genjax's environment or its own:
+  pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+(`bench.frameworks --torch_python=...` names another interpreter). On a shared 2-core
+machine pass --threads=1: torch's 2 OpenMP threads contending with another busy process
+ran ~10x slower per step than 1 thread.
 
 The model follows karpathy/nanoGPT model.py (token + learned position embeddings, pre-LN
 blocks with fused-QKV causal attention via scaled_dot_product_attention, exact-GELU MLP,
@@ -21,9 +20,8 @@ vocabulary, first 90% train, last 10% val); validation loss is the mean cross-en
 fixed windows (the first 200 non-overlapping block_size+1 windows of val), not random batches.
 --tokens_npz takes arrays train_tokens, val_windows, starts [steps, batch_size] and scalar
 vocab_size, so a JAX run and this one see exactly the same tokens and batch positions.
---serve steps on commands from stdin instead (see serve()): bench/lm.py alternates short
-chunks of this and of our JAX step, so that both see the same spells of this machine.
-Otherwise prints one JSON object: train_seconds (steps 2..N only, evaluation excluded),
+bench/frameworks.py runs it, alternating whole runs of it and of our JAX step.
+Prints one JSON object: train_seconds (the steps after --untimed_steps, evaluation excluded),
 tokens_per_s, val_loss, train_loss_last (mean of the last 50 step losses), curve, params,
 torch_version.
 """
@@ -33,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 
 import numpy as np
@@ -143,13 +140,19 @@ class GPT(nn.Module):
     return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
 
 
-def configure_optimizer(model, weight_decay, lr, betas):
+def configure_optimizer(model, weight_decay, lr, betas, adamw='plain'):
   params = [p for p in model.parameters() if p.requires_grad]
   groups = [
     {'params': [p for p in params if p.dim() >= 2], 'weight_decay': weight_decay},
     {'params': [p for p in params if p.dim() < 2], 'weight_decay': 0.0},
   ]
-  return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=False)
+  # nanoGPT asks for fused only on CUDA; on a CPU, torch >= 2.4 has fused and foreach too.
+  implementation = {
+    'plain': {'foreach': False},
+    'foreach': {'foreach': True},
+    'fused': {'fused': True},
+  }
+  return torch.optim.AdamW(groups, lr=lr, betas=betas, **implementation[adamw])
 
 
 def get_lr(it, lr, min_lr, warmup_iters, lr_decay_iters):
@@ -201,6 +204,8 @@ class Trainer:
     weight_decay=0.1,
     bias=False,
     grad_clip=1.0,
+    adamw='plain',
+    compile_model=False,
   ):
     self.train_tokens = np.asarray(train_tokens, dtype=np.int64)
     self.val_windows = np.asarray(val_windows)
@@ -220,7 +225,9 @@ class Trainer:
     torch.manual_seed(seed)
     self.model = GPT(vocab_size, block_size, n_layer, n_head, n_embd, dropout, bias)
     self.model.train()
-    self.optimizer = configure_optimizer(self.model, weight_decay, lr, (0.9, beta2))
+    self.optimizer = configure_optimizer(self.model, weight_decay, lr, (0.9, beta2), adamw)
+    # Compiled after the optimizer holds the parameters; the first steps compile.
+    self.forward = torch.compile(self.model) if compile_model else self.model
     self.params = {
       'non_embedding': self.model.num_params(True),
       'total': self.model.num_params(False),
@@ -234,7 +241,7 @@ class Trainer:
     x, y = windows[:, :-1], windows[:, 1:]
     for group in self.optimizer.param_groups:
       group['lr'] = get_lr(step, self.lr, self.min_lr, self.warmup_iters, self.lr_decay_iters)
-    loss = self.model(x, y)
+    loss = self.forward(x, y)
     self.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if self.grad_clip > 0:
@@ -247,7 +254,14 @@ class Trainer:
 
 
 def train(
-  train_tokens: np.ndarray, val_windows: np.ndarray, *, max_iters, eval_every=0, log=print, **kwargs
+  train_tokens: np.ndarray,
+  val_windows: np.ndarray,
+  *,
+  max_iters,
+  eval_every=0,
+  untimed_steps=1,
+  log=print,
+  **kwargs,
 ) -> dict:
   """Trains nanoGPT on windows of train_tokens; see the module docstring for the result dict."""
   trainer = Trainer(train_tokens, val_windows, max_iters=max_iters, **kwargs)
@@ -262,7 +276,7 @@ def train(
       log(f'step {step}: val loss {curve[-1][1]:.4f}')
     t0 = time.perf_counter()
     losses.append(trainer.step(step))
-    if step > 0:  # the first step (allocation, lazy init) is not timed
+    if step >= untimed_steps:  # the first (allocation, lazy init, compilation) are not timed
       train_seconds += time.perf_counter() - t0
     if eval_every > 0 and step % max(1, eval_every // 10) == 0:
       log(f'iter {step}: loss {losses[-1]:.4f}')
@@ -275,7 +289,7 @@ def train(
   return dict(
     train_seconds=train_seconds,
     steps=max_iters,
-    tokens_per_s=(max_iters - 1) * batch_size * block_size / train_seconds
+    tokens_per_s=(max_iters - untimed_steps) * batch_size * block_size / train_seconds
     if train_seconds > 0
     else float('nan'),
     val_loss=val_loss,
@@ -285,41 +299,6 @@ def train(
     num_threads=torch.get_num_threads(),
     params=trainer.params,
   )
-
-
-def serve(trainer: Trainer, lines, write) -> None:
-  """Steps on command, so a benchmark can alternate short chunks of this and of JAX.
-
-  Commands, one per line: `steps N` runs the next N steps and answers
-  {"seconds", "steps", "loss"} (seconds of those steps only); `evaluate` answers
-  {"val_loss"}; `quit` ends. Every answer is one JSON line.
-  """
-  done = 0
-  write(
-    {
-      'ready': True,
-      'torch_version': torch.__version__,
-      'num_threads': torch.get_num_threads(),
-      'params': trainer.params,
-    }
-  )
-  for line in lines:
-    command = line.split()
-    if not command:
-      continue
-    if command[0] == 'steps':
-      n = int(command[1])
-      start = time.perf_counter()
-      for _ in range(n):
-        loss = trainer.step(done)
-        done += 1
-      write({'seconds': time.perf_counter() - start, 'steps': done, 'loss': loss})
-    elif command[0] == 'evaluate':
-      write({'val_loss': trainer.evaluate()})
-    elif command[0] == 'quit':
-      return
-    else:
-      write({'error': f'unknown command {line.strip()!r}'})
 
 
 def shakespeare_char(path, block_size, num_val_windows=200):
@@ -372,12 +351,10 @@ def main():
   p.add_argument('--eval_every', type=int, default=0)
   p.add_argument('--num_val_windows', type=int, default=200)
   p.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
+  p.add_argument('--untimed_steps', type=int, default=1, help='first steps left out of the timing')
+  p.add_argument('--adamw', choices=['plain', 'foreach', 'fused'], default='plain')
+  p.add_argument('--compile', action='store_true', help='torch.compile the model')
   p.add_argument('--quiet', action='store_true', help='print only the JSON result')
-  p.add_argument(
-    '--serve',
-    action='store_true',
-    help='step on commands from stdin instead of training (see serve())',
-  )
   a = p.parse_args()
   if a.threads:
     torch.set_num_threads(a.threads)
@@ -421,18 +398,14 @@ def main():
     weight_decay=a.weight_decay,
     bias=a.bias,
     grad_clip=a.grad_clip,
+    adamw=a.adamw,
+    compile_model=a.compile,
   )
-  if a.serve:
-    serve(
-      Trainer(train_tokens, val_windows, **options),
-      sys.stdin,
-      lambda answer: print(json.dumps(answer), flush=True),
-    )
-    return
   result = train(
     train_tokens,
     val_windows,
     eval_every=a.eval_every,
+    untimed_steps=a.untimed_steps,
     log=(lambda *_: None) if a.quiet else print,
     **options,
   )

@@ -1,0 +1,128 @@
+"""Result records: which files a measurement ran, when a record goes stale, the tables."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench import records, results
+
+
+def test_code_closure_follows_imports_and_only_the_named_family():
+  entry = results.ENTRIES['mnist_vae']
+  code = results._code(entry)
+  for path in (
+    'experiments/mnist_vae.py',
+    'launch/main.py',
+    'launch/evaluate.py',
+    'genjax/tasks/vae.py',  # named through the FAMILIES registry, not imported statically
+    'genjax/data/mnist.py',  # named through DATASETS
+    'genjax/run/loop.py',
+    'genjax/step/train_step.py',
+    'setup.cfg',
+  ):
+    assert path in code, path
+  for path in ('genjax/tasks/gan.py', 'genjax/tasks/lm.py', 'genjax/data/fruits.py'):
+    assert path not in code, path
+  assert all(os.path.exists(os.path.join(records.ROOT, p)) for p in code)
+
+
+def _git(repo, *args):
+  subprocess.run(
+    ['git', '-c', 'user.name=t', '-c', 'user.email=t@t', *args],
+    cwd=repo,
+    check=True,
+    capture_output=True,
+  )
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+  """A small git repository standing in for ours, with two files."""
+  repo = tmp_path / 'repo'
+  repo.mkdir()
+  (repo / 'a.py').write_text('A = 1\n')
+  (repo / 'b.py').write_text('B = 1\n')
+  _git(repo, 'init', '-q')
+  _git(repo, 'add', '.')
+  _git(repo, 'commit', '-qm', 'first')
+  monkeypatch.setattr(records, 'ROOT', str(repo))
+  records._commits_touching.cache_clear()
+  yield repo
+  records._commits_touching.cache_clear()
+
+
+def test_a_record_goes_stale_only_when_its_code_changes(repo):
+  record = records.provenance(['a.py'])
+  assert record['git']['uncommitted_code'] == []
+  assert records.staleness(record) is None
+  (repo / 'b.py').write_text('B = 2\n')
+  _git(repo, 'commit', '-qam', 'change b')
+  records._commits_touching.cache_clear()
+  assert records.staleness(record) is None  # b.py is not code the record ran
+  (repo / 'a.py').write_text('A = 2\n')
+  _git(repo, 'commit', '-qam', 'change a')
+  records._commits_touching.cache_clear()
+  assert 'change a' in records.staleness(record)
+
+
+def test_a_record_of_uncommitted_code_says_so(repo):
+  (repo / 'a.py').write_text('A = 3\n')
+  record = records.provenance(['a.py', 'b.py'])
+  assert record['git']['uncommitted_code'] == ['a.py']
+  assert 'uncommitted' in records.staleness(record)
+
+
+def test_other_processes_show_in_the_record():
+  spinner = subprocess.Popen(
+    [sys.executable, '-c', 'import time\nend = time.time() + 3\nwhile time.time() < end: pass']
+  )
+  try:
+    with records.OtherLoad() as other:
+      time.sleep(2)
+  finally:
+    spinner.wait()
+  # One spinning process is a whole core's worth of `other` on any machine with few cores.
+  assert other.share > 0.2 / max((os.cpu_count() or 1) / 2, 1)
+
+
+def _fake_record(tmp_path, name, metrics, code):
+  record = {
+    'entry': name,
+    'what': results.ENTRIES[name].what,
+    **records.provenance(code),
+    'commands': ['python -m launch.main ...', 'python -m launch.evaluate ...'],
+    'wall_seconds': {'train': 209.4, 'evaluate': 3.6},
+    'metrics': metrics,
+  }
+  record['machine']['xla_cpu_devices'] = 2
+  record['machine']['other_processes_cpu_share'] = 0.31
+  return record
+
+
+def test_tables_show_each_figure_with_its_provenance(tmp_path, monkeypatch):
+  monkeypatch.setattr(records, 'RESULTS_DIR', str(tmp_path / 'results'))
+  monkeypatch.setattr(results, 'RESULTS_MD', str(tmp_path / 'results.md'))
+  readme = tmp_path / 'README.md'
+  shutil.copy(os.path.join(records.ROOT, 'README.md'), readme)
+  monkeypatch.setattr(results, 'README', str(readme))
+  metrics = {'denoised_psnr': 19.713, 'noisy_psnr': 9.381, 'mse': 0.012161, 'pca_mse': 0.01683}
+  records.write('mnist_ae', _fake_record(tmp_path, 'mnist_ae', metrics, ['setup.cfg']))
+  assert json.loads((tmp_path / 'results' / 'mnist_ae.json').read_text())['name'] == 'mnist_ae'
+  results.write_tables()
+  table = (tmp_path / 'results.md').read_text()
+  row = next(line for line in table.splitlines() if line.startswith('| `mnist_ae`'))
+  assert '**denoised PSNR 19.71 dB, noisy 9.38 dB, MSE 0.01216, PCA MSE 0.01683**' in row
+  assert '3 min 29 s' in row and '3.6 s' in row
+  assert 'other processes used 31% of the cores' in row
+  assert row.endswith('| yes |')
+  assert '| `mnist_vae` |' in table and '`--only=mnist_vae`' in table  # no record yet
+  rows = {
+    line.split('|')[1].strip(): line for line in readme.read_text().splitlines() if '|' in line
+  }
+  assert rows['`experiments/mnist_ae.py`'].endswith('| denoised PSNR 19.71 dB |')
+  assert rows['`experiments/mnist_vae.py`'].endswith('| — |')
