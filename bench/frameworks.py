@@ -216,6 +216,13 @@ def main(argv):
     raise app.UsageError('--workdir is required.')
   if _PAIRS.value < 3:
     raise app.UsageError(f'--pairs={_PAIRS.value}: the protocol needs at least 3 pairs.')
+  found = subprocess.run([_TORCH_PYTHON.value, '-c', 'import torch'], capture_output=True)
+  if found.returncode:
+    raise app.UsageError(
+      f'PyTorch is not installed for {_TORCH_PYTHON.value}: pip install torch==2.13.0 '
+      '--index-url https://download.pytorch.org/whl/cpu, or name an interpreter that has '
+      'it with --torch_python.'
+    )
   os.makedirs(_WORKDIR.value, exist_ok=True)
   npz = os.path.join(_WORKDIR.value, 'tokens.npz')
   write_tokens(npz, max(_STEPS.value, _SETTINGS_STEPS.value))
