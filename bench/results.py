@@ -489,6 +489,12 @@ def write_tables() -> None:
     HEADER
     + (f"Machines in these records: {'; '.join(machines)}.\n\n" if machines else '')
     + '\n'.join(experiments_table(found))
+    + '\n\nThe commands each record ran (its JSON file has the rest of its provenance):\n\n'
+    + '\n'.join(
+      f"- `{name}`: " + ', then '.join(f'`{c}`' for c in found[name]['commands'])
+      for name, entry in ENTRIES.items()
+      if name in found and not entry.benchmark
+    )
     + '\n'
     + REFERENCES
     + ('\n'.join(benchmark_sections(found)) or 'No benchmark records yet.\n')
