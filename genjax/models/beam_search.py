@@ -9,12 +9,12 @@
 
 Each example keeps ``beam_size`` live hypotheses. At every step the ``2 * beam_size``
 best extensions of all of them are taken: those among the first ``beam_size`` that end
-with ``eos_id`` (or reach the example's maximum length) join its finished hypotheses, scored by their log-probability
-over GNMT's length penalty ``((5 + length) / 6) ** alpha`` (Wu et al. 2016); the best
-``beam_size`` of the others stay live. An example is done once no live hypothesis can
-still beat its worst finished one (a log-probability only falls as it grows, and the
-penalty is at its largest at the maximum length), and the loop, a ``lax.while_loop``,
-ends when every example is done. Beam 1 with ``alpha=0`` is greedy decoding.
+with ``eos_id`` (or reach the example's maximum length) join its finished hypotheses,
+scored by their log-probability over GNMT's length penalty ``((5 + length) / 6) ** alpha``
+(Wu et al. 2016); the best ``beam_size`` of the others stay live. An example is done once
+no live hypothesis can still beat its worst finished one (a log-probability only falls as
+it grows, and the penalty is at its largest at the maximum length), and the loop, a
+``lax.while_loop``, ends when every example is done. Beam 1 with ``alpha=0`` is greedy decoding.
 
 The decoder's cache holds ``batch * beam_size`` rows and is reordered (gathered) to follow
 the surviving hypotheses at every step. Variables that hold one row per example (an
