@@ -6,10 +6,11 @@ Each dataset is one module, registered here by name, with two functions:
   dataset(config.data, workdir)  ->  genjax.data.spec.Dataset (named splits of named
                                      arrays, a typed DataSpec, a training batch source)
 
-Adding a dataset is a new module and one line in DATASETS; nothing that trains,
-samples, evaluates or restores names a dataset. `workdir` holds what is derived from
-the training data (a tokenizer, k-means clusters), so that a resumed or evaluated run
-sees the very same: reused when saved there, else built and saved there.
+Adding a dataset is a new module and one line in DATASETS (genjax/data/registry.py);
+nothing that trains, samples, evaluates or restores names a dataset. `workdir` holds
+what is derived from the training data (a tokenizer, k-means clusters), so that a
+resumed or evaluated run sees the very same: reused when saved there, else built and
+saved there.
 """
 
 from __future__ import annotations
@@ -20,17 +21,8 @@ from types import ModuleType
 import ml_collections
 
 from genjax.config import ConfigError
+from genjax.data.registry import DATASETS
 from genjax.data.spec import Dataset
-
-DATASETS = {
-  'mnist': 'genjax.data.mnist',
-  'fashion-mnist': 'genjax.data.mnist',
-  'fruits': 'genjax.data.fruits',
-  'images': 'genjax.data.images',
-  'tinyshakespeare': 'genjax.data.text',
-  'python_stdlib': 'genjax.data.text',
-  'text': 'genjax.data.text',
-}
 
 
 def module(name: str) -> ModuleType:

@@ -194,6 +194,7 @@ class SentencePieceTokenizer:
     character_coverage: float = 0.9995,
     max_sentences: int = 5_000_000,
     num_threads: int = 2,
+    add_dummy_prefix: bool = False,
   ) -> SentencePieceTokenizer:
     """Trains a BPE model on `texts` and saves it to `directory` (unless None).
 
@@ -207,6 +208,9 @@ class SentencePieceTokenizer:
       max_sentences: lines used at most (an evenly spaced subset beyond that), to bound
         memory and time on large corpora.
       num_threads: trainer threads.
+      add_dummy_prefix: pieces start words ('▁word' at the start of a text as in its
+        middle), for natural-language sentences; decoding drops the leading space again.
+        Off for code, whose first characters matter exactly.
 
     Raises:
       TokenizerError: no training text, or a vocab_size that cannot work (the message
@@ -236,7 +240,7 @@ class SentencePieceTokenizer:
       'split_digits': True,
       'normalization_rule_name': 'identity',
       'remove_extra_whitespaces': False,
-      'add_dummy_prefix': False,
+      'add_dummy_prefix': bool(add_dummy_prefix),
       'allow_whitespace_only_pieces': True,
       'unk_id': 0,
       'bos_id': 1,

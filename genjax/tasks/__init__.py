@@ -9,7 +9,7 @@ Each family is one module, registered here by name, with two functions:
 `experiment_config(task, dataset)` is where an experiment file starts: the shared fields,
 the dataset's and the family's, every field with its default, locked, so that a
 mistyped field, in an experiment file or on the command line, is an error before any
-compute. Adding a family is a new module and one line in FAMILIES.
+compute. Adding a family is a new module and one line in FAMILIES (genjax/tasks/families.py).
 """
 
 from __future__ import annotations
@@ -23,14 +23,7 @@ from genjax import config as config_lib
 from genjax.config import ConfigError
 from genjax.data import datasets
 from genjax.tasks.base import Task
-
-FAMILIES = {
-  'vae': 'genjax.tasks.vae',
-  'autoencoder': 'genjax.tasks.autoencoder',
-  'classifier': 'genjax.tasks.classifier',
-  'gan': 'genjax.tasks.gan',
-  'lm': 'genjax.tasks.lm',
-}
+from genjax.tasks.families import FAMILIES
 
 
 def family(name: str) -> ModuleType:

@@ -1,0 +1,14 @@
+"""The family registry's names: `config.task` -> the module that trains it.
+
+Only this table lives here, apart from the machinery that uses it (`genjax.tasks`), so
+that registering a family changes no code another family runs: the result records
+(bench/records.py) leave this file out of what a measurement depends on.
+"""
+
+FAMILIES = {
+  'vae': 'genjax.tasks.vae',
+  'autoencoder': 'genjax.tasks.autoencoder',
+  'classifier': 'genjax.tasks.classifier',
+  'gan': 'genjax.tasks.gan',
+  'lm': 'genjax.tasks.lm',
+}
