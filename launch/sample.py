@@ -7,6 +7,9 @@ r"""Draws from a trained experiment with one of its family's views: pictures, or
   python -m launch.sample --workdir=runs/shakespeare_cpu --prompt="ROMEO:" --max_new_tokens=500 \
       --temperature=0.8 --top_k=200                                     # streams text
   python -m launch.sample --workdir=runs/shakespeare_cpu --interactive  # a prompt loop
+  python -m launch.sample --workdir=runs/de_en --input="Ein Mann fährt Fahrrad."   # translates
+  python -m launch.sample --workdir=runs/de_en --input_file=sentences.txt --beam=5  # line by line
+  python -m launch.sample --workdir=runs/de_en --interactive            # one input a line
 
 Modes a family does not have are refused with the list of those it has, and so is an
 option the chosen view does not take (--class for an unconditional model, --prompt for
@@ -56,6 +59,15 @@ _NUM_SAMPLES = flags.DEFINE_integer('num_samples', 1, 'Text: samples generated i
 _INTERACTIVE = flags.DEFINE_bool(
   'interactive', False, 'Text: a prompt loop that keeps the model compiled between prompts.'
 )
+# Views that take inputs (encoder-decoders: a sentence to translate, code to summarize).
+_INPUT = flags.DEFINE_string('input', None, 'Inputs: one text to translate or summarize.')
+_INPUT_FILE = flags.DEFINE_string(
+  'input_file', None, 'Inputs: a file of them (one sentence a line; the family splits it).'
+)
+_BEAM = flags.DEFINE_integer('beam', None, 'Inputs: beam size (1 = greedy); default the config\'s.')
+_ALPHA = flags.DEFINE_float(
+  'alpha', None, 'Inputs: length penalty exponent; default the config\'s.'
+)
 flags.mark_flags_as_required(['workdir'])
 
 # View option -> the flag that sets it.
@@ -67,6 +79,10 @@ _OPTION_FLAGS = {
   'top_k': _TOP_K,
   'top_p': _TOP_P,
   'num_samples': _NUM_SAMPLES,
+  'input': _INPUT,
+  'input_file': _INPUT_FILE,
+  'beam': _BEAM,
+  'alpha': _ALPHA,
 }
 
 
@@ -83,6 +99,10 @@ def view_options(task, mode: str, view) -> dict:
           f'take it (it takes {takes}).'
         )
       continue
+    if option in ('input', 'input_file', 'beam', 'alpha'):
+      if given:  # unset: the view's own default (the config's)
+        options[option] = flag.value
+      continue
     if option == 'classes':
       if given and not task.conditioning:  # what the family declared this run draws from
         raise ConfigError(
@@ -92,7 +112,7 @@ def view_options(task, mode: str, view) -> dict:
         options['classes'] = [int(c) for c in flag.value]
     else:
       options[option] = flag.value
-  if _INTERACTIVE.value and 'on_text' not in view.options:
+  if _INTERACTIVE.value and 'on_text' not in view.options and 'input' not in view.options:
     raise ConfigError(
       f'--interactive: the {task.name} family\'s {mode!r} view does not stream text.'
     )
@@ -113,6 +133,9 @@ def main(argv):
     view = task.views[mode]
     options = view_options(task, mode, view)
     variables = task.inference_variables(state)
+    if _INTERACTIVE.value and 'input' in view.options:
+      text_console.each_line(view, variables, rng, options)
+      return
     if _INTERACTIVE.value:
       options.pop('prompt')
       text_console.interactive(view, variables, rng, options)

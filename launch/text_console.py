@@ -8,7 +8,7 @@ with the first piece of text, so a prompt the model cannot take prints nothing.
 from __future__ import annotations
 
 import sys
-from typing import Callable, TextIO
+from typing import Callable, Iterable, TextIO
 
 import jax
 
@@ -73,3 +73,28 @@ def interactive(
       answered += 1
     except (TokenizerError, ConfigError) as e:
       emit(f'\nerror: {e}\n')
+
+
+def each_line(
+  view, variables, rng, options: dict, lines: Iterable[str] | None = None, out: TextIO = sys.stdout
+) -> int:
+  """An inputs view (translate, summarize) on each line read, one output line each, until
+  end of input or `/quit`; returns the lines answered. Read from stdin by default: a
+  terminal gets a prompt; a pipe (`... < sentences.txt`) is answered line for line."""
+  emit = _writer(out)
+  interactive_terminal = lines is None and sys.stdin.isatty()
+  if interactive_terminal:
+    emit('Type a sentence and press Enter; /quit or Ctrl-D ends.\n')
+  source = lines if lines is not None else sys.stdin
+  answered = 0
+  for line in source:
+    line = line.rstrip('\n')
+    if line.strip() == '/quit':
+      break
+    try:
+      drawn = view(variables, {}, jax.random.fold_in(rng, answered), 1, **dict(options, input=line))
+      emit(drawn.show())
+      answered += 1
+    except (TokenizerError, ConfigError) as e:
+      emit(f'error: {e}\n')
+  return answered

@@ -79,12 +79,30 @@ def _lm(c):
   c.sample.max_new_tokens = 4
 
 
+def _seq2seq(c):
+  c.data.num_train = 200
+  c.data.num_test = 8
+  c.data.vocab_size = 512
+  c.data.max_length = min(c.data.max_length, 96)
+  c.data.tokens_per_batch = 768
+  c.model.num_encoder_layers = 1
+  c.model.num_decoder_layers = 1
+  c.model.num_heads = 2
+  c.model.width = 16
+  c.eval.bleu_examples = 4
+  c.eval.batch_size = 8
+  c.eval.beam_size = 2
+  c.eval.max_length_a = 0.0
+  c.eval.max_length_b = 4
+
+
 SHRINK = {
   'vae': _vae,
   'autoencoder': _autoencoder,
   'classifier': _classifier,
   'gan': _gan,
   'lm': _lm,
+  'seq2seq': _seq2seq,
 }
 
 

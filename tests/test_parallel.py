@@ -43,7 +43,16 @@ def _losses(config, strategy, devices, steps=20):
 
 @pytest.mark.parametrize(
   'make_config',
-  [tiny.vae, tiny.ae, tiny.gan, tiny.info_gan, tiny.self_conditioned_gan, tiny.classifier, tiny.lm],
+  [
+    tiny.vae,
+    tiny.ae,
+    tiny.gan,
+    tiny.info_gan,
+    tiny.self_conditioned_gan,
+    tiny.classifier,
+    tiny.lm,
+    tiny.seq2seq,
+  ],
   ids=[
     'vae',
     'denoising_ae',
@@ -52,6 +61,7 @@ def _losses(config, strategy, devices, steps=20):
     'self_conditioned_gan',
     'classifier',
     'lm_with_dropout',
+    'seq2seq_token_budget_with_dropout',
   ],
 )
 def test_strategies_agree_with_one_device(make_config):

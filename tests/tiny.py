@@ -2,6 +2,7 @@
 
 from experiments import (
   fruits_ae,
+  multi30k_de_en,
   fruits_vae,
   mnist_ae,
   mnist_classifier,
@@ -153,6 +154,27 @@ def code_lm(steps=8):
   c.data.vocab_size = 512  # byte fallback needs 259 + the characters
   c.eval.parse_samples = 2
   c.eval.parse_max_new_tokens = 8
+  return c
+
+
+def seq2seq(steps=8, dropout=0.1):
+  """Multi30k de->en, 200 pairs, a 1+1-layer encoder-decoder with dropout, token budget."""
+  c = multi30k_de_en.get_config('cpu')
+  _short_run(c, steps)
+  c.data.num_train = 200
+  c.data.num_test = 8
+  c.data.vocab_size = 512
+  c.data.tokens_per_batch = 512
+  c.model.num_encoder_layers = 1
+  c.model.num_decoder_layers = 1
+  c.model.num_heads = 2
+  c.model.width = 16
+  c.model.dropout = dropout
+  c.eval.bleu_examples = 4
+  c.eval.batch_size = 8
+  c.eval.beam_size = 2
+  c.eval.max_length_a = 0.0
+  c.eval.max_length_b = 4
   return c
 
 

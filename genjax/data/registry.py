@@ -14,4 +14,6 @@ DATASETS = {
   'tinyshakespeare': 'genjax.data.text',
   'python_stdlib': 'genjax.data.text',
   'text': 'genjax.data.text',
+  'multi30k': 'genjax.data.multi30k',
+  'stdlib_docstrings': 'genjax.data.docstrings',
 }

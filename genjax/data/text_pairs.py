@@ -153,6 +153,11 @@ def pair_dataset(
 ) -> Dataset:
   """Tokens of every split; `splits['train']` trains, the others are fixed arrays."""
   prepare = preparation(data) if prepare is None else prepare
+  first = lambda s, n: Split(s.sources[:n], s.targets[:n]) if n else s
+  splits = {
+    name: first(s, data.num_train if name == 'train' else data.num_test)
+    for name, s in splits.items()
+  }
   prepared = {
     name: Split([prepare.source(t) for t in s.sources], [prepare.target(t) for t in s.targets])
     for name, s in splits.items()
@@ -243,5 +248,7 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       'data.max_length': 128,  # tokens per side, EOS (and BOS) included
       'data.tokens_per_batch': 4096,  # rows x padded length of a training batch
       'data.length_multiple': 8,  # lengths rounded up to this: fewer shapes to compile
+      'data.num_train': 0,  # the first N training pairs only (quick runs, tests); 0 = all
+      'data.num_test': 0,  # the first N pairs of each held-out split (quick runs); 0 = all
     },
   )

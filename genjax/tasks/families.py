@@ -11,4 +11,5 @@ FAMILIES = {
   'classifier': 'genjax.tasks.classifier',
   'gan': 'genjax.tasks.gan',
   'lm': 'genjax.tasks.lm',
+  'seq2seq': 'genjax.tasks.seq2seq',
 }

@@ -1,0 +1,42 @@
+r"""Code summarization: a Python function's source -> the first line of its docstring.
+
+Pairs from this interpreter's standard library (genjax/data/docstrings.py: whole files per
+split by a stable hash of their path, the stdlib's own tests left out). An encoder-decoder
+Transformer with a joint BPE over code and summaries; evaluated as CodeXGLUE code-to-text
+is (smoothed BLEU-4) and by ROUGE-L, beside two baselines scored the same way: the
+function's name as words, and the summary of the most similar training function.
+
+  python -m launch.main --config=experiments/stdlib_docstrings.py --workdir=runs/docstrings
+  python -m launch.evaluate --workdir=runs/docstrings    # bleu4, rouge_l, and the baselines'
+  python -m launch.sample --workdir=runs/docstrings --input_file=some_module.py
+"""
+
+from genjax.tasks import experiment_config
+
+
+def get_config():
+  c = experiment_config('seq2seq', 'stdlib_docstrings')
+  c.data.vocab_size = 8000
+  c.data.max_length = 256  # tokens of code; longer training functions are left out
+  c.data.tokens_per_batch = 8192
+  c.model.num_encoder_layers = 3
+  c.model.num_decoder_layers = 3
+  c.model.width = 256
+  c.model.mlp_ratio = 2
+  c.model.num_heads = 4
+  c.model.dropout = 0.2
+  c.model.positions = 'learned'
+  c.loss.label_smoothing = 0.1
+  c.optim.learning_rate = 1e-3
+  c.optim.warmup_steps = 500
+  c.train.steps = 4000
+  c.train.eval_every = 500
+  c.train.checkpoint_every = 500
+  c.eval.split = 'final_test'
+  c.eval.metrics = 'summary'
+  c.eval.beam_size = 5
+  c.eval.alpha = 0.6
+  c.eval.max_length_a = 0.0  # a summary's length does not grow with the code's
+  c.eval.max_length_b = 40
+  c.sample.input = 'def add(a, b):\n  return a + b'
+  return c

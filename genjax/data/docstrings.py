@@ -1,0 +1,162 @@
+"""Code summarization from the Python standard library: a function -> its docstring's first line.
+
+Every function and method of this interpreter's standard library (`.py` files, no
+site-packages) with a docstring is one pair: the source is the function's code with its
+docstring removed (dedented, so methods read as functions), the target the docstring's
+first line. Whole files go to one split by a stable hash of their path, as the
+`python_code` corpus splits (5% test, 5% validation, the rest training), so no split sees
+another's file. The standard library's own test suite (`test/`, `tests/`, `idle_test/`,
+`test_*.py`) is left out unless `data.include_tests`: its docstrings describe test cases,
+not what code does.
+
+Two baselines come with the held-out splits, scored by the family as its outputs are:
+`name_words` (the function's name split into words: `get_close_matches` -> "get close
+matches") and `nearest_train` (the summary of the training function whose code shares the
+most words with it, by Jaccard overlap of their word sets).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import logging
+import re
+import textwrap
+
+import ml_collections
+import numpy as np
+
+from genjax import config as config_lib
+from genjax.data import corpora, files, text_pairs
+from genjax.data.spec import Dataset
+
+_TEST_PARTS = ('test', 'tests', 'idle_test')
+_WORD = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
+
+_log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Function:
+  name: str
+  code: str  # without its docstring, dedented
+  summary: str  # the docstring's first non-empty line; '' without a docstring
+
+
+def _without_docstring(source_lines: list[str], node) -> str:
+  first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+  lines = source_lines[first - 1 : node.end_lineno]  # decorators belong to the code
+  body = node.body[0]
+  if ast.get_docstring(node, clean=False) is not None and isinstance(body, ast.Expr):
+    lines = lines[: body.lineno - first] + lines[body.end_lineno - first + 1 :]
+  return textwrap.dedent('\n'.join(lines)).strip('\n')
+
+
+def functions(source: str) -> list[Function]:
+  """The functions and methods of a module's source, in source order (none if it does not
+  parse)."""
+  try:
+    tree = ast.parse(source)
+  except (SyntaxError, ValueError):
+    return []
+  lines = source.split('\n')
+  nodes = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+  found = []
+  for node in sorted(nodes, key=lambda n: n.lineno):
+    doc = ast.get_docstring(node) or ''
+    summary = next((line.strip() for line in doc.split('\n') if line.strip()), '')
+    found.append(Function(node.name, _without_docstring(lines, node), summary))
+  return found
+
+
+def name_words(name: str) -> str:
+  """A function name as words: snake_case and camelCase split, dunders stripped."""
+  spaced = re.sub(r'([a-z0-9])([A-Z])', r'\1 \2', name.strip('_'))
+  return ' '.join(w.lower() for w in re.split(r'[_\s]+', spaced) if w)
+
+
+def nearest_summaries(train: list[Function], queries: list[Function]) -> list[str]:
+  """For each query, the summary of the training function sharing the most code words
+  with it (Jaccard overlap of word sets)."""
+  from scipy import sparse  # pylint: disable=import-outside-toplevel (jax's dependency)
+
+  vocabulary: dict[str, int] = {}
+
+  def bag(functions_):
+    rows, cols = [], []
+    for i, f in enumerate(functions_):
+      for word in set(_WORD.findall(f.code)):
+        rows.append(i)
+        cols.append(vocabulary.setdefault(word, len(vocabulary)))
+    return rows, cols
+
+  train_rows, train_cols = bag(train)
+  query_rows, query_cols = bag(queries)
+  shape = len(vocabulary)
+  a = sparse.csr_matrix((np.ones(len(train_rows)), (train_rows, train_cols)), (len(train), shape))
+  b = sparse.csr_matrix((np.ones(len(query_rows)), (query_rows, query_cols)), (len(queries), shape))
+  overlap = (b @ a.T).toarray()
+  sizes_a, sizes_b = np.asarray(a.sum(1)).ravel(), np.asarray(b.sum(1)).ravel()
+  jaccard = overlap / np.maximum(sizes_b[:, None] + sizes_a[None, :] - overlap, 1)
+  return [train[j].summary for j in np.argmax(jaccard, axis=1)]
+
+
+def _is_test_file(relpath: str) -> bool:
+  parts = relpath.split('/')
+  return any(p in _TEST_PARTS for p in parts[:-1]) or parts[-1].startswith('test_')
+
+
+@functools.lru_cache(maxsize=2)  # parsing the library takes seconds; its files do not change
+def load_functions(include_tests: bool) -> dict[str, list[Function]]:
+  """Documented functions of the standard library, by split ('train', 'test', 'final_test').
+
+  Cached per process: callers must not change the lists.
+  """
+  root, relpaths = corpora.stdlib_files()
+  if not include_tests:
+    relpaths = [r for r in relpaths if not _is_test_file(r)]
+  if len(relpaths) < 3:
+    raise files.DataError(f'The standard library under {root} has too few .py files.')
+  rest, final_test = corpora.split_files(relpaths, 0.05)
+  # The same stable hash: buckets below 5% are the final test, 5% to 10% validation.
+  train, validation = corpora.split_files(rest, 0.10)
+  by_split = {}
+  for split, paths in (('train', train), ('test', validation), ('final_test', final_test)):
+    found = []
+    for rel in sorted(paths):
+      try:
+        source = (root / rel).read_text(encoding='utf-8')
+      except (UnicodeDecodeError, OSError):
+        continue
+      found.extend(f for f in functions(source) if f.summary and f.code)
+    by_split[split] = found
+  return by_split
+
+
+def add_config_fields(c: ml_collections.ConfigDict) -> None:
+  text_pairs.add_config_fields(c)
+  config_lib.add_fields(c, {'data.include_tests': False})  # the stdlib's test suite too
+  c.data.lowercase = False
+  c.data.moses = False
+  c.data.source_lang = ''
+  c.data.target_lang = ''
+  c.data.max_length = 256
+
+
+def dataset(data: ml_collections.ConfigDict, workdir: str | None = None) -> Dataset:
+  by_split = load_functions(bool(data.include_tests))
+  splits = {
+    name: text_pairs.Split([f.code for f in fs], [f.summary for f in fs])
+    for name, fs in by_split.items()
+  }
+  loaded = text_pairs.pair_dataset(splits, data, workdir, 'stdlib docstrings')
+  limit = {name: data.num_test or None for name in ('test', 'final_test')}
+  loaded.extras['baselines'] = {
+    name: {
+      'name_words': [name_words(f.name) for f in by_split[name][: limit[name]]],
+      'nearest_train': nearest_summaries(by_split['train'], by_split[name][: limit[name]]),
+    }
+    for name in ('test', 'final_test')
+  }
+  return loaded

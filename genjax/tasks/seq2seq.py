@@ -1,0 +1,302 @@
+"""The encoder-decoder family: translation and summarization of text pairs.
+
+Batches hold `source` (pieces + EOS) and `target` (BOS + pieces + EOS) with their masks,
+cut under a token budget (`genjax.data.token_budget`), and `token_scale`, the global
+batch's rows over its real target tokens. The decoder reads `target[:, :-1]` and predicts
+`target[:, 1:]`; the loss is label-smoothed cross-entropy summed over an example's real
+tokens times `token_scale`, so the batch mean is the mean per target token of the whole
+global batch, the same on any number of devices or micro-batches. `nll` (in the logs) is
+the same without smoothing: nats per target token.
+
+While training, `bleu` is the greedy BLEU of the first `eval.bleu_examples` validation
+pairs. `launch.evaluate` translates the split `eval.split` with `eval.beam_size` and
+`eval.alpha` and reports BLEU on the prepared (tokenized, lowercased) text, sacreBLEU on
+detokenized text with its signature, chrF and the loss; or, for summaries
+(`eval.metrics='summary'`), CodeXGLUE's smoothed BLEU-4 and ROUGE-L, beside two
+baselines scored the same way (the data's `baselines`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from genjax import config as config_lib
+from genjax.config import ConfigError
+from genjax.evaluation import bleu
+from genjax.models.seq2seq import EncoderDecoder
+from genjax.tasks.base import Task, View
+from genjax.tasks.translator import Decoding, Translator, split_sources
+from genjax.writers import outputs
+
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+# A Python file given to a summarizer: each function (or method) is one input.
+def functions_of(source: str) -> list[str]:
+  from genjax.data import docstrings  # pylint: disable=import-outside-toplevel
+
+  return [f.code for f in docstrings.functions(source)]
+
+
+def _read_input_file(path: str) -> str:
+  try:
+    with open(path, encoding='utf-8') as f:
+      return f.read().rstrip('\n')
+  except (OSError, UnicodeDecodeError) as e:
+    raise ConfigError(f'--input_file={path}: cannot read it as UTF-8 text ({e}).') from e
+
+
+METRICS = ('translation', 'summary')
+
+
+def make_model(model_config: ml_collections.ConfigDict, vocab_size: int) -> EncoderDecoder:
+  fields = model_config.to_dict()
+  dtype = fields.pop('dtype', 'float32')
+  if dtype not in DTYPES:
+    raise ConfigError(f'config.model.dtype={dtype!r} is not one of {tuple(DTYPES)}.')
+  return EncoderDecoder(vocab_size=vocab_size, dtype=DTYPES[dtype], **fields)
+
+
+def token_losses(model, params, batch, *, smoothing=0.0, train=False, rng=None):
+  """Per example: (smoothed loss summed over its target tokens, nll summed, token count)."""
+  target = batch['target']
+  labels, mask = target[:, 1:], batch['target_mask'][:, 1:].astype(jnp.float32)
+  if train and model.dropout > 0:
+    logits = model.apply(
+      params,
+      batch['source'],
+      target[:, :-1],
+      train=True,
+      rngs={'dropout': rng},
+      example_ids=batch['index'],
+    )
+  else:
+    logits = model.apply(params, batch['source'], target[:, :-1])
+  nll = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  if smoothing:
+    soft = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), smoothing)
+    smoothed = optax.softmax_cross_entropy(logits, soft)
+  else:
+    smoothed = nll
+  return jnp.sum(smoothed * mask, -1), jnp.sum(nll * mask, -1), jnp.sum(mask, -1)
+
+
+def add_config_fields(c: ml_collections.ConfigDict) -> None:
+  """The family's fields, with a small translation model's recipe."""
+  config_lib.add_fields(
+    c,
+    {
+      # genjax.models.EncoderDecoder's arguments, but vocab_size (from the tokenizer).
+      'model.num_encoder_layers': 3,
+      'model.num_decoder_layers': 3,
+      'model.num_heads': 4,
+      'model.width': 256,
+      'model.mlp_ratio': 2,
+      'model.dropout': 0.1,
+      'model.positions': 'learned',  # 'learned' | 'sinusoidal'
+      'model.share_embeddings': True,  # one embedding for source, target and logits
+      'model.use_bias': False,
+      'model.dtype': 'float32',
+      'model.attention': 'auto',
+      'model.dropout_bits': 8,
+      'loss.label_smoothing': 0.1,
+      'eval.split': 'test',  # what launch.evaluate translates (a split of the dataset)
+      'eval.beam_size': 5,
+      'eval.alpha': 0.6,  # GNMT length penalty exponent
+      'eval.max_length_a': 1.5,  # an output may have a * source tokens + b
+      'eval.max_length_b': 10,
+      'eval.bleu_examples': 200,  # validation pairs translated (greedy) at each eval step
+      'eval.metrics': 'translation',  # 'translation' (BLEU, chrF) | 'summary' (BLEU-4, ROUGE-L)
+      'sample.input': 'Ein Mann fährt Fahrrad.',  # what samples/ translates while training
+    },
+  )
+  c.model.max_length = c.data.get_ref('max_length')
+  # The token budget (data.tokens_per_batch) sets each batch's rows, a multiple of the
+  # device count; this is only what the loop checks divides over the devices and traces
+  # `init` with: any multiple of them.
+  c.data.batch_size = 64
+  c.optim.name = 'adamw'
+  c.optim.learning_rate = 1e-3
+  c.optim.warmup_steps = 1000
+  c.optim.schedule = 'cosine'
+  c.optim.end_learning_rate_factor = 0.01
+  c.optim.b2 = 0.98
+  c.optim.weight_decay = 1e-4
+  c.optim.decay_only_matrices = True
+  c.optim.grad_clip_norm = 1.0
+  c.train.log_every = 100
+  c.train.eval_every = 1000
+  c.train.checkpoint_every = 1000
+  c.train.sample_every = 1000
+  c.train.keep_checkpoints = 10  # launch.evaluate --average_last can use up to this many
+  c.eval.batch_size = 100
+  c.eval.num_examples = 10_000  # validation pairs scored for the loss (all of them)
+
+
+def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
+  del runs
+  if config.train.steps_per_call != 1:
+    raise ConfigError(
+      f'config.train.steps_per_call={config.train.steps_per_call}: token-budget batches '
+      'change shape from step to step, so they run one step per call; set it to 1.'
+    )
+  if config.eval.metrics not in METRICS:
+    raise ConfigError(f'config.eval.metrics={config.eval.metrics!r} is not one of {METRICS}.')
+  tokenizer = spec.tokenizer('source')
+  model = make_model(config.model, tokenizer.vocab_size)
+  smoothing = float(config.loss.label_smoothing)
+  translators: dict = {}  # built on first use: the preparation comes with the data
+
+  def translator(data=None) -> Translator:
+    from genjax.data import text_pairs  # pylint: disable=import-outside-toplevel
+
+    if 'main' not in translators:
+      prepare = data.extras['prepare'] if data is not None else text_pairs.preparation(config.data)
+      translators['main'] = Translator(
+        model, tokenizer, prepare, config.eval.batch_size, config.data.length_multiple
+      )
+    return translators['main']
+
+  def init(rng, batch):
+    return model.init(rng, jnp.asarray(batch['source']), jnp.asarray(batch['target'])[:, :-1]), {}
+
+  def loss(params, batch, rng):
+    smoothed, nll, _ = token_losses(model, params, batch, smoothing=smoothing, train=True, rng=rng)
+    scale = batch['token_scale']
+    return jnp.mean(smoothed * scale), {'nll': jnp.mean(nll * scale)}
+
+  def eval_metrics(params, batch, rng):
+    del rng
+    _, nll, tokens = token_losses(model, params, batch)
+    return {'loss': nll / jnp.maximum(tokens, 1.0)}  # per example: nats per target token
+
+  batch_losses = jax.jit(lambda params, batch: token_losses(model, params, batch)[1:])
+
+  def split_loss(params, arrays, batch_size):
+    total, tokens = 0.0, 0.0
+    for start in range(0, len(arrays['source']), batch_size):
+      chunk = {k: v[start : start + batch_size] for k, v in arrays.items()}
+      pad = batch_size - len(chunk['source'])  # one shape: compiled once
+      if pad:
+        chunk = {
+          k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)]) for k, v in chunk.items()
+        }
+      nll, count = batch_losses(params, chunk)
+      total, tokens = total + float(jnp.sum(nll)), tokens + float(jnp.sum(count))
+    return total / max(tokens, 1.0)
+
+  def decoding(eval_config, greedy=False) -> Decoding:
+    return Decoding(
+      beam_size=1 if greedy else int(eval_config.beam_size),
+      alpha=0.0 if greedy else float(eval_config.alpha),
+      max_length_a=float(eval_config.max_length_a),
+      max_length_b=int(eval_config.max_length_b),
+    )
+
+  def texts(data, split, side):
+    return list(getattr(data.extras['prepared'][split], side))
+
+  def corpus_metrics(params, data, rng):
+    del rng
+    n = int(config.eval.bleu_examples)
+    if not n:
+      return {}
+    references = texts(data, 'test', 'targets')[:n]
+    sources = split_sources(data.test, n)
+    hypotheses = translator(data).outputs(params, sources, decoding(config.eval, greedy=True))
+    if config.eval.metrics == 'summary':
+      return {'bleu4': bleu.smoothed_bleu4(hypotheses, references)}
+    return {'bleu': bleu.tokenized_bleu(hypotheses, references)}
+
+  def evaluate(params, data, rng, eval_config=config.eval):
+    del rng
+    split = eval_config.split
+    if split not in data.splits:
+      raise ConfigError(
+        f'config.eval.split={split!r}: the dataset has {sorted(data.splits)} besides train.'
+      )
+    found = translator(data)
+    sources, references = texts(data, split, 'sources'), texts(data, split, 'targets')
+    start = time.perf_counter()
+    hypotheses = found.outputs(params, split_sources(data.split(split)), decoding(eval_config))
+    seconds = time.perf_counter() - start
+    loss_nats = split_loss(params, data.split(split), int(eval_config.batch_size))
+    results = {
+      'split': split,
+      'num_examples': len(sources),
+      'beam_size': int(eval_config.beam_size),
+      'alpha': float(eval_config.alpha),
+      'decode_seconds': seconds,
+      'loss': loss_nats,
+      'perplexity': math.exp(loss_nats),
+    }
+    if eval_config.metrics == 'summary':
+      results['bleu4'] = bleu.smoothed_bleu4(hypotheses, references)
+      results['rouge_l'] = bleu.rouge_l(hypotheses, references)
+      for name, guesses in data.extras.get('baselines', {}).get(split, {}).items():
+        results[f'{name}_bleu4'] = bleu.smoothed_bleu4(guesses, references)
+        results[f'{name}_rouge_l'] = bleu.rouge_l(guesses, references)
+    else:
+      raw = data.extras['raw'][split].targets
+      detokenized = found.detokenize(hypotheses)
+      results['bleu'] = bleu.tokenized_bleu(hypotheses, references)
+      lowercase = found.prepare.lowercase
+      score, signature = bleu.sacrebleu_score(detokenized, raw, lowercase=lowercase)
+      results['sacrebleu'], results['sacrebleu_signature'] = score, signature
+      results['chrf'] = bleu.chrf(detokenized, raw)
+    results['examples'] = [
+      {'source': s, 'output': h, 'reference': r}
+      for s, h, r in list(zip(sources, hypotheses, references))[:5]
+    ]
+    return results
+
+  def view_translate(
+    params,
+    arrays,
+    rng,
+    num,
+    *,
+    input=None,  # pylint: disable=redefined-builtin (the flag's name)
+    input_file=None,
+    beam=int(config.eval.beam_size),
+    alpha=float(config.eval.alpha),
+  ):
+    """One output line per input: `input`, or each unit of `input_file` (a line of text,
+    or a function of a Python file for summaries). An empty input gives an empty line."""
+    del arrays, rng, num
+    if input_file is not None:
+      text = _read_input_file(input_file)
+      lines = functions_of(text) if config.eval.metrics == 'summary' else text.split('\n')
+    else:
+      lines = [config.sample.input if input is None else input]
+    found = translator()
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    for i in sorted(set(range(len(lines))) - set(filled)):
+      logging.warning('Input %d is empty: its output is an empty line.', i + 1)
+    out = [''] * len(lines)
+    if filled:
+      search = Decoding(beam, alpha, config.eval.max_length_a, config.eval.max_length_b)
+      translated = found.translate(params, [lines[i] for i in filled], search)
+      for i, text in zip(filled, found.detokenize(translated)):
+        out[i] = text
+    return outputs.Text('\n'.join(out) + '\n')
+
+  return Task(
+    name='seq2seq',
+    model=model,
+    init=init,
+    loss=loss,
+    eval_metrics=eval_metrics,
+    evaluate=evaluate,
+    corpus_metrics=corpus_metrics,
+    views={'translate': View(view_translate, options=('input', 'input_file', 'beam', 'alpha'))},
+    default_view='translate',
+  )
