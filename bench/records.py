@@ -8,11 +8,11 @@ date and the wall times. It also lists the repository files whose code the measu
 ran (`code`): a record is *stale* once a later commit touches one of them, and the tables
 in docs/results.md say so.
 
-The file list is the static import closure of the measurement's entry modules (plus
-setup.cfg, whose pins choose the libraries). Families and datasets are imported by name
-through registries, so an entry names the ones it uses, and the registries' tables (REGISTRIES)
-are left out: a record of the VAE on MNIST then does not go stale when a new family is
-added.
+The file list is the static import closure of the measurement's entry modules. Families
+and datasets are imported by name through registries, so an entry names the ones it uses,
+and the registries' tables are left out (NOT_CODE): a record of the VAE on MNIST then does
+not go stale when a new family is added. Library versions are the environment, kept in
+each record (`versions`), not code: setup.cfg is left out too.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from typing import Any, Iterable
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(ROOT, 'results')
 PACKAGES = ('genjax', 'launch', 'experiments', 'bench')
-# Name -> module tables only: a new entry changes no measured code (the entry's own
-# modules are in its closure), so registering a family does not stale every record.
-REGISTRIES = ('genjax/tasks/families.py', 'genjax/data/registry.py')
+# Files that are not code a measurement runs: the registries are name -> module tables (a
+# new entry changes no measured code; the entry's own modules are in its closure), and
+# setup.cfg's pins are environment, which each record keeps as the versions it ran with.
+NOT_CODE = ('genjax/tasks/families.py', 'genjax/data/registry.py', 'setup.cfg')
 LIBRARIES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'numpy', 'torch')
 
 
@@ -90,7 +91,7 @@ def _imports(module: str, path: str) -> Iterable[str]:
 
 
 def code_closure(modules: Iterable[str]) -> list[str]:
-  """Repository files (relative paths) that importing `modules` runs, setup.cfg included."""
+  """Repository files (relative paths) that importing `modules` runs."""
   seen: dict[str, str] = {}
   todo = list(modules)
   while todo:
@@ -104,8 +105,7 @@ def code_closure(modules: Iterable[str]) -> list[str]:
     parents = module.split('.')
     todo.extend('.'.join(parents[:i]) for i in range(1, len(parents)))  # __init__ runs too
     todo.extend(_imports(module, path))
-  files = {os.path.relpath(p, ROOT) for p in seen.values()} | {'setup.cfg'}
-  return sorted(files - set(REGISTRIES))
+  return sorted({os.path.relpath(p, ROOT) for p in seen.values()} - set(NOT_CODE))
 
 
 def git_state(code: list[str]) -> dict[str, Any]:
@@ -201,7 +201,8 @@ def staleness(record: dict[str, Any]) -> str | None:
   git = record['git']
   if git['uncommitted_code']:
     return 'measured with uncommitted changes to ' + ', '.join(git['uncommitted_code'][:3])
-  later = _commits_touching(git['commit'], tuple(record['code']))
+  code = tuple(f for f in record['code'] if f not in NOT_CODE)  # as the rules are now
+  later = _commits_touching(git['commit'], code)
   return f'code changed since ({later})' if later else None
 
 
