@@ -6,6 +6,6 @@
 The top of the package: nothing in genjax imports it.
 """
 
-from genjax.run.restore import Trained, load, load_state, read_config
+from genjax.run.restore import Trained, load, load_averaged_state, load_state, read_config
 
-__all__ = ['Trained', 'load', 'load_state', 'read_config']
+__all__ = ['Trained', 'load', 'load_averaged_state', 'load_state', 'read_config']

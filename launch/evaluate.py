@@ -2,10 +2,13 @@ r"""Evaluates a trained experiment on its full test set; writes WORKDIR/eval.jso
 
   python -m launch.evaluate --workdir=runs/mnist_vae                       # nll (IWAE k=1000)
   python -m launch.evaluate --workdir=runs/mnist_vae --eval=iwae_samples=5000
+  python -m launch.evaluate --workdir=runs/de_en --beam=5 --alpha=0.6 --average_last=10
 
 What it reports is the family's (its `evaluate`): VAE `nll`, `elbo`, `bits_per_dim`; AE
 `mse`, `psnr`, `pca_mse`, `noisy_psnr`, `denoised_psnr`; both `anomaly_auroc` where the
-data has anomalies; GAN `fid`, `inception_score`, ...; LM `loss`, `bits_per_char`.
+data has anomalies; GAN `fid`, `inception_score`, ...; LM `loss`, `bits_per_char`;
+encoder-decoders `bleu`, `sacrebleu` (with its signature), `chrf`, or `bleu4` and
+`rouge_l` for summaries.
 """
 
 import json
@@ -28,6 +31,11 @@ _EVAL = flags.DEFINE_multi_string(
   [],
   'FIELD=VALUE: override a field of the run\'s config.eval for this evaluation '
   '(repeatable), e.g. --eval=iwae_samples=5000.',
+)
+_BEAM = flags.DEFINE_integer('beam', None, 'Decoding families: beam size (--eval=beam_size=N).')
+_ALPHA = flags.DEFINE_float('alpha', None, 'Decoding families: length penalty (--eval=alpha=A).')
+_AVERAGE_LAST = flags.DEFINE_integer(
+  'average_last', None, 'Evaluate the mean of the last N checkpoints\' parameters.'
 )
 flags.mark_flags_as_required(['workdir'])
 
@@ -54,8 +62,15 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   with common.user_errors_exit():
-    config, task, state = api.load_state(_WORKDIR.value, _STEP.value)
-    eval_config = eval_config_with(config, _EVAL.value)
+    if _AVERAGE_LAST.value and _STEP.value is not None:
+      raise ConfigError('--average_last and --step: give one (averaging ends at the latest).')
+    if _AVERAGE_LAST.value:
+      config, task, state = api.load_averaged_state(_WORKDIR.value, _AVERAGE_LAST.value)
+    else:
+      config, task, state = api.load_state(_WORKDIR.value, _STEP.value)
+    shorthand = [f'beam_size={_BEAM.value}'] if _BEAM.value is not None else []
+    shorthand += [f'alpha={_ALPHA.value}'] if _ALPHA.value is not None else []
+    eval_config = eval_config_with(config, shorthand + _EVAL.value)
     data = datasets.load(config.data, workdir=_WORKDIR.value)
     start = time.perf_counter()
     results = task.evaluate(
@@ -66,6 +81,7 @@ def main(argv):
     )
     results = {
       'step': int(state.step),
+      **({'average_last': _AVERAGE_LAST.value} if _AVERAGE_LAST.value else {}),
       **results,
       'eval_seconds': round(time.perf_counter() - start, 2),
     }

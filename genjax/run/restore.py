@@ -60,6 +60,35 @@ def load_state(workdir: str, step: int | None = None):
   return config, task, state
 
 
+def load_averaged_state(workdir: str, last: int):
+  """(config, task, TrainState) with the parameters (and their EMA, if kept) averaged over
+  the last `last` checkpoints, on the host; everything else is the latest checkpoint's.
+
+  Checkpoint averaging (Vaswani et al. 2017; Wu et al. 2021 average the last 10): the
+  weights of nearby steps sit around the same basin, and their mean often scores better
+  than any one of them.
+  """
+  ckpt = checkpoints.Checkpointer(os.path.join(workdir, 'checkpoints'), async_save=False)
+  try:
+    steps = ckpt.steps()
+  finally:
+    ckpt.close()
+  if last < 1 or len(steps) < last:
+    raise FileNotFoundError(
+      f'Averaging the last {last} checkpoints needs {last}; {workdir} keeps {len(steps)} '
+      f'(steps {steps}). Pass a smaller number, or train with a larger '
+      '--config.train.keep_checkpoints.'
+    )
+  states = [load_state(workdir, step) for step in steps[-last:]]
+  config, task, latest = states[-1]
+  mean = lambda *leaves: sum(jax.device_get(x) for x in leaves) / len(leaves)
+  params = jax.tree.map(mean, *(s.params for _, _, s in states))
+  extra = dict(latest.extra)
+  if 'ema' in extra:
+    extra['ema'] = jax.tree.map(mean, *(s.extra['ema'] for _, _, s in states))
+  return config, task, latest.replace(params=params, extra=extra)
+
+
 def load(workdir: str, step: int | None = None):
   """(config, model, variables): the model is an ordinary flax Module, `variables` what
   its `apply` takes (the EMA weights when the run kept them)."""
