@@ -38,31 +38,35 @@ def user_errors_exit():
 DEVICE_COUNT_FLAG = '--xla_force_host_platform_device_count'
 
 
-def cpu_devices_per_core(global_batch: int, num_processes: int = 1) -> str | None:
-  """One XLA CPU device per core (XLA's default is one per process), before JAX starts.
+def cpu_devices_per_core(global_batch: int, num_processes: int = 1, wanted: int = 0) -> str | None:
+  """XLA CPU devices for this process, set before JAX starts: `wanted` when the experiment
+  names a count (config.parallel.cpu_devices), else one per core (XLA's own default is one
+  per process), so the data-parallel step keeps every core busy.
 
-  The data-parallel step then keeps every core busy (README: 38 against 57 ms a step of
-  shakespeare_char:cpu on 2 cores). Skipped when XLA_FLAGS already sets the count; with a
-  per-process batch that does not divide over the cores, the largest count that does.
-  Only the host platform reads the flag, so an accelerator run is unaffected. Returns a
-  line to log, or None when it changed nothing.
+  One per core suits a model whose step has work to split (shakespeare_char:cpu: 38
+  against 57 ms on 2 cores); a small one can run faster on one device. Skipped when
+  XLA_FLAGS already sets the count; with a per-process batch that does not divide, the
+  largest count that does. Only the host platform reads the flag, so an accelerator run
+  is unaffected. Returns a line to log, or None when it changed nothing.
   """
   flags_now = os.environ.get('XLA_FLAGS', '')
   if DEVICE_COUNT_FLAG in flags_now:
     return None
-  cores = os.cpu_count() or 1
+  target = wanted if wanted > 0 else (os.cpu_count() or 1)
   local_batch = max(global_batch // max(num_processes, 1), 1)
-  count = max(d for d in range(1, cores + 1) if local_batch % d == 0)
-  if cores == 1:
-    return None
+  count = max(d for d in range(1, target + 1) if local_batch % d == 0)
+  if count == 1 and wanted <= 0:
+    return None  # XLA's default already
   os.environ['XLA_FLAGS'] = f'{flags_now} {DEVICE_COUNT_FLAG}={count}'.strip()
+  reason = 'as config.parallel.cpu_devices asks' if wanted > 0 else 'one per core'
   why = (
     ''
-    if count == cores
-    else (f' (the largest count that divides the batch of {local_batch} over {cores} cores)')
+    if count == target
+    else f' (the largest count that divides the batch of {local_batch} into at most {target})'
   )
   return (
-    f'CPU: {count} XLA device(s), one per core{why}; set XLA_FLAGS={DEVICE_COUNT_FLAG}=N to choose.'
+    f'CPU: {count} XLA device(s), {reason}{why}; --config.parallel.cpu_devices=N or '
+    f'XLA_FLAGS={DEVICE_COUNT_FLAG}=N chooses.'
   )
 
 

@@ -43,7 +43,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   # Before JAX starts its CPU backend (XLA reads the device count once).
-  said = common.cpu_devices_per_core(_CONFIG.value.data.batch_size, _NUM_PROCESSES.value or 1)
+  said = common.cpu_devices_per_core(
+    _CONFIG.value.data.batch_size,
+    _NUM_PROCESSES.value or 1,
+    _CONFIG.value.parallel.get('cpu_devices', 0),
+  )
   if said:
     logging.info(said)
   # First: the devices of every process must be known before any is touched.

@@ -160,6 +160,11 @@ def test_cpu_runs_get_one_device_per_core_unless_told(monkeypatch):
   monkeypatch.setenv('XLA_FLAGS', '')
   said = common.cpu_devices_per_core(global_batch=30)  # 30 splits over 3, not 4
   assert os.environ['XLA_FLAGS'] == '--xla_force_host_platform_device_count=3'
-  assert 'largest count that divides the batch of 30 over 4 cores' in said
+  assert 'largest count that divides the batch of 30 into at most 4' in said
   assert common.cpu_devices_per_core(global_batch=64) is None  # the user's (or our) count
   assert os.environ['XLA_FLAGS'] == '--xla_force_host_platform_device_count=3'
+  # An experiment that asks for a count (config.parallel.cpu_devices) gets it.
+  monkeypatch.setenv('XLA_FLAGS', '')
+  said = common.cpu_devices_per_core(global_batch=64, wanted=1)
+  assert os.environ['XLA_FLAGS'] == '--xla_force_host_platform_device_count=1'
+  assert 'as config.parallel.cpu_devices asks' in said
