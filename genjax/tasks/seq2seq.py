@@ -137,7 +137,7 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
   c.train.eval_every = 1000
   c.train.checkpoint_every = 1000
   c.train.sample_every = 1000
-  c.train.keep_checkpoints = 10  # launch.evaluate --average_last can use up to this many
+  c.train.keep_checkpoints = 10  # the last checkpoints, kept for averaging
   c.eval.batch_size = 100
   c.eval.num_examples = 10_000  # validation pairs scored for the loss (all of them)
 
