@@ -41,6 +41,13 @@ _WORKDIR_ROOT = flags.DEFINE_string(
 )
 
 RESULTS_MD = os.path.join(records.ROOT, 'docs', 'results.md')
+# README rows that name an experiment file whose record goes by another entry's name.
+README_ROWS = {
+  'shakespeare_char': 'shakespeare_char_cpu',
+  'mnist_anomaly_ae': 'one_class_mnist',
+  'multi30k_de_en': 'multi30k_de_en_cpu',
+  'multi30k_en_de': 'multi30k_en_de_cpu',
+}
 README = os.path.join(records.ROOT, 'README.md')
 BUSY = 0.05  # share of the cores that other processes used, above which a timing is marked
 
@@ -251,6 +258,31 @@ ENTRIES = {
       metrics_file='lm.json',
       modules=('bench.lm', 'experiments.shakespeare_char', 'genjax.tasks.lm', 'genjax.data.text'),
       benchmark=True,
+    ),
+    Entry(
+      'multi30k_de_en_cpu',
+      'encoder-decoder, Multi30k German -> English, the CPU recipe: test_2016_flickr BLEU'
+      ' (lowercased Moses tokens; beam 5), sacreBLEU, chrF',
+      config='experiments/multi30k_de_en.py:cpu',
+      show=(('bleu', 'BLEU {:.2f}'), ('sacrebleu', 'sacreBLEU {:.2f}'), ('chrf', 'chrF {:.2f}')),
+    ),
+    Entry(
+      'multi30k_en_de_cpu',
+      'the same, English -> German',
+      config='experiments/multi30k_en_de.py:cpu',
+      show=(('bleu', 'BLEU {:.2f}'), ('sacrebleu', 'sacreBLEU {:.2f}'), ('chrf', 'chrF {:.2f}')),
+    ),
+    Entry(
+      'stdlib_docstrings',
+      'code summarization, stdlib functions -> first docstring line: smoothed BLEU-4'
+      ' (CodeXGLUE), ROUGE-L, and the two baselines\' BLEU-4',
+      config='experiments/stdlib_docstrings.py',
+      show=(
+        ('bleu4', 'BLEU-4 {:.2f}'),
+        ('rouge_l', 'ROUGE-L {:.2f}'),
+        ('name_words_bleu4', 'name-words baseline {:.2f}'),
+        ('nearest_train_bleu4', 'nearest-train baseline {:.2f}'),
+      ),
     ),
     Entry(
       'shakespeare_char_cpu',
@@ -518,10 +550,7 @@ def _readme_figures(found: dict[str, dict]) -> None:
       continue
     cells = []
     for name in names:
-      name = {
-        'shakespeare_char': 'shakespeare_char_cpu',
-        'mnist_anomaly_ae': 'one_class_mnist',
-      }.get(name, name)
+      name = README_ROWS.get(name, name)
       entry, record = ENTRIES.get(name), found.get(name)
       if entry and record:
         headline = figures(dataclasses.replace(entry, show=entry.show[:1]), record)

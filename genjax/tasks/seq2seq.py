@@ -30,6 +30,7 @@ import optax
 
 from genjax import config as config_lib
 from genjax.config import ConfigError
+from genjax.data import text_pairs
 from genjax.evaluation import bleu
 from genjax.models.seq2seq import EncoderDecoder
 from genjax.tasks.base import Task, View
@@ -136,7 +137,7 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
   c.train.eval_every = 1000
   c.train.checkpoint_every = 1000
   c.train.sample_every = 1000
-  c.train.keep_checkpoints = 10  # launch.evaluate --average_last can use up to this many
+  c.train.keep_checkpoints = 10  # the last checkpoints, kept for averaging
   c.eval.batch_size = 100
   c.eval.num_examples = 10_000  # validation pairs scored for the loss (all of them)
 
@@ -156,8 +157,6 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
   translators: dict = {}  # built on first use: the preparation comes with the data
 
   def translator(data=None) -> Translator:
-    from genjax.data import text_pairs  # pylint: disable=import-outside-toplevel
-
     if 'main' not in translators:
       prepare = data.extras['prepare'] if data is not None else text_pairs.preparation(config.data)
       translators['main'] = Translator(
