@@ -39,9 +39,12 @@ from genjax.models.transformer import (
   INIT_STDDEV,
   MLP,
   CausalSelfAttention,
+  _dense,
   _flat,
   _layer_norm,
   _residual_stddev,
+  check_fields,
+  dense_layer,
 )
 
 Array = jnp.ndarray
@@ -74,17 +77,6 @@ def attend(q: Array, k: Array, v: Array, bias: Array) -> Array:
   return jnp.einsum('bhqk,bkhd->bqhd', weights, v)
 
 
-def _dense(features: int, use_bias: bool, dtype: Dtype, name: str, stddev: float = INIT_STDDEV):
-  return nn.Dense(
-    features,
-    use_bias=use_bias,
-    dtype=dtype,
-    name=name,
-    kernel_init=nn.initializers.normal(stddev=stddev),
-    bias_init=nn.initializers.zeros,
-  )
-
-
 class EncoderSelfAttention(nn.Module):
   """Bidirectional multi-head self-attention; padding positions are never attended to."""
 
@@ -98,14 +90,14 @@ class EncoderSelfAttention(nn.Module):
   @nn.compact
   def __call__(self, x: Array, bias: Array, train: bool, example_ids: Array | None) -> Array:
     batch, length, width = x.shape
-    qkv = _flat(_dense(3 * width, self.use_bias, self.dtype, 'c_attn'))(x)
+    qkv = _dense(3 * width, self.use_bias, self.dtype, 'c_attn')(x)
     q, k, v = (
       part.reshape(batch, length, self.num_heads, width // self.num_heads)
       for part in jnp.split(qkv, 3, axis=-1)
     )
     y = attend(q, k, v, bias).reshape(batch, length, width)
     stddev = _residual_stddev(self.num_layers)
-    y = _flat(_dense(width, self.use_bias, self.dtype, 'c_proj', stddev))(y)
+    y = _dense(width, self.use_bias, self.dtype, 'c_proj', stddev)(y)
     return dropout_lib.Dropout(self.dropout, self.dropout_bits)(y, not train, example_ids)
 
 
@@ -123,10 +115,10 @@ class CrossAttention(nn.Module):
 
   def setup(self):
     # Modules made in setup take their names from the attributes.
-    self.query = _dense(self.width, self.use_bias, self.dtype, None)
-    self.key_value = _dense(2 * self.width, self.use_bias, self.dtype, None)
+    self.query = dense_layer(self.width, self.use_bias, self.dtype, None)
+    self.key_value = dense_layer(2 * self.width, self.use_bias, self.dtype, None)
     stddev = _residual_stddev(self.num_layers)
-    self.c_proj = _dense(self.width, self.use_bias, self.dtype, None, stddev)
+    self.c_proj = dense_layer(self.width, self.use_bias, self.dtype, None, stddev)
     self.drop = dropout_lib.Dropout(self.dropout, self.dropout_bits)
 
   def _heads(self, x: Array) -> Array:
@@ -265,19 +257,11 @@ class EncoderDecoder(nn.Module):
   dropout_bits: int = 8
 
   def __post_init__(self) -> None:
-    for name in ('vocab_size', 'max_length', 'num_encoder_layers', 'num_decoder_layers'):
-      if getattr(self, name) <= 0:
-        raise ValueError(f'EncoderDecoder: {name} must be positive, got {getattr(self, name)}')
-    if self.width % self.num_heads:
-      raise ValueError(
-        f'EncoderDecoder: width ({self.width}) must be divisible by num_heads ({self.num_heads})'
-      )
+    check_fields(self, ('vocab_size', 'max_length', 'num_encoder_layers', 'num_decoder_layers'))
     if self.positions not in POSITIONS:
       raise ValueError(
         f'EncoderDecoder: positions must be one of {POSITIONS}, got {self.positions!r}'
       )
-    if not 0.0 <= self.dropout < 1.0:
-      raise ValueError(f'EncoderDecoder: dropout must be in [0, 1), got {self.dropout}')
     super().__post_init__()
 
   def setup(self):
@@ -290,7 +274,7 @@ class EncoderDecoder(nn.Module):
     self.embed = embed()
     if not self.share_embeddings:
       self.target_embed = embed()
-      self.logits = _dense(self.vocab_size, False, jnp.float32, None)
+      self.logits = dense_layer(self.vocab_size, False, jnp.float32, None)
     if not sinusoidal:
       learned = lambda: nn.Embed(
         self.max_length, self.width, embedding_init=nn.initializers.normal(INIT_STDDEV)

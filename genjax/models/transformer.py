@@ -57,19 +57,24 @@ def _flat(layer: Callable[[Array], Array]) -> Callable[[Array], Array]:
   return apply
 
 
+def dense_layer(
+  features: int, use_bias: bool, dtype: Dtype, name: str | None, stddev: float = INIT_STDDEV
+) -> nn.Dense:
+  """A dense layer with GPT's initialisation (normal weights, zero biases)."""
+  return nn.Dense(
+    features,
+    use_bias=use_bias,
+    dtype=dtype,
+    name=name,
+    kernel_init=nn.initializers.normal(stddev=stddev),
+    bias_init=nn.initializers.zeros,
+  )
+
+
 def _dense(
   features: int, use_bias: bool, dtype: Dtype, name: str, stddev: float = INIT_STDDEV
 ) -> Callable[[Array], Array]:
-  return _flat(
-    nn.Dense(
-      features,
-      use_bias=use_bias,
-      dtype=dtype,
-      name=name,
-      kernel_init=nn.initializers.normal(stddev=stddev),
-      bias_init=nn.initializers.zeros,
-    )
-  )
+  return _flat(dense_layer(features, use_bias, dtype, name, stddev))
 
 
 def _layer_norm(use_bias: bool, dtype: Dtype, name: str) -> nn.LayerNorm:
@@ -253,6 +258,30 @@ class Block(nn.Module):
 RematBlock = nn.remat(Block, static_argnums=(2,))
 
 
+def check_fields(module: nn.Module, positive: tuple[str, ...]) -> None:
+  """What every Transformer here checks when it is built, before anything is traced:
+  positive sizes, heads that divide the width, a known attention, a dropout rate in [0, 1)
+  and a supported mask width."""
+  owner = type(module).__name__
+  for name in positive:
+    if getattr(module, name) <= 0:
+      raise ValueError(f'{owner}: {name} must be positive, got {getattr(module, name)}')
+  if module.width % module.num_heads:
+    raise ValueError(
+      f'{owner}: width ({module.width}) must be divisible by num_heads ({module.num_heads})'
+    )
+  if module.attention not in ATTENTION_IMPLS:
+    raise ValueError(
+      f'{owner}: attention must be one of {ATTENTION_IMPLS}, got {module.attention!r}'
+    )
+  if not 0.0 <= module.dropout < 1.0:
+    raise ValueError(f'{owner}: dropout must be in [0, 1), got {module.dropout}')
+  if module.dropout_bits not in dropout_lib.BITS:
+    raise ValueError(
+      f'{owner}: dropout_bits must be one of {dropout_lib.BITS}, got {module.dropout_bits!r}'
+    )
+
+
 class DecoderLM(nn.Module):
   """GPT decoder (nanoGPT): int tokens ``[B, T]`` -> float32 next-token logits ``[B, T, vocab]``.
 
@@ -302,24 +331,9 @@ class DecoderLM(nn.Module):
   dropout_bits: int = 8
 
   def __post_init__(self) -> None:
-    # Bad configs fail when the module is built, before anything is traced.
-    for name in ('vocab_size', 'block_size', 'num_layers', 'num_heads', 'width', 'mlp_ratio'):
-      if getattr(self, name) <= 0:
-        raise ValueError(f'DecoderLM: {name} must be positive, got {getattr(self, name)}')
-    if self.width % self.num_heads:
-      raise ValueError(
-        f'DecoderLM: width ({self.width}) must be divisible by num_heads ({self.num_heads})'
-      )
-    if self.attention not in ATTENTION_IMPLS:
-      raise ValueError(
-        f'DecoderLM: attention must be one of {ATTENTION_IMPLS}, got {self.attention!r}'
-      )
-    if not 0.0 <= self.dropout < 1.0:
-      raise ValueError(f'DecoderLM: dropout must be in [0, 1), got {self.dropout}')
-    if self.dropout_bits not in dropout_lib.BITS:
-      raise ValueError(
-        f'DecoderLM: dropout_bits must be one of {dropout_lib.BITS}, got {self.dropout_bits!r}'
-      )
+    check_fields(
+      self, ('vocab_size', 'block_size', 'num_layers', 'num_heads', 'width', 'mlp_ratio')
+    )
     super().__post_init__()
 
   @nn.nowrap
