@@ -1,20 +1,29 @@
-r"""Train-step benchmark: examples/s, compile time, data wait, FLOP/s vs measured peak.
+r"""Train-step benchmark: steps/s on one XLA CPU device and on one per core, FLOP/s vs peak.
 
   python -m bench.throughput                                  # the default experiments
   python -m bench.throughput --experiments=mnist_vae,fruits_ae --steps=300
-  python -m bench.throughput --strategy=pmap
+  python -m bench.throughput --device_counts=1 --strategy=pmap
 
-Every figure comes from one run on this machine: the dense-matmul peak is measured first
-(float32 matmuls, the best of several sizes), then each experiment's real train step runs
-through the real pipeline (prefetching thread, sharded placement). FLOPs per step are
-XLA's own count for the compiled step (`cost_analysis`), so "% of peak" is what the step
-achieves against what this machine's matmul unit can do.
+Every figure comes from one run on this machine. The dense-matmul peak is measured first
+(float32 matmuls, the best of several sizes). Then each experiment's real train step runs
+through the real pipeline (prefetching thread, sharded placement) once for each XLA CPU
+device count, each in its own process (XLA reads the count once, when JAX starts), the
+counts' order alternating from one experiment to the next so that neither always runs
+second. FLOPs per step are XLA's own count for the compiled step (`cost_analysis`), so
+"% of peak" is what the step achieves against what this machine's matmul unit can do.
+
+The table says which count was faster beside the one `launch.main` uses for the
+experiment (`config.parallel.cpu_devices`, 0 = one per core): it is how an experiment's
+choice is made and checked.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
+import subprocess
+import sys
 
 import jax
 from absl import app, flags
@@ -40,12 +49,18 @@ _EXPERIMENTS = flags.DEFINE_list(
 _STEPS = flags.DEFINE_integer('steps', 200, 'Timed steps per experiment (after warmup).')
 _WARMUP = flags.DEFINE_integer('warmup', 20, 'Untimed steps after compilation.')
 _STRATEGY = flags.DEFINE_string('strategy', 'jit', "'jit' or 'pmap'.")
+_DEVICE_COUNTS = flags.DEFINE_list(
+  'device_counts', ['1', '0'], 'XLA CPU device counts to time each step on (0 = one per core).'
+)
 _NUM_TRAIN = flags.DEFINE_integer(
   'num_train',
   10_000,
   'Training examples loaded (generation of 50k fruits takes ~10 s and does not change the step).',
 )
 _OUT = flags.DEFINE_string('out', None, 'Also write the table here as JSON.')
+_WORKER = flags.DEFINE_bool(
+  'worker', False, 'Internal: time --experiments[0] on this process\'s devices, print JSON.'
+)
 
 
 def bench_experiment(name: str) -> dict:
@@ -75,18 +90,83 @@ def bench_experiment(name: str) -> dict:
   }
 
 
+def _cores() -> int:
+  return os.cpu_count() or 1
+
+
+def run_worker(name: str, devices: int) -> dict:
+  """bench_experiment(name) in a fresh process with `devices` XLA CPU devices."""
+  flag = f'--xla_force_host_platform_device_count={devices}'
+  command = [
+    sys.executable,
+    '-m',
+    'bench.throughput',
+    '--worker',
+    f'--experiments={name}',
+    f'--steps={_STEPS.value}',
+    f'--warmup={_WARMUP.value}',
+    f'--strategy={_STRATEGY.value}',
+    f'--num_train={_NUM_TRAIN.value}',
+  ]
+  env = {**os.environ, 'XLA_FLAGS': f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()}
+  done = subprocess.run(command, capture_output=True, text=True, env=env)
+  if done.returncode:
+    raise RuntimeError(f'{" ".join(command)} exited with {done.returncode}:\n{done.stderr[-3000:]}')
+  return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _counts(batch: int) -> list[int]:
+  """The asked device counts that divide the batch, 0 read as one per core."""
+  counts = []
+  for asked in map(int, _DEVICE_COUNTS.value):
+    count = asked if asked > 0 else _cores()
+    if batch % count == 0 and count not in counts:
+      counts.append(count)
+  return counts
+
+
+def measure(index: int, name: str) -> dict:
+  config = importlib.import_module(f'experiments.{name}').get_config()
+  counts = _counts(config.data.batch_size)
+  order = counts if index % 2 == 0 else counts[::-1]
+  timed = {n: run_worker(name, n) for n in order}
+  best = max(counts, key=lambda n: timed[n]['steps_per_s'])
+  uses = config.parallel.get('cpu_devices', 0) or _cores()
+  return {
+    'batch': config.data.batch_size,
+    'steps_per_s': {str(n): timed[n]['steps_per_s'] for n in counts},
+    'fastest_devices': best,
+    'launch_main_devices': uses,
+    **{k: timed[best][k] for k in ('compile_s', 'data_wait', 'flops_per_step', 'flop_per_s')},
+  }
+
+
+def _uses(r: dict) -> str:
+  """The count launch.main uses, and how much slower it is where it is not the fastest."""
+  uses, best = r['launch_main_devices'], r['fastest_devices']
+  rates = r['steps_per_s']
+  if uses == best or str(uses) not in rates:
+    return str(uses)
+  return f'{uses} ({100 * (1 - rates[str(uses)] / rates[str(best)]):.0f}% slower)'
+
+
 def main(argv):
   del argv
+  if _WORKER.value:
+    print(json.dumps(bench_experiment(_EXPERIMENTS.value[0])))
+    return
   peak = matmul_peak()
+  counts = sorted({int(c) or _cores() for c in _DEVICE_COUNTS.value})
   print(
-    f'devices: {jax.device_count()} x {jax.devices()[0].device_kind}; '
-    f'strategy: {_STRATEGY.value}; measured float32 matmul peak: {peak / 1e9:.1f} GFLOP/s'
+    f'{_cores()} cores, {jax.devices()[0].device_kind}; strategy: {_STRATEGY.value}; '
+    f'measured float32 matmul peak: {peak / 1e9:.1f} GFLOP/s'
   )
   header = (
     'experiment',
     'batch',
-    'examples/s',
-    'steps/s',
+    *(f'steps/s, {n} device{"s" * (n > 1)}' for n in counts),
+    'fastest',
+    'launch.main uses',
     'compile s',
     'data wait',
     'GFLOP/step',
@@ -95,15 +175,16 @@ def main(argv):
   )
   print('| ' + ' | '.join(header) + ' |')
   print('|' + '---|' * len(header))
-  rows = []
-  for name in _EXPERIMENTS.value:
-    r = bench_experiment(name)
+  rows, found = [], {}
+  for index, name in enumerate(_EXPERIMENTS.value):
+    r = found[name] = measure(index, name)
     rows.append(
       [
-        r['experiment'],
+        name,
         r['batch'],
-        f"{r['examples_per_s']:.0f}",
-        f"{r['steps_per_s']:.1f}",
+        *(f"{r['steps_per_s'][str(n)]:.1f}" if str(n) in r['steps_per_s'] else '' for n in counts),
+        r['fastest_devices'],
+        _uses(r),
         f"{r['compile_s']:.2f}",
         f"{100 * r['data_wait']:.2f}%",
         f"{r['flops_per_step'] / 1e9:.3f}",
@@ -115,16 +196,18 @@ def main(argv):
   if _OUT.value:
     with open(_OUT.value, 'w') as f:
       summary = (
-        f'{jax.device_count()} XLA device(s), strategy {_STRATEGY.value!r}, {_STEPS.value} '
-        f'timed steps each after {_WARMUP.value}; peak = the best float32 matmul measured '
-        f'in the same run, {peak / 1e9:.1f} GFLOP/s; FLOPs are XLA\'s count of the step.'
+        f'Strategy {_STRATEGY.value!r}, {_STEPS.value} timed steps each after {_WARMUP.value}, '
+        f'each device count in its own process (orders alternating); the last five columns are '
+        f'the fastest count\'s. Peak = the best float32 matmul measured in the same run, '
+        f'{peak / 1e9:.1f} GFLOP/s; FLOPs are XLA\'s count of the step.'
       )
       json.dump(
         {
-          'title': 'Train-step throughput of the image experiments',
+          'title': 'Train-step throughput of the image experiments, by XLA CPU device count',
           'summary': summary,
           'columns': list(header),
           'rows': rows,
+          'experiments': found,
         },
         f,
         indent=2,
