@@ -22,7 +22,7 @@ def get_config():
 
   c.optim.learning_rate = 1e-3
   c.optim.warmup_steps = 100
-  c.train.steps = 2_000  # ~2.5 min on a 2-core CPU
+  c.train.steps = 2_000  # wall time: results/mnist_classifier.json
   c.train.log_every = 200
   c.train.eval_every = 1_000
   c.train.checkpoint_every = 1_000

@@ -1,7 +1,7 @@
 r"""English -> German translation on Multi30k: experiments/multi30k_de_en.py the other way.
 
 python -m launch.main --config=experiments/multi30k_en_de.py:cpu --workdir=runs/en_de
-python -m launch.evaluate --workdir=runs/en_de --eval=beam_size=5 --eval=alpha=0.6
+python -m launch.evaluate --workdir=runs/en_de --beam=5 --alpha=0.6
 python -m launch.sample --workdir=runs/en_de --input="A man rides a bike."
 """
 

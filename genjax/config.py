@@ -87,9 +87,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.parallel = ml_collections.ConfigDict()
   c.parallel.strategy = 'jit'  # one of STRATEGIES
-  # XLA CPU devices of a CPU run (launch.main): 0 = one per core. A small model's step
-  # can be faster on one device than split over several (the MNIST MLP VAE: 71-78 against
-  # 40-49 steps/s on 2 cores), a larger one's slower.
+  # XLA CPU devices of a CPU run (launch.main): 0 = one per core. A small step can be
+  # faster on one device than split over several (bench.throughput times both).
   c.parallel.cpu_devices = 0
   return c
 

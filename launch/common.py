@@ -43,8 +43,8 @@ def cpu_devices_per_core(global_batch: int, num_processes: int = 1, wanted: int 
   names a count (config.parallel.cpu_devices), else one per core (XLA's own default is one
   per process), so the data-parallel step keeps every core busy.
 
-  One per core suits a model whose step has work to split (shakespeare_char:cpu: 38
-  against 57 ms on 2 cores); a small one can run faster on one device. Skipped when
+  Which is faster depends on the step (bench.throughput times both for the image
+  experiments, bench.frameworks for the language model). Skipped when
   XLA_FLAGS already sets the count; with a per-process batch that does not divide, the
   largest count that does. Only the host platform reads the flag, so an accelerator run
   is unaffected. Returns a line to log, or None when it changed nothing.
