@@ -73,6 +73,21 @@ def _module_file(module: str) -> str | None:
   return None
 
 
+def _lazy_exports(package: str) -> dict[str, str]:
+  """A package's `_EXPORTS` (name -> submodule), the names its __init__ imports on first use."""
+  path = _module_file(package)
+  if path is None or not path.endswith('__init__.py'):
+    return {}
+  with open(path, encoding='utf-8') as f:
+    tree = ast.parse(f.read(), path)
+  for node in tree.body:
+    if isinstance(node, ast.Assign) and any(
+      isinstance(t, ast.Name) and t.id == '_EXPORTS' for t in node.targets
+    ):
+      return ast.literal_eval(node.value)
+  return {}
+
+
 def _imports(module: str, path: str) -> Iterable[str]:
   """Every module name an import statement in `path` could mean (module or attribute)."""
   package = module if path.endswith('__init__.py') else module.rpartition('.')[0]
@@ -87,7 +102,9 @@ def _imports(module: str, path: str) -> Iterable[str]:
         parts = package.split('.')[: len(package.split('.')) - node.level + 1]
         base = '.'.join(parts + ([base] if base else []))
       yield base
-      yield from (f'{base}.{alias.name}' for alias in node.names)
+      lazy = _lazy_exports(base) if base.split('.')[0] in PACKAGES else {}
+      for alias in node.names:
+        yield f'{base}.{lazy.get(alias.name, alias.name)}'
 
 
 def code_closure(modules: Iterable[str]) -> list[str]:

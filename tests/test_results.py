@@ -35,6 +35,55 @@ def test_code_closure_follows_imports_and_only_the_named_family():
   ):
     assert path not in code, path
   assert all(os.path.exists(os.path.join(records.ROOT, p)) for p in code)
+  # `from genjax.models import VAE` resolves through the package's lazy _EXPORTS to the
+  # one module; the other models are not code this record ran.
+  assert 'genjax/models/vae.py' in code
+  for path in ('genjax/models/seq2seq.py', 'genjax/models/transformer.py', 'genjax/models/gan.py'):
+    assert path not in code, path
+
+
+_RUNTIME_MODULES = '''
+import json, runpy, sys
+sys.argv = ['launch.main', *sys.argv[1:]]
+try:
+  runpy.run_module('launch.main', run_name='__main__', alter_sys=True)
+except SystemExit as e:
+  assert not e.code, e.code
+print(json.dumps(sorted(m.__file__ for m in list(sys.modules.values())
+                        if getattr(m, '__file__', None))))
+'''
+
+
+def test_the_static_closure_holds_every_module_a_run_imports(tmp_path):
+  """The record's `code` is read without running anything: it must not miss a module that
+  a real run loads (through a registry, a lazy package export or a function-level import)."""
+  entry = results.ENTRIES['fruits_ae']
+  done = subprocess.run(
+    [
+      sys.executable,
+      '-c',
+      _RUNTIME_MODULES,
+      f'--config={entry.config}',
+      f'--workdir={tmp_path / "run"}',
+      '--config.train.steps=2',
+      '--config.data.num_train=256',
+      '--config.data.num_test=128',
+      '--config.train.eval_every=2',
+      '--config.train.checkpoint_every=2',
+    ],
+    cwd=records.ROOT,
+    capture_output=True,
+    text=True,
+    check=True,
+  )
+  loaded = {
+    os.path.relpath(f, records.ROOT)
+    for f in json.loads(done.stdout.strip().splitlines()[-1])
+    if os.path.relpath(f, records.ROOT).split(os.sep)[0] in records.PACKAGES
+  }
+  loaded -= set(records.NOT_CODE)
+  assert 'genjax/models/autoencoder.py' in loaded
+  assert not loaded - set(results._code(entry))
 
 
 def _git(repo, *args):
