@@ -18,6 +18,7 @@ each record (`versions`), not code: setup.cfg is left out too.
 from __future__ import annotations
 
 import ast
+import importlib
 import datetime
 import functools
 import json
@@ -34,7 +35,12 @@ PACKAGES = ('genjax', 'launch', 'experiments', 'bench')
 # Files that are not code a measurement runs: the registries are name -> module tables (a
 # new entry changes no measured code; the entry's own modules are in its closure), and
 # setup.cfg's pins are environment, which each record keeps as the versions it ran with.
-NOT_CODE = ('genjax/tasks/families.py', 'genjax/data/registry.py', 'setup.cfg')
+NOT_CODE = (
+  'genjax/tasks/families.py',
+  'genjax/data/registry.py',
+  'genjax/models/registry.py',
+  'setup.cfg',
+)
 LIBRARIES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'numpy', 'torch')
 
 
@@ -74,18 +80,10 @@ def _module_file(module: str) -> str | None:
 
 
 def _lazy_exports(package: str) -> dict[str, str]:
-  """A package's `_EXPORTS` (name -> submodule), the names its __init__ imports on first use."""
-  path = _module_file(package)
-  if path is None or not path.endswith('__init__.py'):
+  """A package's `_EXPORTS` (name -> submodule): the names its __init__ imports on first use."""
+  if _module_file(package) is None or not _module_file(package).endswith('__init__.py'):
     return {}
-  with open(path, encoding='utf-8') as f:
-    tree = ast.parse(f.read(), path)
-  for node in tree.body:
-    if isinstance(node, ast.Assign) and any(
-      isinstance(t, ast.Name) and t.id == '_EXPORTS' for t in node.targets
-    ):
-      return ast.literal_eval(node.value)
-  return {}
+  return dict(getattr(importlib.import_module(package), '_EXPORTS', {}))
 
 
 def _imports(module: str, path: str) -> Iterable[str]:

@@ -1,29 +1,13 @@
 """Pure Flax linen models; ``models`` imports nothing of genjax but ``models.layers``.
 
-`from genjax.models import VAE` imports only the module that defines VAE (PEP 562), so a
-program loads the models it uses and no others, and a record of a measurement
-(bench/records.py reads `_EXPORTS` to follow these names) does not go stale when an
-unrelated model changes.
+`from genjax.models import VAE` imports only the module that defines VAE (PEP 562; the
+names are in `registry.py`), so a program loads the models it uses and no others, and a
+result record (bench/records.py follows `_EXPORTS`) holds only the models it ran.
 """
 
 import importlib
 
-_EXPORTS = {
-  'Autoencoder': 'autoencoder',
-  'Classifier': 'classifier',
-  'Decoder': 'decoding',
-  'DecoderLM': 'transformer',
-  'Discriminator': 'gan',
-  'EncoderDecoder': 'seq2seq',
-  'Generator': 'gan',
-  'LMDecoder': 'decoding',
-  'Seq2SeqDecoder': 'seq2seq',
-  'VAE': 'vae',
-  'beam_search': 'beam_search',
-  'beam_search_jit': 'beam_search',
-  'generate': 'decoding',
-  'generate_uncached': 'decoding',
-}
+from genjax.models.registry import EXPORTS as _EXPORTS
 
 __all__ = sorted(_EXPORTS)
 
