@@ -181,3 +181,21 @@ def test_tables_show_each_figure_with_its_provenance(tmp_path, monkeypatch):
   }
   assert rows['`experiments/mnist_ae.py`'].endswith('| denoised PSNR 19.71 dB |')
   assert rows['`experiments/mnist_vae.py`'].endswith('| — |')
+
+
+def test_every_readme_experiments_row_has_the_header_s_cells():
+  """The figures go in the last cell, so a row short of a cell puts them under the wrong
+  heading (it once put python_code's loss under 'what it shows')."""
+  with open(os.path.join(records.ROOT, 'README.md'), encoding='utf-8') as f:
+    lines = f.read().splitlines()
+  start = next(i for i, line in enumerate(lines) if line.startswith('| config |'))
+  table = []
+  for line in lines[start:]:
+    if not line.startswith('|'):
+      break
+    table.append(line)
+  cells = lambda line: len(line.replace('\\|', '').split('|'))
+  assert len(table) > 10
+  assert all(cells(line) == cells(table[0]) for line in table), [
+    line for line in table if cells(line) != cells(table[0])
+  ]
