@@ -20,10 +20,10 @@ import jax
 from absl import app, flags, logging
 
 from experiments import mnist_augment
-from genjax.data import datasets
-from genjax.tasks import classifier
 from genjax import api
-from genjax.run import loop
+from genjax.data import datasets
+from genjax.run import loop, restore
+from genjax.tasks import classifier
 from launch import common
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Parent directory of the runs.')
@@ -67,7 +67,7 @@ def main(argv):
         raise app.UsageError(f'--variants: {variant!r} is not one of {mnist_augment.VARIANTS}.')
     configs = {v: variant_config(v) for v in _VARIANTS.value}
     for config in configs.values():  # a missing or unsuitable GAN fails before any training
-      classifier.make_synthesizer(config, (28, 28, 1))
+      classifier.make_synthesizer(config, (28, 28, 1), restore.RUNS)
     previous = _previous_results(results_path)
     rows = {v: r for v, r in previous.items() if v not in configs}  # kept, not rerun
     for variant, config in configs.items():

@@ -1,7 +1,11 @@
 """GAN data augmentation of the classifier: a frozen class-conditional generator replaces
 a share of each batch, the same way on every device layout; wrong generators are refused."""
 
+import json
+import os
 import re
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -117,3 +121,28 @@ def test_experiment_variants():
   assert gan.augment.generator_workdir == 'runs/mnist_cdcgan' and 0 < gan.augment.fraction < 1
   with pytest.raises(ValueError, match="'real', 'gan'"):
     mnist_augment.get_config('fake')
+
+
+def test_bench_augmentation_trains_both_variants_and_writes_its_table(cgan_workdir, tmp_path):
+  """The command bench.results runs for the mnist_augment record, end to end (2 steps)."""
+  done = subprocess.run(
+    [
+      sys.executable,
+      '-m',
+      'bench.augmentation',
+      f'--workdir={tmp_path}',
+      f'--generator_workdir={cgan_workdir}',
+      '--steps=2',
+    ],
+    cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    capture_output=True,
+    text=True,
+  )
+  assert done.returncode == 0, done.stderr[-3000:]
+  with open(tmp_path / 'results.json') as f:
+    variants = json.load(f)['variants']
+  assert set(variants) == {'real', 'gan'}
+  assert variants['real']['synthetic_fraction'] == 0.0
+  assert variants['gan']['synthetic_fraction'] == mnist_augment.FRACTION
+  assert all(v['steps'] == 2 and v['test_examples'] == 10_000 for v in variants.values())
+  assert '| gan | 1,000 |' in done.stdout
