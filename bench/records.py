@@ -81,7 +81,8 @@ def _module_file(module: str) -> str | None:
 
 def _lazy_exports(package: str) -> dict[str, str]:
   """A package's `_EXPORTS` (name -> submodule): the names its __init__ imports on first use."""
-  if _module_file(package) is None or not _module_file(package).endswith('__init__.py'):
+  path = _module_file(package)
+  if path is None or not path.endswith('__init__.py'):
     return {}
   return dict(getattr(importlib.import_module(package), '_EXPORTS', {}))
 

@@ -115,14 +115,14 @@ def run_worker(name: str, devices: int) -> dict:
   return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _asked_counts() -> list[int]:
+  """--device_counts, 0 read as one per core, without repeats, in the order given."""
+  return list(dict.fromkeys(int(c) or _cores() for c in _DEVICE_COUNTS.value))
+
+
 def _counts(batch: int) -> list[int]:
-  """The asked device counts that divide the batch, 0 read as one per core."""
-  counts = []
-  for asked in map(int, _DEVICE_COUNTS.value):
-    count = asked if asked > 0 else _cores()
-    if batch % count == 0 and count not in counts:
-      counts.append(count)
-  return counts
+  """The asked device counts that divide the batch."""
+  return [count for count in _asked_counts() if batch % count == 0]
 
 
 def measure(index: int, name: str) -> dict:
@@ -156,7 +156,7 @@ def main(argv):
     print(json.dumps(bench_experiment(_EXPERIMENTS.value[0])))
     return
   peak = matmul_peak()
-  counts = sorted({int(c) or _cores() for c in _DEVICE_COUNTS.value})
+  counts = sorted(_asked_counts())
   print(
     f'{_cores()} cores, {jax.devices()[0].device_kind}; strategy: {_STRATEGY.value}; '
     f'measured float32 matmul peak: {peak / 1e9:.1f} GFLOP/s'

@@ -17,9 +17,8 @@ def get_config():
   c.model.generator.latent_dim = 64
   c.model.generator.widths = (64, 32)  # 8 -> 16 -> 32
   c.model.discriminator.widths = (64, 128)  # 32 -> 16 -> 8
-  c.parallel.cpu_devices = (
-    0  # one per core: the 32x32 RGB step splits well (results/throughput.json)
-  )
+  # One XLA CPU device per core: the 32x32 RGB step splits well (results/throughput.json).
+  c.parallel.cpu_devices = 0
   c.data.clusters = 0  # plain DCGAN: self-conditioning is measured on MNIST only (README)
   c.eval.classifier_workdir = 'runs/fruits_classifier'
   return c

@@ -21,9 +21,8 @@ def get_config():
   c.data.noise_level = 0.0
   c.model.widths = (16, 32)
   c.model.latent_dim = 16  # a narrow code: normal digits fit through it, others do not
-  c.train.steps = (
-    1_500  # ~32 epochs of one digit (~6,000 images); wall time: results/one_class_mnist.json
-  )
+  # ~32 epochs of one digit (~6,000 images); wall time: results/one_class_mnist.json
+  c.train.steps = 1_500
   c.optim.warmup_steps = 100
   c.train.eval_every = 500
   c.train.checkpoint_every = 500
