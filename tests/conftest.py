@@ -11,9 +11,13 @@ import pathlib
 
 import pytest
 
-# Before JAX is imported anywhere: multi-device code runs on 4 fake CPU devices.
+# Before JAX is imported anywhere: multi-device code runs on 4 fake CPU devices. The
+# tests' tiny steps spend far longer compiling than running, so LLVM's optimizations are
+# off for them; benchmarks and records compile as users do.
 os.environ['JAX_PLATFORMS'] = 'cpu'
-os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=4')
+os.environ.setdefault(
+  'XLA_FLAGS', '--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0'
+)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # Every experiment file, by module name: the tests that cover all of them list the folder.

@@ -84,6 +84,7 @@ def _seq2seq(c):
   c.data.num_test = 8
   c.data.vocab_size = 512
   c.data.max_length = min(c.data.max_length, 96)
+  c.data.length_multiple = c.data.max_length  # one batch shape: one compile of each step
   c.data.tokens_per_batch = 768
   c.model.num_encoder_layers = 1
   c.model.num_decoder_layers = 1

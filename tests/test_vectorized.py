@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 
@@ -50,7 +51,8 @@ def test_vectorized_equals_separate(tmp_path):
   # Separate runs as launch.main makes them, on one device: the vectorized group spreads
   # its 3 points over 3 of the tests' 4 fake devices, each point's batch whole on one
   # (split over devices, a batch is the same math with other float rounding).
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
+  flags = re.sub(r'device_count=\d+', 'device_count=1', os.environ['XLA_FLAGS'])
+  env = dict(os.environ, XLA_FLAGS=flags)  # the tests' other XLA flags kept: the same math
   script = (
     'import sys; from tests import tiny; from genjax.sweeps import vectorized; '
     'from genjax.run import loop; b = tiny.vae(); b.train.sample_every = 0\n'
