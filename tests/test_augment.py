@@ -2,7 +2,6 @@
 a share of each batch, the same way on every device layout; wrong generators are refused."""
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from genjax.data.spec import DataSpec, Feature
 from genjax.run import loop, restore, workdir as workdir_lib
 from genjax.writers import metrics as metrics_lib
 from tests import tiny
+from tests.conftest import REPO
 from tests.test_parallel import step_metrics
 
 SPEC = DataSpec({'image': Feature((28, 28, 1), 'uint8'), 'label': Feature((), 'int32', 10)})
@@ -134,7 +134,7 @@ def test_bench_augmentation_trains_both_variants_and_writes_its_table(cgan_workd
       f'--generator_workdir={cgan_workdir}',
       '--steps=2',
     ],
-    cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    cwd=REPO,
     capture_output=True,
     text=True,
   )
