@@ -19,6 +19,7 @@ def get_config():
   c.data.vocab_size = 8000
   c.data.max_length = 256  # tokens of code; longer training functions are left out
   c.data.tokens_per_batch = 8192
+  c.data.pad_target_to_longest = True  # a summary is short: no decoder work on padding
   c.model.num_encoder_layers = 3
   c.model.num_decoder_layers = 3
   c.model.width = 256

@@ -50,6 +50,26 @@ def test_batches_fit_the_budget_and_cover_each_epoch_once():
   assert source.steps_per_epoch < 500 / 4
 
 
+def test_a_fixed_length_feature_has_one_length_and_counts_in_the_budget():
+  examples = _pairs()
+  examples['target'] = [t[:5] for t in examples['target']]  # short targets of long sources
+  source = _source(examples, fixed_length_features=('target',))
+  seen = []
+  for step in range(source.steps_per_epoch):
+    batch = source.batch(step)
+    rows, length = batch['source'].shape
+    assert batch['target'].shape == (rows, 8)  # the longest target (5), rounded up
+    assert rows * max(length, 8) <= 256
+    idx = source.indices(step)
+    seen.extend(idx[idx != EMPTY_ROW])
+    lengths = np.array([len(examples['target'][i]) if i >= 0 else 0 for i in idx])
+    np.testing.assert_array_equal(batch['target_mask'].sum(1), lengths)
+  assert sorted(seen) == list(range(len(examples['source'])))
+  assert source.example()['target'].shape[1] == 8
+  with pytest.raises(ValueError, match='not one of the features'):
+    _source(examples, fixed_length_features=('labels',))
+
+
 def test_a_batch_is_a_function_of_seed_and_step():
   examples = _pairs()
   a, b = _source(examples), _source(examples)

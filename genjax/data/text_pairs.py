@@ -220,6 +220,7 @@ def pair_dataset(
       count_feature='target',
       length_multiple=data.length_multiple,
       row_multiple=jax.device_count(),
+      fixed_length_features=('target',) if data.pad_target_to_longest else (),
     )
 
   return Dataset(
@@ -248,6 +249,9 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       'data.max_length': 128,  # tokens per side, EOS (and BOS) included
       'data.tokens_per_batch': 4096,  # rows x padded length of a training batch
       'data.length_multiple': 8,  # lengths rounded up to this: fewer shapes to compile
+      # Pad every training batch's targets to the longest training target rather than to
+      # the batch's length: for targets much shorter than their sources (summaries).
+      'data.pad_target_to_longest': False,
       'data.num_train': 0,  # the first N training pairs only (quick runs, tests); 0 = all
       'data.num_test': 0,  # the first N pairs of each held-out split (quick runs); 0 = all
     },

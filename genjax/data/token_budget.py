@@ -48,12 +48,24 @@ class TokenBudgetSource:
     length_multiple: int = 8,
     row_multiple: int = 1,
     pool_size: int = 4096,
+    fixed_length_features: Sequence[str] = (),
   ):
     self.features = _features(examples)
-    if count_feature not in self.features:
-      raise ValueError(f'count_feature={count_feature!r} is not one of {list(self.features)}')
+    for name in (count_feature, *fixed_length_features):
+      if name not in self.features:
+        raise ValueError(f'{name!r} is not one of the features {list(self.features)}')
     self.num_examples = len(self.features[count_feature].lengths)
-    self.lengths = np.max([f.lengths for f in self.features.values()], axis=0)
+    self.fixed = {
+      name: round_up(int(self.features[name].lengths.max()), length_multiple)
+      for name in fixed_length_features
+    }
+    self.lengths = np.max(
+      [
+        np.full_like(f.lengths, self.fixed[n]) if n in self.fixed else f.lengths
+        for n, f in self.features.items()
+      ],
+      axis=0,
+    )
     self.seed, self.budget, self.count_feature = seed, int(tokens_per_batch), count_feature
     self.length_multiple, self.row_multiple, self.pool_size = (
       length_multiple,
@@ -123,7 +135,7 @@ class TokenBudgetSource:
     rows = pipeline.process_slice(len(idx))
     batch = {}
     for name, feature in self.features.items():
-      tokens, mask = feature.gather(np.where(real, idx, 0)[rows], length)
+      tokens, mask = feature.gather(np.where(real, idx, 0)[rows], self.fixed.get(name, length))
       mask &= real[rows][:, None]
       batch[name], batch[name + MASK_SUFFIX] = np.where(mask, tokens, 0), mask
     counted = int(self.features[self.count_feature].lengths[idx[real]].sum())
@@ -137,8 +149,9 @@ class TokenBudgetSource:
     rows = self.rows(length)
     example = {}
     for name in self.features:
-      example[name] = np.zeros((rows, length), np.int32)
-      example[name + MASK_SUFFIX] = np.ones((rows, length), bool)
+      shape = (rows, self.fixed.get(name, length))
+      example[name] = np.zeros(shape, np.int32)
+      example[name + MASK_SUFFIX] = np.ones(shape, bool)
     example['token_scale'] = np.ones(rows, np.float32)
     example['index'] = np.arange(rows, dtype=np.int32)
     return example
