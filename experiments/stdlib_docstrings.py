@@ -18,7 +18,10 @@ def get_config():
   c = experiment_config('seq2seq', 'stdlib_docstrings')
   c.data.vocab_size = 8000
   c.data.max_length = 256  # tokens of code; longer training functions are left out
-  c.data.tokens_per_batch = 8192
+  # Sized on this 2-core CPU: 4,096 tokens a batch at 256 wide ran about 0.45 steps/s
+  # (8,192 at 0.2), so 1,300 steps, some 7 epochs of the 5,388 pairs, train in under an hour.
+  c.data.tokens_per_batch = 4096
+  c.data.length_multiple = 32  # 8 source lengths to compile rather than 32
   c.data.pad_target_to_longest = True  # a summary is short: no decoder work on padding
   c.model.num_encoder_layers = 3
   c.model.num_decoder_layers = 3
@@ -28,11 +31,11 @@ def get_config():
   c.model.dropout = 0.2
   c.model.positions = 'learned'
   c.loss.label_smoothing = 0.1
-  c.optim.learning_rate = 1e-3
-  c.optim.warmup_steps = 500
-  c.train.steps = 4000
-  c.train.eval_every = 500
-  c.train.checkpoint_every = 500
+  c.optim.learning_rate = 2e-3
+  c.optim.warmup_steps = 200
+  c.train.steps = 1300
+  c.train.eval_every = 250
+  c.train.checkpoint_every = 250
   c.eval.split = 'final_test'
   c.eval.metrics = 'summary'
   c.eval.beam_size = 5
