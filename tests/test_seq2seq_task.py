@@ -139,3 +139,22 @@ def test_evaluation_reports_both_bleus_with_the_signature(trained):
   assert report['num_examples'] == 8 and report['split'] == 'test_2016_flickr'
   _, model, _ = genjax.load(trained)
   assert isinstance(model, EncoderDecoder)
+
+
+def test_truncate_train_sources_keeps_long_pairs_with_their_head_and_eos(tmp_path):
+  """By default a training pair with a source over data.max_length is dropped; with
+  data.truncate_train_sources its source keeps the first tokens and EOS instead."""
+  c = tiny.seq2seq()
+  c.data.max_length = 24
+  counts = {}
+  for truncate in (False, True):
+    c.data.truncate_train_sources = truncate
+    data = datasets.load(c.data, workdir=str(tmp_path / str(truncate)))
+    source = data.source(1, 0)
+    lengths = source.features['source'].lengths
+    counts[truncate] = source.num_examples
+    assert lengths.max() <= 24
+  assert counts[True] > counts[False]
+  eos = data.extras['tokenizer'].eos_id
+  rows = [r[r != 0] for r in source.batch(0)['source']]
+  assert {int(r[-1]) for r in rows if r.size} == {eos}  # every source still ends in EOS

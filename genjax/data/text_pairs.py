@@ -9,8 +9,9 @@ encoder-decoder trains on:
    encodes) trained on both sides of the training split, saved in `<workdir>/tokenizer/`
    and loaded from there on resume, sampling and evaluation.
 3. `source` = pieces + EOS; `target` = BOS + pieces + EOS. Training pairs with a side
-   longer than `data.max_length` tokens are dropped (counted in the log); evaluation pairs
-   are truncated (and counted), since every test sentence must be translated.
+   longer than `data.max_length` tokens are dropped (counted in the log), or their source
+   truncated with `data.truncate_train_sources`; evaluation pairs are truncated (and
+   counted), since every test sentence must be translated.
 
 Training batches are cut under a token budget (`data.tokens_per_batch`,
 `genjax.data.token_budget`); the other splits are fixed padded arrays. Id 0 is padding:
@@ -172,6 +173,9 @@ def pair_dataset(
     for name, s in prepared.items()
   }
   limit = int(data.max_length)
+  cut_train = 0
+  if data.truncate_train_sources:
+    encoded['train']['source'], cut_train = _fit(encoded['train']['source'], limit, 1)
   keep = [
     i
     for i, (s, t) in enumerate(zip(encoded['train']['source'], encoded['train']['target']))
@@ -201,13 +205,15 @@ def pair_dataset(
       )
     held_out[name] = padded_arrays({'source': source, 'target': target}, data.length_multiple)
   _log.info(
-    '%s: %s; joint BPE of %d pieces; %d training pairs (%d longer than %d tokens dropped).',
+    '%s: %s; joint BPE of %d pieces; %d training pairs (%d longer than %d tokens dropped, '
+    '%d sources truncated).',
     description,
     ', '.join(f'{name} {len(s.sources):,}' for name, s in splits.items()),
     tokenizer.vocab_size,
     len(keep),
     dropped,
     limit,
+    cut_train,
   )
   feature = Feature((None,), 'int32', num_values=tokenizer.vocab_size, tokenizer=TOKENIZER_DIR)
 
@@ -252,6 +258,10 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       # Pad every training batch's targets to the longest training target rather than to
       # the batch's length: for targets much shorter than their sources (summaries).
       'data.pad_target_to_longest': False,
+      # A training source longer than data.max_length keeps its first tokens (and EOS), as
+      # evaluation sources do, instead of its pair being dropped: for code, whose head (the
+      # name, the arguments) says most of what its summary says.
+      'data.truncate_train_sources': False,
       'data.num_train': 0,  # the first N training pairs only (quick runs, tests); 0 = all
       'data.num_test': 0,  # the first N pairs of each held-out split (quick runs); 0 = all
     },
