@@ -159,6 +159,25 @@ ENTRIES = {
       show=(('accuracy', 'accuracy {:.4f}'),),
     ),
     Entry(
+      'fashion_mnist_vit',
+      'Vision Transformer on Fashion-MNIST (4x4 patches, 6 blocks 64 wide; crops, flips,'
+      ' label smoothing): test accuracy',
+      config='experiments/fashion_mnist_vit.py',
+      show=(('accuracy', 'accuracy {:.4f}'), ('loss', 'test NLL {:.4f}')),
+    ),
+    Entry(
+      'mnist_vit',
+      'Vision Transformer on MNIST (crops, no flips): test accuracy',
+      config='experiments/mnist_vit.py',
+      show=(('accuracy', 'accuracy {:.4f}'), ('loss', 'test NLL {:.4f}')),
+    ),
+    Entry(
+      'fruits_vit',
+      'Vision Transformer on fruits (5 kinds, 8x8 patches of 4x4): test accuracy',
+      config='experiments/fruits_vit.py',
+      show=(('accuracy', 'accuracy {:.4f}'), ('loss', 'test NLL {:.4f}')),
+    ),
+    Entry(
       'mnist_dcgan',
       'DCGAN on MNIST, self-conditioned on 100 k-means clusters: 10,000 EMA samples'
       ' scored by the MNIST classifier',
@@ -300,6 +319,52 @@ ENTRIES = {
         ('loss', 'val loss {:.4f}'),
         ('bits_per_char', '{:.3f} bits/char'),
         ('parse_rate', 'parse rate {:.2f}'),
+      ),
+    ),
+    Entry(
+      'stdlib_bert',
+      'BERT encoder pretrained by masked language modelling on the Python standard library'
+      ' (python_code\'s corpus and BPE): masked-token accuracy on the held-out files',
+      config='experiments/stdlib_bert.py',
+      show=(
+        ('masked_token_accuracy', 'masked-token accuracy {:.4f}'),
+        ('masked_token_loss', 'loss {:.4f}'),
+        ('most_common_token_accuracy', 'commonest-token baseline {:.4f}'),
+      ),
+    ),
+    Entry(
+      'stdlib_classify',
+      'which of 10 stdlib packages a function is from (its module\'s names hidden): held-out'
+      ' accuracy fine-tuned from stdlib_bert and from scratch, 100 labels a class and all',
+      script=('bench.bert_finetune', '--workdir={workdir}', '--bert_workdir={stdlib_bert}'),
+      metrics_file='results.json',
+      show=(
+        ('variants.pretrained_100.held_out_accuracy', 'fine-tuned, 100 a class {:.4f}'),
+        ('variants.scratch_100.held_out_accuracy', 'from scratch {:.4f}'),
+        ('variants.pretrained_all.held_out_accuracy', 'fine-tuned, all labels {:.4f}'),
+        ('variants.scratch_all.held_out_accuracy', 'from scratch {:.4f}'),
+      ),
+      needs=('stdlib_bert',),
+      modules=(
+        'bench.bert_finetune',
+        'experiments.stdlib_classify',
+        'genjax.tasks.text_classifier',
+        'genjax.data.stdlib_modules',
+      ),
+    ),
+    Entry(
+      'chitchat',
+      'chat GPT on the Chit-Chat Challenge conversations (turns, 4,096-piece BPE): validation'
+      ' perplexity per token against an interpolated Kneser-Ney 3-gram on the same tokens;'
+      ' distinct-1/2 of 200 sampled replies against the human replies to the same turns',
+      config='experiments/chitchat.py',
+      show=(
+        ('perplexity', 'val perplexity {:.2f}'),
+        ('kn3_perplexity', 'KN 3-gram {:.2f}'),
+        ('distinct_1', 'distinct-1 {:.3f}'),
+        ('human_distinct_1', '(human {:.3f})'),
+        ('distinct_2', 'distinct-2 {:.3f}'),
+        ('human_distinct_2', '(human {:.3f})'),
       ),
     ),
   )

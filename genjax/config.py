@@ -39,6 +39,9 @@ def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.task = ''  # the family (genjax.tasks.FAMILIES); start from genjax.tasks.experiment_config
+  # A trained run's workdir whose parameters (not its optimizer) this run starts from where
+  # names and shapes match, its tokenizers copied (genjax.run.init_from); '' = none.
+  c.init_from = ''
 
   c.data = ml_collections.ConfigDict()
   c.data.name = ''  # a registered dataset (genjax.data.datasets.DATASETS)
@@ -90,7 +93,22 @@ def base_config() -> ml_collections.ConfigDict:
   # XLA CPU devices of a CPU run (launch.main): 0 = one per core. A small step can be
   # faster on one device than split over several (bench.throughput times both).
   c.parallel.cpu_devices = 0
+  _declare(flatten(c))
   return c
+
+
+# Every field's declared default(s), from base_config and add_fields. A field added to the
+# framework after a run was written is absent from that run's config.json; it defaults to
+# the behaviour the run had (the convention for a new field), so resuming at that default
+# is no change (config_differences).
+_DECLARED: dict[str, list[Any]] = {}
+
+
+def _declare(fields: dict[str, Any]) -> None:
+  for dotted, value in fields.items():
+    defaults = _DECLARED.setdefault(dotted, [])
+    if value not in defaults:
+      defaults.append(value)
 
 
 class ConfigError(ValueError):
@@ -193,6 +211,7 @@ def add_fields(config: ml_collections.ConfigDict, fields: dict[str, Any]) -> Non
       node = node[part]
     if last not in node:
       node[last] = value
+  _declare(flatten(fields))
 
 
 def get_path(config: ml_collections.ConfigDict, dotted: str) -> Any:
@@ -240,11 +259,17 @@ def _may_change(field: str) -> bool:
 
 
 def config_differences(saved: dict, current: ml_collections.ConfigDict) -> list[str]:
-  """Fields (dotted) whose values differ and that may not change on resume."""
+  """Fields (dotted) whose values differ and that may not change on resume.
+
+  A field the saved config lacks is no difference when its value now is a declared
+  default: the framework added it after the run was written (see _DECLARED).
+  """
   old, new = flatten(saved), flatten(current)
   fields = sorted(set(old) | set(new))
   return [
     f'{f}: {old.get(f, "<absent>")!r} -> {new.get(f, "<absent>")!r}'
     for f in fields
-    if old.get(f, '<absent>') != new.get(f, '<absent>') and not _may_change(f)
+    if old.get(f, '<absent>') != new.get(f, '<absent>')
+    and not _may_change(f)
+    and not (f not in old and f in new and new[f] in _DECLARED.get(f, ()))
   ]

@@ -77,3 +77,18 @@ def test_saved_config_reads_back_equal(tmp_path):
   back = workdir_lib.read_config(str(tmp_path))
   assert config_lib.config_differences(json.loads(config_lib.to_json(back)), c) == []
   assert back.model.widths == tuple(c.model.widths)
+
+
+def test_a_field_added_since_the_run_was_written_resumes_at_its_default():
+  """A workdir written before the framework grew a field (config.init_from,
+  data.pad_target_to_longest) resumes: absent there and at its declared default here is no
+  change. Set to anything else, it is one."""
+  c = tiny.vae()
+  old = json.loads(config_lib.to_json(c))
+  del old['init_from'], old['seed']
+  assert config_lib.config_differences(old, c) == []
+  c.init_from, c.seed = '/some/pretrained/run', 7
+  assert config_lib.config_differences(old, c) == [
+    "init_from: '<absent>' -> '/some/pretrained/run'",
+    "seed: '<absent>' -> 7",
+  ]

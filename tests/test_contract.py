@@ -55,6 +55,13 @@ def _classifier(c):
   c.model.hidden = 16
 
 
+def _vit(c):
+  _images(c)
+  c.model.width = 8
+  c.model.num_layers = 1
+  c.model.num_heads = 2
+
+
 def _gan(c):
   _images(c)
   c.model.generator.latent_dim = 8
@@ -97,13 +104,59 @@ def _seq2seq(c):
   c.eval.max_length_b = 4
 
 
+def _chat(c):
+  c.data.max_conversations = 40
+  c.data.vocab_size = min(c.data.vocab_size, 512)
+  c.data.num_val_windows = 8
+  c.data.batch_size = 8
+  c.model.block_size = 16
+  c.model.num_layers = 1
+  c.model.num_heads = 2
+  c.model.width = 16
+  c.eval.batch_size = 8
+  c.eval.reply_samples = 2
+  c.eval.reply_max_new_tokens = 4
+  c.sample.max_new_tokens = 4
+
+
+def _encoder(c):
+  c.model.num_layers = 1
+  c.model.num_heads = 2
+  c.model.width = 16
+  c.data.vocab_size = min(c.data.vocab_size, 512)
+  c.data.batch_size = 8
+  c.eval.batch_size = 8
+
+
+def _bert(c):
+  _encoder(c)
+  c.data.max_train_chars = 20_000
+  c.data.max_files = 40
+  c.data.num_val_windows = 8
+  c.data.block_size = 16
+  c.eval.num_examples = 8
+
+
+def _text_classifier(c):
+  _encoder(c)
+  c.data.num_classes = min(c.data.num_classes, 3)
+  c.data.num_train = 64
+  c.data.num_test = 16
+  c.data.max_length = 32
+  c.eval.num_examples = 16
+
+
 SHRINK = {
   'vae': _vae,
   'autoencoder': _autoencoder,
   'classifier': _classifier,
+  'vit': _vit,
   'gan': _gan,
   'lm': _lm,
   'seq2seq': _seq2seq,
+  'bert': _bert,
+  'text_classifier': _text_classifier,
+  'chat': _chat,
 }
 
 

@@ -50,8 +50,12 @@ def _losses(config, strategy, devices, steps=20):
     tiny.info_gan,
     tiny.self_conditioned_gan,
     tiny.classifier,
+    tiny.vit,
     tiny.lm,
     tiny.seq2seq,
+    tiny.bert,
+    tiny.text_classifier,
+    tiny.chat,
   ],
   ids=[
     'vae',
@@ -60,8 +64,12 @@ def _losses(config, strategy, devices, steps=20):
     'info_gan',
     'self_conditioned_gan',
     'classifier',
+    'vit_with_augmentation',
     'lm_with_dropout',
     'seq2seq_token_budget_with_dropout',
+    'bert_mlm',
+    'text_classifier',
+    'chat',
   ],
 )
 def test_strategies_agree_with_one_device(make_config):

@@ -94,7 +94,11 @@ def test_a_mistyped_family_field_is_refused_before_anything_is_written(tmp_path)
 
 
 def test_every_family_declares_its_fields():
-  datasets_of = {'lm': ('tinyshakespeare',), 'seq2seq': ('multi30k', 'stdlib_docstrings')}
+  datasets_of = {
+    'lm': ('tinyshakespeare',),
+    'seq2seq': ('multi30k', 'stdlib_docstrings'),
+    'chat': ('chitchat',),
+  }
   for task in tasks.FAMILIES:
     for dataset in datasets_of.get(task, ('mnist', 'fruits')):
       c = tasks.experiment_config(task, dataset)

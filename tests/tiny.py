@@ -1,6 +1,7 @@
 """Tiny versions of the experiments: seconds to train, same code paths."""
 
 from experiments import (
+  chitchat,
   fruits_ae,
   multi30k_de_en,
   fruits_vae,
@@ -8,8 +9,11 @@ from experiments import (
   mnist_classifier,
   mnist_dcgan,
   mnist_vae,
+  mnist_vit,
   python_code,
   shakespeare_char,
+  stdlib_bert,
+  stdlib_classify,
 )
 
 
@@ -126,6 +130,24 @@ def classifier_augmented(generator_workdir, fraction=0.5, steps=8):
   return c
 
 
+def vit(steps=8, dropout=0.1):
+  """A 1-layer ViT 16 wide on 7x7 MNIST patches, with crops, flips, label smoothing and
+  dropout: every per-example draw of the family."""
+  c = mnist_vit.get_config()
+  c.data.num_train = 256
+  c.data.num_test = 64
+  c.data.batch_size = 32
+  c.model.width = 16
+  c.model.num_layers = 1
+  c.model.num_heads = 2
+  c.model.dropout = dropout
+  c.augment.flip = True  # not for digits, but here to cover the flip's draws
+  _short_run(c, steps)
+  c.eval.batch_size = 32
+  c.eval.num_examples = 64
+  return c
+
+
 def _shrink_lm(c, steps):
   c.data.max_train_chars = 20_000
   c.data.num_val_windows = 16
@@ -154,6 +176,67 @@ def code_lm(steps=8):
   c.data.vocab_size = 512  # byte fallback needs 259 + the characters
   c.eval.parse_samples = 2
   c.eval.parse_max_new_tokens = 8
+  return c
+
+
+def chat(steps=8):
+  """60 chitchat conversations, a 512-piece BPE, a 2-layer GPT over 16 tokens of context;
+  distinct-n of 2 sampled replies."""
+  c = chitchat.get_config()
+  _short_run(c, steps)
+  c.data.max_conversations = 60
+  c.data.vocab_size = 512  # byte fallback needs 259 + the chat symbols + the characters
+  c.data.num_val_windows = 16
+  c.data.batch_size = 8
+  c.model.block_size = 16
+  c.model.num_layers = 2
+  c.model.num_heads = 2
+  c.model.width = 16
+  c.train.steps_per_call = 1
+  c.eval.batch_size = 8
+  c.eval.num_examples = 16
+  c.eval.reply_samples = 2
+  c.eval.reply_max_new_tokens = 6
+  c.sample.max_new_tokens = 20
+  return c
+
+
+def bert(steps=8, dropout=0.1):
+  """A few stdlib files, BPE, a 1-layer encoder predicting 2 of each 16 tokens, dropout on."""
+  c = stdlib_bert.get_config()
+  _short_run(c, steps)
+  c.data.max_files = 40
+  c.data.max_train_chars = 20_000
+  c.data.vocab_size = 512  # byte fallback needs 259 + the characters
+  c.data.num_val_windows = 16
+  c.data.block_size = 16
+  c.data.batch_size = 8
+  c.model.num_layers = 1
+  c.model.num_heads = 2
+  c.model.width = 16
+  c.model.dropout = dropout
+  c.eval.batch_size = 8
+  c.eval.num_examples = 16
+  return c
+
+
+def text_classifier(steps=8, dropout=0.1):
+  """3 module families of the stdlib, 96 training functions of 32 tokens, dropout on."""
+  c = stdlib_classify.get_config()
+  _short_run(c, steps)
+  c.data.num_classes = 3
+  c.data.num_train = 96
+  c.data.num_test = 16
+  c.data.vocab_size = 512
+  c.data.max_length = 32
+  c.data.batch_size = 16
+  c.model.num_layers = 1
+  c.model.num_heads = 2
+  c.model.width = 16
+  c.model.dropout = dropout
+  c.optim.learning_rate = 3e-3
+  c.eval.batch_size = 16
+  c.eval.num_examples = 32
   return c
 
 
@@ -192,6 +275,8 @@ def get_config(name='vae'):
     'conditional_gan': conditional_gan,
     'info_gan': info_gan,
     'classifier': classifier,
+    'vit': vit,
     'lm': lm,
     'code_lm': code_lm,
+    'chat': chat,
   }[name]()

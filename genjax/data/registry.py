@@ -16,4 +16,6 @@ DATASETS = {
   'text': 'genjax.data.text',
   'multi30k': 'genjax.data.multi30k',
   'stdlib_docstrings': 'genjax.data.docstrings',
+  'stdlib_modules': 'genjax.data.stdlib_modules',
+  'chitchat': 'genjax.data.chitchat',
 }

@@ -195,6 +195,7 @@ class SentencePieceTokenizer:
     max_sentences: int = 5_000_000,
     num_threads: int = 2,
     add_dummy_prefix: bool = False,
+    control_symbols: Sequence[str] = (),
   ) -> SentencePieceTokenizer:
     """Trains a BPE model on `texts` and saves it to `directory` (unless None).
 
@@ -211,6 +212,9 @@ class SentencePieceTokenizer:
       add_dummy_prefix: pieces start words ('▁word' at the start of a text as in its
         middle), for natural-language sentences; decoding drops the leading space again.
         Off for code, whose first characters matter exactly.
+      control_symbols: pieces such as '<eot>' that get ids after </s> but never come
+        out of `encode` (a text holding '<eot>' spells its characters): the caller puts
+        their ids (`piece_id`) where they belong, and `decode` drops them.
 
     Raises:
       TokenizerError: no training text, or a vocab_size that cannot work (the message
@@ -247,6 +251,8 @@ class SentencePieceTokenizer:
       'eos_id': 2,
       'pad_id': -1,
     }
+    if control_symbols:  # only when asked: the settings (and models) of others stay as they were
+      settings['control_symbols'] = list(control_symbols)
     model = io.BytesIO()
     try:
       sentencepiece.SentencePieceTrainer.train(
@@ -308,6 +314,11 @@ class SentencePieceTokenizer:
 
   def id_to_piece(self, i: int) -> str:
     return self._sp.id_to_piece(int(i))
+
+  def piece_id(self, piece: str) -> int | None:
+    """The id of `piece` (e.g. a control symbol), or None when the vocabulary lacks it."""
+    i = int(self._sp.piece_to_id(piece))
+    return None if i == self._sp.unk_id() and piece != self._sp.id_to_piece(i) else i
 
   def save(self, directory: str | os.PathLike) -> None:
     """Writes `directory/spm.model` and `directory/spm.json` (kind, settings), atomically."""

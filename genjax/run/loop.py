@@ -25,7 +25,7 @@ from genjax import config as config_lib
 from genjax import tasks
 from genjax.data import datasets, pipeline
 from genjax.data.spec import example_batch
-from genjax.run import checkpoints, driver, preemption, restore, workdir as workdir_lib
+from genjax.run import checkpoints, driver, init_from, preemption, restore, workdir as workdir_lib
 from genjax.step import parallel, state as state_lib, train_step
 from genjax.writers.metrics import MetricWriter
 
@@ -233,10 +233,14 @@ def train_and_evaluate(
   parallel.check_batch_size(config.data.batch_size, mesh)
   train_step.check_accumulation(config, config.data.batch_size // mesh.devices.size)
   workdir_lib.check_or_write_config(config, workdir, allow_config_change, write=False)
+  if config.init_from:  # its tokenizers, before the data is encoded with them
+    init_from.prepare(config.init_from, workdir)
   data = datasets.load(config.data, workdir=workdir)
   task = tasks.build(config, data.spec, restore.RUNS)
   tx = task.make_optimizer(config)
   step_fn = train_step.train_step(task, config, tx)  # a family's refusal comes before writing
+  if config.init_from:  # parameters that do not fit: refused before anything is written
+    init_from.check_fits(config, task, data.spec, workdir)
 
   is_lead = jax.process_index() == 0
   with contextlib.ExitStack() as held:
@@ -261,6 +265,8 @@ def _train(
   if restored is not None:
     state, meta = restored
     logging.info('Resumed from step %d of %s.', meta['step'], ckpt.directory)
+  elif config.init_from:
+    state = init_from.initialize(state, config, task)
   start = int(state.step)
 
   # Several steps per call (a lax.scan) when train.steps_per_call > 1: one dispatch and

@@ -189,6 +189,11 @@ def train_vectorized(
     config_lib.fit_to_run(cfg)
     config_lib.validate(cfg)
     tasks.check_fields(cfg)
+    if cfg.init_from:  # its parameters enter in loop._train, which a vectorized group skips
+      raise config_lib.ConfigError(
+        f'config.init_from={cfg.init_from!r}: a vectorized sweep starts every point from '
+        'scratch; run this sweep without --vectorize.'
+      )
   fields = sorted({k for p in points for k in p})
   structural = [f for f in fields if not is_vectorizable(base_config, f, loss_traced)]
   for f in structural:

@@ -59,6 +59,9 @@ class Task:
   views: {mode: View}; `views[default_view]` is drawn during training every sample_every
   conditioning: how many classes (or clusters, or codes) the views' `classes` option
       draws from; 0 when the family takes none
+  head: the names of the parameter subtrees (under 'params') of the family's output head
+      (a classifier's, a masked-token predictor's): what `config.init_from` leaves at its
+      initialisation when the run it starts from has none (genjax.run.init_from)
   """
 
   name: str
@@ -77,6 +80,7 @@ class Task:
   make_step: Callable[[Any], parallel.StepFn] | None = None
   optimizer: Callable[[Any], Any] | None = None
   export: Callable[[Any, Any], Any] | None = None
+  head: tuple[str, ...] = ()
 
   def make_optimizer(self, config) -> optax.GradientTransformation | dict:
     """One optax transformation, or a dict of them keyed like the params' top level."""

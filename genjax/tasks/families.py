@@ -12,4 +12,8 @@ FAMILIES = {
   'gan': 'genjax.tasks.gan',
   'lm': 'genjax.tasks.lm',
   'seq2seq': 'genjax.tasks.seq2seq',
+  'bert': 'genjax.tasks.bert',
+  'text_classifier': 'genjax.tasks.text_classifier',
+  'vit': 'genjax.tasks.vit',
+  'chat': 'genjax.tasks.chat',
 }

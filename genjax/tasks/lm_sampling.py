@@ -32,12 +32,14 @@ def bucket_length(n: int, block_size: int) -> int:
   return min(size, block_size)
 
 
-class _Stream:
+class Stream:
   """The host callback `generate` calls with each new token; prints text as it grows.
 
   It decodes the whole sample so far and emits the new suffix: BPE pieces and byte
   tokens only make sense in context. A trailing U+FFFD (half of a multi-byte character)
-  is held back until the next token completes it.
+  is held back until the next token completes it. `start` takes anything with
+  `decode(ids)` and `eos_id` (the token that ends the stream, not shown): a tokenizer, or
+  a family's own rendering (a chat ends a reply at its end-of-turn token).
   """
 
   def __init__(self):
@@ -67,7 +69,7 @@ class TextSampler:
   def __init__(self, model, tokenizer):
     self.model, self.tokenizer = model, tokenizer
     self.decoder = decoding.LMDecoder(model)
-    self._stream = _Stream()
+    self._stream = Stream()
 
   def encode_prompt(self, prompt: str) -> np.ndarray:
     if not prompt:
