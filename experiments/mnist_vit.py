@@ -37,8 +37,8 @@ def get_config():
   c.optim.warmup_steps = 200
   c.optim.weight_decay = 0.05
   c.optim.grad_clip_norm = 1.0
-  # About 8.5 epochs. Measured on a 2-core CPU (fashion_mnist_vit): 1.70 steps/s, so some
-  # 39 minutes; to be resized to the 20-minute target once its accuracy is measured.
+  # About 8.5 epochs. Not yet recorded: a first try on a 2-core CPU ran slower than the
+  # 20-minute target allows, so this is to be resized once its accuracy is measured.
   c.train.steps = 4_000
   c.train.log_every = 100
   c.train.eval_every = 1_000

@@ -43,7 +43,7 @@ def get_config():
   c.model.dropout = 0.0  # well under one pass over the corpus: nothing to regularise yet
   c.optim.learning_rate = 1e-3
   c.optim.warmup_steps = 200
-  c.train.steps = 2_000  # ~0.75 s a step on 2 cores: ~30 min with start-up and evaluations
+  c.train.steps = 2_000  # sized for about half an hour on 2 cores; not yet recorded
   c.train.log_every = 50
   c.train.eval_every = 500
   c.train.checkpoint_every = 500

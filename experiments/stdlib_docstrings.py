@@ -18,15 +18,14 @@ def get_config():
   c = experiment_config('seq2seq', 'stdlib_docstrings')
   c.data.vocab_size = 8000
   c.data.max_length = 256  # tokens of code; longer training functions are left out
-  # Sized on this 2-core CPU: 4,096 tokens a batch at 256 wide ran about 0.45 steps/s
-  # (8,192 at 0.2), so 1,300 steps, some 7 epochs of the 5,388 pairs, train in under an hour.
+  # 1,300 steps of 4,096 tokens, some 7 epochs of the 5,388 pairs, train in under an hour
+  # on a 2-core CPU (results/stdlib_docstrings.json has the wall time).
   c.data.tokens_per_batch = 4096
   c.data.length_multiple = 32  # 8 source lengths to compile rather than 32
-  # Measured (results/stdlib_docstrings.json): BLEU-4 13.39, below the nearest-train
-  # baseline's 13.48: the summaries barely depend on the code. Also tried: code cut to 64
-  # tokens (data.truncate_train_sources) for 64 summaries a batch: 12.72 after 718 steps,
-  # train nll 3.42 against test loss 5.27 (5,388 pairs are few). Next: more pairs
-  # (data.include_tests), an encoder pretrained on code (init_from), a copy mechanism.
+  # Below its target (results/stdlib_docstrings.json): the summaries barely depend on the
+  # code. Cutting code to 64 tokens (data.truncate_train_sources) overfit the 5,388 pairs
+  # sooner (the issue-16 note). Next: more pairs (data.include_tests), an encoder
+  # pretrained on code (init_from), a copy mechanism.
   c.data.pad_target_to_longest = True  # a summary is short: no decoder work on padding
   c.model.num_encoder_layers = 3
   c.model.num_decoder_layers = 3
