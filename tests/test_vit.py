@@ -46,16 +46,20 @@ def test_patchify_unpatchify_round_trip(image_shape, patch):
 
 
 @pytest.mark.parametrize(
-  'image_shape, num_classes, patch, pool, tokens',
+  'image_shape, num_classes, patch, pool, stem, tokens',
   [
-    ((28, 28, 1), 10, 4, 'cls', 50),  # MNIST / Fashion-MNIST: 7x7 patches + class token
-    ((28, 28, 1), 10, 7, 'mean', 16),
-    ((32, 32, 3), 5, 4, 'cls', 65),  # fruits: 8x8 patches
-    ((32, 32, 3), 5, 8, 'mean', 16),
+    ((28, 28, 1), 10, 4, 'cls', 'patch', 50),  # MNIST / Fashion-MNIST: 7x7 patches + class
+    ((28, 28, 1), 10, 7, 'mean', 'patch', 16),
+    ((32, 32, 3), 5, 4, 'cls', 'patch', 65),  # fruits: 8x8 patches
+    ((32, 32, 3), 5, 8, 'mean', 'patch', 16),
+    ((28, 28, 1), 10, 4, 'cls', 'conv', 50),  # two stride-2 convolutions: 28 -> 14 -> 7
+    ((32, 32, 3), 5, 8, 'mean', 'conv', 16),  # three: 32 -> 16 -> 8 -> 4
   ],
 )
-def test_logits_features_and_position_shapes(image_shape, num_classes, patch, pool, tokens):
-  model = ViT(image_shape=image_shape, num_classes=num_classes, patch_size=patch, pool=pool, **TINY)
+def test_logits_features_and_position_shapes(image_shape, num_classes, patch, pool, stem, tokens):
+  model = ViT(
+    image_shape=image_shape, num_classes=num_classes, patch_size=patch, pool=pool, stem=stem, **TINY
+  )
   x = images(image_shape, batch=3)
   variables = jax.eval_shape(model.init, KEY, x)
   assert variables['params']['positions'].shape == (tokens, 8)
@@ -64,6 +68,8 @@ def test_logits_features_and_position_shapes(image_shape, num_classes, patch, po
   assert logits.shape == (3, num_classes) and logits.dtype == jnp.float32
   feats = shapes_of(model, x, method='features')
   assert feats.shape == (3, 8) and feats.dtype == jnp.float32
+  convs = [k for k in variables['params'] if k.startswith('stem_convs')]
+  assert len(convs) == (patch.bit_length() - 1 if stem == 'conv' else 0)
 
 
 def test_pooling_and_determinism():
@@ -107,6 +113,8 @@ def test_bfloat16_outputs_float32_and_lists_become_tuples():
     (dict(image_shape=(32, 30, 3), patch_size=4), r'patch size 4 does not divide the 32x30'),
     (dict(width=10, num_heads=4), r'width \(10\) must be divisible by num_heads \(4\)'),
     (dict(pool='max'), r"pool must be one of \('cls', 'mean'\), got 'max'"),
+    (dict(stem='cnn'), r"stem must be one of \('patch', 'conv'\), got 'cnn'"),
+    (dict(stem='conv', patch_size=7), r"stem='conv' .* must be a power of two, got 7"),
     (dict(dropout=1.0), r'dropout must be in \[0, 1\)'),
     (dict(num_classes=1), r'num_classes must be at least 2'),
     (dict(image_shape=(28, 28)), r'image_shape must be \(height, width, channels\)'),
