@@ -1,6 +1,10 @@
-"""The language-model family end to end: train, stream samples, evaluate, bad prompts."""
+"""The language-model family end to end: train, stream samples, evaluate, bad prompts
+(one trained workdir serves every entry point)."""
 
 import json
+import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -10,6 +14,7 @@ from genjax.data import datasets
 from genjax.run import restore
 from genjax.tasks import lm
 from tests import tiny
+from tests.conftest import REPO
 from tests.test_launch import _run
 
 
@@ -70,24 +75,10 @@ def test_train_writes_text_samples_then_sample_and_evaluate(tmp_path):
   np.testing.assert_allclose(results['bits_per_char'], results['loss'] / np.log(2))
   assert 2.0 < results['loss'] < np.log(80)  # about uniform over ~60 characters at step 8
 
-
-def test_interactive_keeps_going_after_a_bad_prompt(tmp_path):
-  workdir = tmp_path / 'lm'
-  _run('launch.main', '--config=tests/tiny.py:lm', f'--workdir={workdir}', '--config.train.steps=4')
-  import os
-  import subprocess
-  import sys  # pylint: disable=import-outside-toplevel,multiple-imports
-  from tests.conftest import REPO  # pylint: disable=import-outside-toplevel
-
+  # The interactive prompt keeps going after a bad line.
   proc = subprocess.run(
-    [
-      sys.executable,
-      '-m',
-      'launch.sample',
-      f'--workdir={workdir}',
-      '--interactive',
-      '--max_new_tokens=5',
-    ],
+    [sys.executable, '-m', 'launch.sample', f'--workdir={workdir}', '--interactive']
+    + ['--max_new_tokens=5'],
     input='ROMEO:\nbad \u263a\nJULIET:\n/quit\n',
     cwd=REPO,
     env=dict(os.environ),

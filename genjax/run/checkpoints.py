@@ -25,8 +25,23 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 
+def _save_replicas_whole_on_cpu() -> None:
+  """On CPU, Orbax writes each replicated array from one replica, not in slices.
+
+  Orbax's default on CPU and TPU splits a replicated array into one slice per replica,
+  for replicas on different hosts to write in parallel. On CPU devices that share one
+  host that buys nothing, and each slice is an eager op: one compile per array shape in
+  every new process (44 of the 68 compiles of a tiny autoencoder's train-and-resume).
+  """
+  if jax.default_backend() == 'cpu':
+    ocp.type_handlers.register_type_handler(
+      jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False), override=True
+    )
+
+
 class Checkpointer:
   def __init__(self, directory: str | os.PathLike, keep: int = 3, async_save: bool = True):
+    _save_replicas_whole_on_cpu()
     self.directory = os.path.abspath(os.fspath(directory))
     options = ocp.CheckpointManagerOptions(
       max_to_keep=keep, create=True, enable_async_checkpointing=async_save
