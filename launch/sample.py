@@ -87,17 +87,25 @@ _OPTION_FLAGS = {
 
 
 def view_options(task, mode: str, view) -> dict:
-  """The options the flags set for `view`; a flag given for an option it lacks is an error."""
+  """The options the flags set for `view`; flags given for options it lacks are one error
+  that names them all."""
   options = {}
   takes = sorted(o for o in view.options if o != 'on_text') or 'no options'
+  unwanted = [
+    f'--{flag.name}'
+    for option, flag in _OPTION_FLAGS.items()
+    if option not in view.options and flags.FLAGS[flag.name].present
+  ]
+  if _INTERACTIVE.value and 'on_text' not in view.options and 'input' not in view.options:
+    unwanted.append('--interactive')
+  if unwanted:
+    raise ConfigError(
+      f"{', '.join(unwanted)}: the {task.name} family's {mode!r} view does not take "
+      f"{'it' if len(unwanted) == 1 else 'them'} (it takes {takes})."
+    )
   for option, flag in _OPTION_FLAGS.items():
     given = flags.FLAGS[flag.name].present
     if option not in view.options:
-      if given:
-        raise ConfigError(
-          f'--{flag.name}: the {task.name} family\'s {mode!r} view does not '
-          f'take it (it takes {takes}).'
-        )
       continue
     if option in ('input', 'input_file', 'beam', 'alpha'):
       if given:  # unset: the view's own default (the config's)
@@ -112,10 +120,6 @@ def view_options(task, mode: str, view) -> dict:
         options['classes'] = [int(c) for c in flag.value]
     else:
       options[option] = flag.value
-  if _INTERACTIVE.value and 'on_text' not in view.options and 'input' not in view.options:
-    raise ConfigError(
-      f'--interactive: the {task.name} family\'s {mode!r} view does not stream text.'
-    )
   if options.get('num_samples', 1) < 1 or options.get('max_new_tokens', 1) < 1:
     raise ConfigError('--num_samples and --max_new_tokens must be >= 1.')
   return options

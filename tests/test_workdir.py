@@ -39,7 +39,7 @@ def test_a_second_trainer_on_a_live_workdir_refuses_and_the_first_carries_on(mni
     '--config.train.steps=1000000',
     '--config.train.log_every=20',
     '--config.train.eval_every=0',
-    '--config.train.checkpoint_every=0',
+    '--config.train.checkpoint_every=1000000',  # only the preemption's
     '--config.train.sample_every=0',
   )
   first = subprocess.Popen(
