@@ -115,6 +115,7 @@ def test_bfloat16_outputs_float32_and_lists_become_tuples():
     (dict(pool='max'), r"pool must be one of \('cls', 'mean'\), got 'max'"),
     (dict(stem='cnn'), r"stem must be one of \('patch', 'conv'\), got 'cnn'"),
     (dict(stem='conv', patch_size=7), r"stem='conv' .* must be a power of two, got 7"),
+    (dict(weight_init='he'), r"weight_init must be one of \('gpt', 'xavier'\), got 'he'"),
     (dict(dropout=1.0), r'dropout must be in \[0, 1\)'),
     (dict(num_classes=1), r'num_classes must be at least 2'),
     (dict(image_shape=(28, 28)), r'image_shape must be \(height, width, channels\)'),
@@ -123,6 +124,27 @@ def test_bfloat16_outputs_float32_and_lists_become_tuples():
 def test_bad_hyperparameters_are_clear_errors(fields, message):
   with pytest.raises(ValueError, match=message):
     ViT(**fields)
+
+
+@pytest.mark.parametrize('init', ['xavier', 'gpt'])
+def test_block_kernels_start_as_init_says(init):
+  width, layers = 64, 6
+  model = ViT(width=width, num_layers=layers, num_heads=4, weight_init=init)
+  params = model.init(KEY, images((28, 28, 1)))['params']
+  attn, mlp = params['blocks_0']['attn'], params['blocks_0']['mlp']
+  qkv = np.asarray(attn['c_attn']['kernel'])
+  assert qkv.shape == (width, 3 * width)
+  if init == 'xavier':
+    # Each of q, k and v is Glorot-uniform as its own [64, 64] matrix, not as one [64, 192].
+    for part in np.split(qkv, 3, axis=1):
+      assert np.abs(part).max() <= np.sqrt(6 / (2 * width))
+      assert np.std(part) == pytest.approx(np.sqrt(2 / (2 * width)), rel=0.05)
+    fc = np.asarray(mlp['c_fc']['kernel'])  # [64, 128]
+    assert np.std(fc) == pytest.approx(np.sqrt(2 / (width + 2 * width)), rel=0.05)
+  else:
+    assert np.std(qkv) == pytest.approx(0.02, rel=0.05)
+    proj = np.asarray(mlp['c_proj']['kernel'])
+    assert np.std(proj) == pytest.approx(0.02 / np.sqrt(2 * layers), rel=0.05)
 
 
 def test_bad_config_names_the_field():

@@ -86,18 +86,21 @@ class EncoderSelfAttention(nn.Module):
   use_bias: bool = False
   dtype: Dtype = jnp.float32
   dropout_bits: int = 8
+  weight_init: str = 'gpt'  # see transformer.INITS
 
   @nn.compact
   def __call__(self, x: Array, bias: Array, train: bool, example_ids: Array | None) -> Array:
     batch, length, width = x.shape
-    qkv = _dense(3 * width, self.use_bias, self.dtype, 'c_attn')(x)
+    qkv = _dense(
+      3 * width, self.use_bias, self.dtype, 'c_attn', weight_init=self.weight_init, parts=3
+    )(x)
     q, k, v = (
       part.reshape(batch, length, self.num_heads, width // self.num_heads)
       for part in jnp.split(qkv, 3, axis=-1)
     )
     y = attend(q, k, v, bias).reshape(batch, length, width)
     stddev = _residual_stddev(self.num_layers)
-    y = _dense(width, self.use_bias, self.dtype, 'c_proj', stddev)(y)
+    y = _dense(width, self.use_bias, self.dtype, 'c_proj', stddev, self.weight_init)(y)
     return dropout_lib.Dropout(self.dropout, self.dropout_bits)(y, not train, example_ids)
 
 
@@ -145,6 +148,7 @@ class EncoderBlock(nn.Module):
   use_bias: bool = False
   dtype: Dtype = jnp.float32
   dropout_bits: int = 8
+  weight_init: str = 'gpt'  # see transformer.INITS
 
   @nn.compact
   def __call__(self, x: Array, bias: Array, train: bool, example_ids: Array | None) -> Array:
@@ -156,6 +160,7 @@ class EncoderBlock(nn.Module):
       self.use_bias,
       self.dtype,
       self.dropout_bits,
+      self.weight_init,
       name='attn',
     )(ln('ln_1')(x), bias, train, example_ids)
     mlp = MLP(
@@ -165,6 +170,7 @@ class EncoderBlock(nn.Module):
       self.use_bias,
       self.dtype,
       self.dropout_bits,
+      self.weight_init,
       name='mlp',
     )
     return x + mlp(ln('ln_2')(x), train, example_ids)

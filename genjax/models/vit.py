@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from genjax.models import dropout as dropout_lib
 from genjax.models.layers import Dtype, as_tuple, check_images
 from genjax.models.seq2seq import EncoderBlock
-from genjax.models.transformer import INIT_STDDEV, _flat, _layer_norm
+from genjax.models.transformer import INIT_STDDEV, INITS, _flat, _layer_norm
 
 Array = jnp.ndarray
 POOLS = ('cls', 'mean')
@@ -92,6 +92,8 @@ class ViT(nn.Module):
       patch-sized cell as before (Xiao et al. 2021, "Early Convolutions Help Transformers
       See Better": it trains faster and is less sensitive to the optimizer). Needs a
       power-of-two patch size.
+    weight_init: the blocks' dense kernels, one of ``transformer.INITS``: 'xavier' (Glorot-
+      uniform, ViT's own) or 'gpt' (normal(0.02), residual projections scaled by depth).
     use_bias: biases in the dense layers and LayerNorms of the blocks.
     dtype: computation dtype; parameters, features and logits stay float32.
     dropout_bits: 8 or 32 random bits per dropout mask element (``genjax.models.dropout``).
@@ -107,6 +109,7 @@ class ViT(nn.Module):
   dropout: float = 0.0
   pool: str = 'cls'
   stem: str = 'patch'
+  weight_init: str = 'xavier'
   use_bias: bool = True
   dtype: Dtype = jnp.float32
   dropout_bits: int = 8
@@ -135,6 +138,8 @@ class ViT(nn.Module):
       raise ValueError(f'ViT: pool must be one of {POOLS}, got {self.pool!r}')
     if self.stem not in STEMS:
       raise ValueError(f'ViT: stem must be one of {STEMS}, got {self.stem!r}')
+    if self.weight_init not in INITS:
+      raise ValueError(f'ViT: weight_init must be one of {INITS}, got {self.weight_init!r}')
     patch = int(self.patch_size)
     if self.stem == 'conv' and patch & (patch - 1):
       raise ValueError(
@@ -180,6 +185,7 @@ class ViT(nn.Module):
         self.use_bias,
         self.dtype,
         self.dropout_bits,
+        self.weight_init,
       )
       for _ in range(self.num_layers)
     ]

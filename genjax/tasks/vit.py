@@ -42,6 +42,7 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       'model.dropout': 0.0,
       'model.pool': 'cls',  # 'cls' (a class token) | 'mean' (of the patch tokens)
       'model.stem': 'patch',  # 'patch' (linear patch embedding) | 'conv' (3x3 stride-2 convs)
+      'model.weight_init': 'xavier',  # the blocks' kernels: 'xavier' (Glorot) | 'gpt' (normal 0.02)
       'model.use_bias': True,
       'model.dtype': 'float32',  # computation dtype: 'float32' | 'bfloat16'
       'model.dropout_bits': 8,  # random bits per dropout mask element: 8 or 32 (exact rate)
