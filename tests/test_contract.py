@@ -1,8 +1,8 @@
 """The contract every family and every experiment keeps, checked on all of them.
 
 Each file in experiments/ is shrunk to a tiny size (`shrink`, by family) and run through
-what a user does: 2 training steps -> checkpoint -> genjax.load -> the family's
-evaluation on a few examples -> every view, saved -> resume to 4 steps. A family
+what a user does: a 4-step run stopped after step 2 -> checkpoint -> genjax.load -> the
+family's evaluation on a few examples -> every view, saved -> resumed to step 4. A family
 registered in genjax.tasks.FAMILIES without an experiment, or without a shrinker here,
 fails, so a new family or experiment is covered the moment it exists.
 """
@@ -16,7 +16,7 @@ import pytest
 import genjax
 from genjax import api, tasks
 from genjax.data import datasets
-from genjax.run import loop
+from genjax.run import loop, preemption
 from tests.conftest import EXPERIMENTS
 
 
@@ -201,19 +201,25 @@ def classifiers(tmp_path_factory):
 
 
 @pytest.mark.parametrize('name', EXPERIMENTS)
-def test_experiment_trains_loads_evaluates_draws_and_resumes(name, tmp_path, classifiers):
+def test_experiment_trains_loads_evaluates_draws_and_resumes(
+  name, tmp_path, classifiers, monkeypatch
+):
 
-  def config(steps):
-    c = experiment_config(name, steps)
-    if 'classifier_workdir' in c.eval:
-      c.eval.classifier_workdir = classifiers(c.data.name)
-    return c
+  config = experiment_config(name, 4)
+  if 'classifier_workdir' in config.eval:
+    config.eval.classifier_workdir = classifiers(config.data.name)
 
   workdir = str(tmp_path / name)
-  loop.train_and_evaluate(config(2), workdir)
+  # Stopped after step 2 as by SIGTERM, then resumed by the same command: the resumed
+  # run compiles nothing the first did not (a changed step count would change the
+  # learning-rate schedule, and so the step).
+  with monkeypatch.context() as patch:
+    patch.setattr(preemption.Flag, 'should_stop', lambda self, step: step >= 2)
+    stopped = loop.train_and_evaluate(config, workdir)
+  assert int(stopped.step) == 2
 
   saved, model, variables = genjax.load(workdir)
-  assert saved.task == config(2).task and model is not None and jax.tree.leaves(variables)
+  assert saved.task == config.task and model is not None and jax.tree.leaves(variables)
   saved, task, state = api.load_state(workdir)
   data = datasets.load(saved.data, workdir=workdir)
   rng = jax.random.PRNGKey(0)
@@ -225,5 +231,5 @@ def test_experiment_trains_loads_evaluates_draws_and_resumes(name, tmp_path, cla
     drawn = view(task.inference_variables(state), data.test, rng, 4, **options)
     assert pathlib.Path(drawn.save(tmp_path / 'views' / mode)).stat().st_size > 0
 
-  resumed = loop.train_and_evaluate(config(4), workdir)
+  resumed = loop.train_and_evaluate(config, workdir)
   assert int(resumed.step) == 4
