@@ -5,8 +5,9 @@ for the experiments, the benchmarks for theirs). Besides the figures it holds th
 commands, the git commit and whether the code it ran had uncommitted changes, the machine
 (CPU model, cores, XLA devices, load average when it started), the library versions, the
 date and the wall times. It also lists the repository files whose code the measurement
-ran (`code`): a record is *stale* once a later commit touches one of them, and the tables
-in docs/results.md say so.
+ran (`code`): a record is *stale* once a later commit changes the code of one of them (a
+Python file whose syntax tree is the same, with only comments or layout edited, does not
+count), and the tables in docs/results.md say so.
 
 The file list is the static import closure of the measurement's entry modules. Families
 and datasets are imported by name through registries, so an entry names the ones it uses,
@@ -204,12 +205,36 @@ def load_all() -> dict[str, dict[str, Any]]:
   return found
 
 
+def _syntax(commit: str, path: str) -> str | None:
+  """`path`'s Python syntax tree at `commit` (no comments, no layout); None if it has none."""
+  if not path.endswith('.py'):
+    return None
+  try:
+    return ast.dump(ast.parse(_git('show', f'{commit}:{path}')))
+  except (subprocess.CalledProcessError, SyntaxError):  # absent then, or not Python
+    return None
+
+
 @functools.lru_cache(maxsize=None)
 def _commits_touching(since: str, paths: tuple[str, ...]) -> str | None:
+  """'hash subject' of the newest commit after `since` touching a file of `paths` whose
+  code changed since then; None if there is none.
+
+  A Python file whose syntax tree is unchanged (comments or layout edited) still runs the
+  same program, so it does not count.
+  """
   try:
-    return _git('log', '-1', '--format=%h %s', f'{since}..HEAD', '--', *paths) or None
+    if not _git('log', '-1', '--format=%h', f'{since}..HEAD', '--', *paths):
+      return None
   except subprocess.CalledProcessError:  # the commit is not in this history
     return f'{since[:7]} is not an ancestor of HEAD'
+  changed = _git('diff', '--name-only', since, 'HEAD', '--', *paths).splitlines()
+  changed = [
+    p for p in changed if _syntax(since, p) is None or _syntax(since, p) != _syntax('HEAD', p)
+  ]
+  if not changed:
+    return None
+  return _git('log', '-1', '--format=%h %s', f'{since}..HEAD', '--', *changed) or None
 
 
 def staleness(record: dict[str, Any]) -> str | None:

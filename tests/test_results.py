@@ -119,6 +119,10 @@ def test_a_record_goes_stale_only_when_its_code_changes(repo):
   _git(repo, 'commit', '-qam', 'change b')
   records._commits_touching.cache_clear()
   assert records.staleness(record) is None  # b.py is not code the record ran
+  (repo / 'a.py').write_text('# A comment, and new layout.\nA = (\n  1\n)\n')
+  _git(repo, 'commit', '-qam', 'comment a')
+  records._commits_touching.cache_clear()
+  assert records.staleness(record) is None  # the same program
   (repo / 'a.py').write_text('A = 2\n')
   _git(repo, 'commit', '-qam', 'change a')
   records._commits_touching.cache_clear()
