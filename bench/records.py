@@ -215,6 +215,11 @@ def _syntax(commit: str, path: str) -> str | None:
     return None
 
 
+def _same_syntax(since: str, path: str) -> bool:
+  before = _syntax(since, path)
+  return before is not None and before == _syntax('HEAD', path)
+
+
 @functools.lru_cache(maxsize=None)
 def _commits_touching(since: str, paths: tuple[str, ...]) -> str | None:
   """'hash subject' of the newest commit after `since` touching a file of `paths` whose
@@ -228,9 +233,10 @@ def _commits_touching(since: str, paths: tuple[str, ...]) -> str | None:
       return None
   except subprocess.CalledProcessError:  # the commit is not in this history
     return f'{since[:7]} is not an ancestor of HEAD'
-  changed = _git('diff', '--name-only', since, 'HEAD', '--', *paths).splitlines()
   changed = [
-    p for p in changed if _syntax(since, p) is None or _syntax(since, p) != _syntax('HEAD', p)
+    path
+    for path in _git('diff', '--name-only', since, 'HEAD', '--', *paths).splitlines()
+    if not _same_syntax(since, path)
   ]
   if not changed:
     return None

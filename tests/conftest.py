@@ -13,8 +13,8 @@ import pytest
 
 # Before JAX is imported anywhere: multi-device code runs on 4 fake CPU devices. The
 # tests' tiny steps spend far longer compiling than running, so LLVM's optimizations and
-# XLA:CPU's newer fusion emitters are off for them (a contract case, compile-bound: 22.2
-# against 35.5 s with the emitters off and on); benchmarks and records compile as users do.
+# XLA:CPU's newer fusion emitters are off for them (both cut compile time; the stop-29
+# note has the A/B of the emitters); benchmarks and records compile as users do.
 os.environ['JAX_PLATFORMS'] = 'cpu'
 os.environ.setdefault(
   'XLA_FLAGS',
