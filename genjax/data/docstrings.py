@@ -13,6 +13,12 @@ Two baselines come with the held-out splits, scored by the family as its outputs
 `name_words` (the function's name split into words: `get_close_matches` -> "get close
 matches") and `nearest_train` (the summary of the training function whose code shares the
 most words with it, by Jaccard overlap of their word sets).
+
+The source may carry hints ahead of the code, each a comment line, as retrieval-augmented
+code summarizers (Rencos, REDCODER) give them: the name as words (`data.name_hint`), and
+the nearest training function's summary (`data.retrieval_hint`). A training function's
+neighbour comes from another file, as a held-out function's always does; `launch.sample`
+prepares its inputs the same way (`preparation`).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class Function:
   name: str
   code: str  # without its docstring, dedented
   summary: str  # the docstring's first non-empty line; '' without a docstring
+  file: str = ''  # its module's path under the library root
 
 
 def _without_docstring(source_lines: list[str], node) -> str:
@@ -92,30 +99,102 @@ def name_words(name: str) -> str:
   return ' '.join(w.lower() for w in re.split(r'[_\s]+', spaced) if w)
 
 
+class Neighbours:
+  """The training functions' summaries, found by the code words a query shares with them
+  (Jaccard overlap of word sets; ties go to the earlier function)."""
+
+  def __init__(self, train: list[Function]):
+    self._summaries = [f.summary for f in train]
+    self._files = np.asarray([f.file for f in train])
+    self._vocabulary: dict[str, int] = {}
+    self._train = self._bags([f.code for f in train], grow=True)
+    self._train_sizes = np.asarray(self._train.sum(1)).ravel()
+
+  def _bags(self, codes: list[str], grow: bool = False):
+    from scipy import sparse  # pylint: disable=import-outside-toplevel (jax's dependency)
+
+    rows, cols, self._sizes = [], [], []
+    for i, code in enumerate(codes):
+      words = set(_WORD.findall(code))
+      self._sizes.append(len(words))  # unknown words too: they count in the union
+      for word in words:
+        if grow:
+          self._vocabulary.setdefault(word, len(self._vocabulary))
+        if word in self._vocabulary:
+          rows.append(i)
+          cols.append(self._vocabulary[word])
+    shape = (len(codes), max(len(self._vocabulary), 1))
+    return sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape)
+
+  def summaries(self, codes: list[str], files: list[str] | None = None) -> list[str]:
+    """The nearest training function's summary for each code; with `files`, never one of
+    the query's own file (for training functions, whose file is in the index)."""
+    found = []
+    for start in range(0, len(codes), 512):  # a dense block of 512 x train at a time
+      chunk = codes[start : start + 512]
+      bags = self._bags(chunk)
+      sizes = np.asarray(self._sizes, np.float32)
+      overlap = (bags @ self._train.T).toarray()
+      union = sizes[:, None] + self._train_sizes[None, :] - overlap
+      jaccard = overlap / np.maximum(union, 1)
+      if files is not None:
+        same = np.asarray(files[start : start + 512])[:, None] == self._files[None, :]
+        jaccard[same] = -1.0
+      found.extend(self._summaries[j] for j in np.argmax(jaccard, axis=1))
+    return found
+
+
 def nearest_summaries(train: list[Function], queries: list[Function]) -> list[str]:
   """For each query, the summary of the training function sharing the most code words
   with it (Jaccard overlap of word sets)."""
-  from scipy import sparse  # pylint: disable=import-outside-toplevel (jax's dependency)
+  return Neighbours(train).summaries([f.code for f in queries])
 
-  vocabulary: dict[str, int] = {}
 
-  def bag(functions_):
-    rows, cols = [], []
-    for i, f in enumerate(functions_):
-      for word in set(_WORD.findall(f.code)):
-        rows.append(i)
-        cols.append(vocabulary.setdefault(word, len(vocabulary)))
-    return rows, cols
+_DEF = re.compile(r'^\s*(?:async\s+)?def\s+([A-Za-z_][A-Za-z0-9_]*)', re.MULTILINE)
 
-  train_rows, train_cols = bag(train)
-  query_rows, query_cols = bag(queries)
-  shape = len(vocabulary)
-  a = sparse.csr_matrix((np.ones(len(train_rows)), (train_rows, train_cols)), (len(train), shape))
-  b = sparse.csr_matrix((np.ones(len(query_rows)), (query_rows, query_cols)), (len(queries), shape))
-  overlap = (b @ a.T).toarray()
-  sizes_a, sizes_b = np.asarray(a.sum(1)).ravel(), np.asarray(b.sum(1)).ravel()
-  jaccard = overlap / np.maximum(sizes_b[:, None] + sizes_a[None, :] - overlap, 1)
-  return [train[j].summary for j in np.argmax(jaccard, axis=1)]
+
+def with_hints(code: str, name: str | None, neighbour: str | None) -> str:
+  """The encoder's source: the hints that are given, one comment line each, then the code."""
+  hints = []
+  if name is not None:
+    hints.append(f'# {name_words(name)}')
+  if neighbour is not None:
+    hints.append(f'# like: {neighbour}')
+  return '\n'.join([*hints, code])
+
+
+@dataclasses.dataclass(frozen=True)
+class CodePreparation(text_pairs.Preparation):
+  """A function's code as the summarizer's encoder reads it: with the hints training gave.
+
+  The nearest-summary index is built from this interpreter's library on first use."""
+
+  name_hint: bool = False
+  retrieval_hint: bool = False
+  include_tests: bool = False
+
+  def source(self, text: str) -> str:
+    code = super().source(text)
+    found = _DEF.search(code)
+    name = (found.group(1) if found else '') if self.name_hint else None
+    neighbour = None
+    if self.retrieval_hint:
+      neighbour = _train_neighbours(self.include_tests).summaries([code])[0]
+    return with_hints(code, name, neighbour)
+
+
+@functools.lru_cache(maxsize=2)
+def _train_neighbours(include_tests: bool) -> Neighbours:
+  return Neighbours(load_functions(include_tests)['train'])
+
+
+def preparation(data: ml_collections.ConfigDict) -> CodePreparation:
+  """How `launch.sample` prepares a function's code: as training prepared its sources."""
+  return CodePreparation(
+    name_hint=bool(data.name_hint),
+    retrieval_hint=bool(data.retrieval_hint),
+    include_tests=bool(data.include_tests),
+  )
 
 
 def is_test_file(relpath: str) -> bool:
@@ -154,14 +233,23 @@ def load_functions(include_tests: bool) -> dict[str, list[Function]]:
         source = (root / rel).read_text(encoding='utf-8')
       except (UnicodeDecodeError, OSError):
         continue
-      found.extend(f for f in functions(source) if f.summary and f.code)
+      found.extend(
+        dataclasses.replace(f, file=rel) for f in functions(source) if f.summary and f.code
+      )
     by_split[split] = found
   return by_split
 
 
 def add_config_fields(c: ml_collections.ConfigDict) -> None:
   text_pairs.add_config_fields(c)
-  config_lib.add_fields(c, {'data.include_tests': False})  # the stdlib's test suite too
+  config_lib.add_fields(
+    c,
+    {
+      'data.include_tests': False,  # the stdlib's test suite too
+      'data.name_hint': False,  # '# <the name as words>' ahead of the code
+      'data.retrieval_hint': False,  # '# like: <the nearest training summary>' ahead of it
+    },
+  )
   c.data.lowercase = False
   c.data.moses = False
   c.data.source_lang = ''
@@ -169,13 +257,34 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
   c.data.max_length = 256
 
 
+def _hinted_sources(
+  data: ml_collections.ConfigDict, by_split: dict[str, list[Function]]
+) -> dict[str, list[str]]:
+  neighbours = None
+  if data.retrieval_hint:
+    neighbours = _train_neighbours(bool(data.include_tests))
+  sources = {}
+  for split, fs in by_split.items():
+    codes = [f.code for f in fs]
+    found = [None] * len(fs)
+    if neighbours is not None:
+      # A training function's own summary is in the index: its neighbour comes from
+      # another file, as a held-out function's does.
+      found = neighbours.summaries(codes, [f.file for f in fs] if split == 'train' else None)
+    sources[split] = [
+      with_hints(f.code, f.name if data.name_hint else None, n) for f, n in zip(fs, found)
+    ]
+  return sources
+
+
 def dataset(data: ml_collections.ConfigDict, workdir: str | None = None) -> Dataset:
   by_split = load_functions(bool(data.include_tests))
+  sources = _hinted_sources(data, by_split)
   splits = {
-    name: text_pairs.Split([f.code for f in fs], [f.summary for f in fs])
-    for name, fs in by_split.items()
+    name: text_pairs.Split(sources[name], [f.summary for f in fs]) for name, fs in by_split.items()
   }
   loaded = text_pairs.pair_dataset(splits, data, workdir, 'stdlib docstrings')
+  loaded.extras['prepare'] = preparation(data)  # raw code at sampling time gets the hints
   limit = {name: data.num_test or None for name in ('test', 'final_test')}
   loaded.extras['baselines'] = {
     name: {

@@ -30,7 +30,7 @@ import optax
 
 from genjax import config as config_lib
 from genjax.config import ConfigError
-from genjax.data import text_pairs
+from genjax.data import datasets, text_pairs
 from genjax.evaluation import bleu
 from genjax.models.seq2seq import EncoderDecoder
 from genjax.tasks.base import Task, View
@@ -56,6 +56,13 @@ def _read_input_file(path: str) -> str:
 
 
 METRICS = ('translation', 'summary')
+
+
+def _preparation(data: ml_collections.ConfigDict) -> text_pairs.Preparation:
+  """How inputs become sources without the dataset loaded (sampling): the dataset module's
+  own `preparation(data)` where it has one (code with hints), else text_pairs'."""
+  own = getattr(datasets.module(data.name), 'preparation', text_pairs.preparation)
+  return own(data)
 
 
 def make_model(model_config: ml_collections.ConfigDict, vocab_size: int) -> EncoderDecoder:
@@ -158,7 +165,7 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
 
   def translator(data=None) -> Translator:
     if 'main' not in translators:
-      prepare = data.extras['prepare'] if data is not None else text_pairs.preparation(config.data)
+      prepare = data.extras['prepare'] if data is not None else _preparation(config.data)
       translators['main'] = Translator(
         model, tokenizer, prepare, config.eval.batch_size, config.data.length_multiple
       )
