@@ -133,7 +133,7 @@ def test_evaluation_reports_both_bleus_with_the_signature(trained):
   saved, task, state = api.load_state(trained)
   data = datasets.load(saved.data, workdir=trained)
   report = task.evaluate(task.inference_variables(state), data, jax.random.PRNGKey(0))
-  for key in ('bleu', 'sacrebleu', 'chrf', 'loss', 'decode_seconds'):
+  for key in ('bleu', 'sacrebleu', 'chrf', 'loss', 'loss_shuffled_sources', 'decode_seconds'):
     assert np.isfinite(report[key]), key
   assert 'case:lc' in report['sacrebleu_signature']  # the run trained on lowercased text
   assert report['num_examples'] == 8 and report['split'] == 'test_2016_flickr'

@@ -234,7 +234,13 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     start = time.perf_counter()
     hypotheses = found.outputs(params, split_sources(data.split(split)), decoding(eval_config))
     seconds = time.perf_counter() - start
-    loss_nats = split_loss(params, data.split(split), int(eval_config.batch_size))
+    arrays, batch_size = data.split(split), int(eval_config.batch_size)
+    loss_nats = split_loss(params, arrays, batch_size)
+    # Each target scored against another example's source: near `loss`, the model does
+    # not read its input (a decoder that learnt the targets' language alone).
+    shuffled = {
+      k: np.roll(v, 1, axis=0) if k.startswith('source') else v for k, v in arrays.items()
+    }
     results = {
       'split': split,
       'num_examples': len(sources),
@@ -243,6 +249,7 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
       'decode_seconds': seconds,
       'loss': loss_nats,
       'perplexity': math.exp(loss_nats),
+      'loss_shuffled_sources': split_loss(params, shuffled, batch_size),
     }
     if eval_config.metrics == 'summary':
       results['bleu4'] = bleu.smoothed_bleu4(hypotheses, references)
