@@ -158,3 +158,32 @@ def test_truncate_train_sources_keeps_long_pairs_with_their_head_and_eos(tmp_pat
   eos = data.extras['tokenizer'].eos_id
   rows = [r[r != 0] for r in source.batch(0)['source']]
   assert {int(r[-1]) for r in rows if r.size} == {eos}  # every source still ends in EOS
+
+
+def test_word_dropout_hides_decoder_inputs_per_example_and_never_bos():
+  rng = jax.random.PRNGKey(0)
+  inputs = np.random.default_rng(0).integers(3, 50, (8, 200)).astype(np.int32)
+  inputs[:, 0] = BOS
+  ids = jnp.arange(8)
+  dropped = np.asarray(seq2seq.drop_words(rng, inputs, ids, 0.3))
+  hidden = dropped == 0
+  assert np.all(dropped[:, 0] == BOS) and np.all((dropped == inputs) | hidden)
+  assert 0.25 < hidden[:, 1:].mean() < 0.35
+  # An example's mask is its own, wherever it sits in the batch (as the model's dropout).
+  half = seq2seq.drop_words(rng, inputs[4:], ids[4:], 0.3)
+  np.testing.assert_array_equal(np.asarray(half), dropped[4:])
+
+
+def test_word_dropout_applies_in_training_only():
+  model = EncoderDecoder(
+    vocab_size=12, max_length=16, num_encoder_layers=1, num_decoder_layers=1, num_heads=2,
+    width=16, dropout=0.0,
+  )  # fmt: skip
+  batch = _copy_batch(np.random.default_rng(0), rows=8)
+  params = model.init(jax.random.PRNGKey(0), batch['source'], batch['target'])
+  rng = jax.random.PRNGKey(1)
+  plain = seq2seq.token_losses(model, params, batch)[1]
+  evaluated = seq2seq.token_losses(model, params, batch, rng=rng, word_dropout=0.5)[1]
+  trained = seq2seq.token_losses(model, params, batch, train=True, rng=rng, word_dropout=0.5)[1]
+  np.testing.assert_array_equal(np.asarray(evaluated), np.asarray(plain))
+  assert not np.allclose(np.asarray(trained), np.asarray(plain))

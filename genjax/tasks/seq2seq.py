@@ -32,7 +32,8 @@ from genjax import config as config_lib
 from genjax.config import ConfigError
 from genjax.data import datasets, text_pairs
 from genjax.evaluation import bleu
-from genjax.models.seq2seq import EncoderDecoder
+from genjax.models import dropout as dropout_lib
+from genjax.models.seq2seq import PAD_ID, EncoderDecoder
 from genjax.tasks.base import Task, View
 from genjax.tasks.translator import Decoding, Translator, split_sources
 from genjax.writers import outputs
@@ -56,6 +57,7 @@ def _read_input_file(path: str) -> str:
 
 
 METRICS = ('translation', 'summary')
+_WORD_DROPOUT_STREAM = 1  # fold_in constant of word dropout's key
 
 
 def _preparation(data: ml_collections.ConfigDict) -> text_pairs.Preparation:
@@ -73,21 +75,38 @@ def make_model(model_config: ml_collections.ConfigDict, vocab_size: int) -> Enco
   return EncoderDecoder(vocab_size=vocab_size, dtype=DTYPES[dtype], **fields)
 
 
-def token_losses(model, params, batch, *, smoothing=0.0, train=False, rng=None):
+def drop_words(rng, inputs, example_ids, rate: float):
+  """The decoder's input tokens with a share `rate` replaced by PAD_ID (the tokenizer's
+  <unk>), never the first (BOS): word dropout (Bowman et al. 2016), which leaves the
+  decoder less to predict from its own past and so more reason to read the source. Per
+  example, from `fold_in(rng, example_id)`, as the model's dropout is."""
+  keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, example_ids)
+  keep = jax.vmap(lambda k: dropout_lib.keep_mask(k, inputs.shape[1:], rate, 32))(keys)
+  keep = keep.at[:, 0].set(True)
+  return jnp.where(keep, inputs, PAD_ID)
+
+
+def token_losses(model, params, batch, *, smoothing=0.0, train=False, rng=None, word_dropout=0.0):
   """Per example: (smoothed loss summed over its target tokens, nll summed, token count)."""
   target = batch['target']
   labels, mask = target[:, 1:], batch['target_mask'][:, 1:].astype(jnp.float32)
+  inputs = target[:, :-1]
+  if train and word_dropout > 0:
+    # Its own stream, so the model's dropout masks stay those of a run without it.
+    inputs = drop_words(
+      jax.random.fold_in(rng, _WORD_DROPOUT_STREAM), inputs, batch['index'], word_dropout
+    )
   if train and model.dropout > 0:
     logits = model.apply(
       params,
       batch['source'],
-      target[:, :-1],
+      inputs,
       train=True,
       rngs={'dropout': rng},
       example_ids=batch['index'],
     )
   else:
-    logits = model.apply(params, batch['source'], target[:, :-1])
+    logits = model.apply(params, batch['source'], inputs)
   nll = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
   if smoothing:
     soft = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), smoothing)
@@ -116,6 +135,9 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       'model.attention': 'auto',
       'model.dropout_bits': 8,
       'loss.label_smoothing': 0.1,
+      # Decoder inputs replaced by <unk> in training (drop_words): for targets the decoder
+      # could learn to guess without the source (summaries).
+      'loss.word_dropout': 0.0,
       'eval.split': 'test',  # what launch.evaluate translates (a split of the dataset)
       'eval.beam_size': 5,
       'eval.alpha': 0.6,  # GNMT length penalty exponent
@@ -161,6 +183,9 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
   tokenizer = spec.tokenizer('source')
   model = make_model(config.model, tokenizer.vocab_size)
   smoothing = float(config.loss.label_smoothing)
+  word_dropout = float(config.loss.word_dropout)
+  if not 0.0 <= word_dropout < 1.0:
+    raise ConfigError(f'config.loss.word_dropout={word_dropout} must be in [0, 1).')
   translators: dict = {}  # built on first use: the preparation comes with the data
 
   def translator(data=None) -> Translator:
@@ -175,7 +200,9 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     return model.init(rng, jnp.asarray(batch['source']), jnp.asarray(batch['target'])[:, :-1]), {}
 
   def loss(params, batch, rng):
-    smoothed, nll, _ = token_losses(model, params, batch, smoothing=smoothing, train=True, rng=rng)
+    smoothed, nll, _ = token_losses(
+      model, params, batch, smoothing=smoothing, train=True, rng=rng, word_dropout=word_dropout
+    )
     scale = batch['token_scale']
     return jnp.mean(smoothed * scale), {'nll': jnp.mean(nll * scale)}
 
