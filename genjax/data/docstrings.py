@@ -107,16 +107,17 @@ class Neighbours:
     self._summaries = [f.summary for f in train]
     self._files = np.asarray([f.file for f in train])
     self._vocabulary: dict[str, int] = {}
-    self._train = self._bags([f.code for f in train], grow=True)
-    self._train_sizes = np.asarray(self._train.sum(1)).ravel()
+    self._train, self._train_sizes = self._bags([f.code for f in train], grow=True)
 
   def _bags(self, codes: list[str], grow: bool = False):
+    """(sparse [codes, vocabulary] word indicators, each code's count of distinct words:
+    unknown words too, as they count in the union)."""
     from scipy import sparse  # pylint: disable=import-outside-toplevel (jax's dependency)
 
-    rows, cols, self._sizes = [], [], []
+    rows, cols, sizes = [], [], []
     for i, code in enumerate(codes):
       words = set(_WORD.findall(code))
-      self._sizes.append(len(words))  # unknown words too: they count in the union
+      sizes.append(len(words))
       for word in words:
         if grow:
           self._vocabulary.setdefault(word, len(self._vocabulary))
@@ -124,7 +125,8 @@ class Neighbours:
           rows.append(i)
           cols.append(self._vocabulary[word])
     shape = (len(codes), max(len(self._vocabulary), 1))
-    return sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape)
+    bags = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape)
+    return bags, np.asarray(sizes, np.float32)
 
   def summaries(self, codes: list[str], files: list[str] | None = None) -> list[str]:
     """The nearest training function's summary for each code; with `files`, never one of
@@ -132,8 +134,7 @@ class Neighbours:
     found = []
     for start in range(0, len(codes), 512):  # a dense block of 512 x train at a time
       chunk = codes[start : start + 512]
-      bags = self._bags(chunk)
-      sizes = np.asarray(self._sizes, np.float32)
+      bags, sizes = self._bags(chunk)
       overlap = (bags @ self._train.T).toarray()
       union = sizes[:, None] + self._train_sizes[None, :] - overlap
       jaccard = overlap / np.maximum(union, 1)
