@@ -71,8 +71,12 @@ def test_it_learns_to_copy_and_greedy_and_beam_decode_it():
     params, opt_state, value = step(params, opt_state, _copy_batch(rng))
   assert float(value) < 0.05  # nats per target token
 
-  translator = Translator(model, _Digits(), text_pairs.Preparation(), batch_size=16)
   held_out = _copy_batch(np.random.default_rng(1), rows=20)
+  nats = lambda batch: float(jnp.sum(seq2seq.token_losses(model, params, batch)[1]))
+  # A copier reads its source: another example's source costs it many nats.
+  assert nats(seq2seq.shuffled_sources(held_out)) > 20 * nats(held_out) + 10
+
+  translator = Translator(model, _Digits(), text_pairs.Preparation(), batch_size=16)
   sources = [row[row != 0] for row in held_out['source']]
   expected = [' '.join(str(i) for i in s[:-1]) for s in sources]
   for decoding in (Decoding(beam_size=1), Decoding(beam_size=4, alpha=0.6)):

@@ -86,6 +86,11 @@ def drop_words(rng, inputs, example_ids, rate: float):
   return jnp.where(keep, inputs, PAD_ID)
 
 
+def shuffled_sources(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """The split with each target paired with the previous example's source."""
+  return {k: np.roll(v, 1, axis=0) if k.startswith('source') else v for k, v in arrays.items()}
+
+
 def token_losses(model, params, batch, *, smoothing=0.0, train=False, rng=None, word_dropout=0.0):
   """Per example: (smoothed loss summed over its target tokens, nll summed, token count)."""
   target = batch['target']
@@ -246,8 +251,17 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     sources = split_sources(data.test, n)
     hypotheses = translator(data).outputs(params, sources, decoding(config.eval, greedy=True))
     if config.eval.metrics == 'summary':
-      return {'bleu4': bleu.smoothed_bleu4(hypotheses, references)}
-    return {'bleu': bleu.tokenized_bleu(hypotheses, references)}
+      found = {'bleu4': bleu.smoothed_bleu4(hypotheses, references)}
+    else:
+      found = {'bleu': bleu.tokenized_bleu(hypotheses, references)}
+    # How much the source lowers the loss on these pairs: near 0, the decoder is guessing
+    # from the targets' language alone, whatever the BLEU.
+    arrays = {k: v[:n] for k, v in data.test.items()}
+    batch_size = int(config.eval.batch_size)
+    found['source_gain'] = split_loss(params, shuffled_sources(arrays), batch_size) - split_loss(
+      params, arrays, batch_size
+    )
+    return found
 
   def evaluate(params, data, rng, eval_config=config.eval):
     del rng
@@ -263,11 +277,6 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     seconds = time.perf_counter() - start
     arrays, batch_size = data.split(split), int(eval_config.batch_size)
     loss_nats = split_loss(params, arrays, batch_size)
-    # Each target scored against another example's source: near `loss`, the model does
-    # not read its input (a decoder that learnt the targets' language alone).
-    shuffled = {
-      k: np.roll(v, 1, axis=0) if k.startswith('source') else v for k, v in arrays.items()
-    }
     results = {
       'split': split,
       'num_examples': len(sources),
@@ -276,7 +285,8 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
       'decode_seconds': seconds,
       'loss': loss_nats,
       'perplexity': math.exp(loss_nats),
-      'loss_shuffled_sources': split_loss(params, shuffled, batch_size),
+      # Near `loss`: the model does not read its input.
+      'loss_shuffled_sources': split_loss(params, shuffled_sources(arrays), batch_size),
     }
     if eval_config.metrics == 'summary':
       results['bleu4'] = bleu.smoothed_bleu4(hypotheses, references)
