@@ -161,7 +161,7 @@ ENTRIES = {
     Entry(
       'fashion_mnist_vit',
       'Vision Transformer on Fashion-MNIST (4x4 patches, 4 blocks 64 wide, label smoothing,'
-      ' no augmentation; at most 20 minutes of training): test accuracy',
+      ' left-right flips; at most 20 minutes of training): test accuracy',
       config='experiments/fashion_mnist_vit.py',
       show=(('accuracy', 'accuracy {:.4f}'), ('loss', 'test NLL {:.4f}')),
     ),

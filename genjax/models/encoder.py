@@ -38,8 +38,8 @@ import jax.numpy as jnp
 
 from genjax.models import dropout as dropout_lib
 from genjax.models.layers import Dtype
-from genjax.models.seq2seq import PAD_ID, EncoderBlock, padding_bias
-from genjax.models.transformer import INIT_STDDEV, _flat, _layer_norm, dense_layer, gelu
+from genjax.models.seq2seq import PAD_ID, EncoderBlock, MLMHead, padding_bias
+from genjax.models.transformer import INIT_STDDEV, _layer_norm, dense_layer
 
 Array = jnp.ndarray
 
@@ -49,21 +49,6 @@ def masked_mean(states: Array, mask: Array) -> Array:
   weights = mask.astype(jnp.float32)[..., None]
   total = jnp.sum(states.astype(jnp.float32) * weights, axis=1)
   return total / jnp.maximum(jnp.sum(weights, axis=1), 1.0)  # an empty row gives zeros
-
-
-class MLMHead(nn.Module):
-  """BERT's masked-token prediction: dense + GELU + LayerNorm, then the tied embedding."""
-
-  use_bias: bool = True
-  dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: Array, embedding: Array) -> Array:
-    x = _flat(dense_layer(x.shape[-1], self.use_bias, self.dtype, 'transform'))(x)
-    x = _layer_norm(self.use_bias, jnp.float32, 'ln')(gelu(x).astype(jnp.float32))
-    bias = self.param('bias', nn.initializers.zeros, (embedding.shape[0],))
-    logits = _flat(lambda h: h @ embedding.T.astype(jnp.float32))(x)
-    return logits + bias
 
 
 class ClassifierHead(nn.Module):

@@ -45,6 +45,7 @@ from genjax.models.transformer import (
   _residual_stddev,
   check_fields,
   dense_layer,
+  gelu,
 )
 
 Array = jnp.ndarray
@@ -138,6 +139,21 @@ class CrossAttention(nn.Module):
     y = attend(q, memory_kv['keys'], memory_kv['values'], bias)
     y = _flat(self.c_proj)(y.reshape(*x.shape[:2], self.width))
     return self.drop(y, not train, example_ids)
+
+
+class MLMHead(nn.Module):
+  """BERT's masked-token prediction: dense + GELU + LayerNorm, then the tied embedding."""
+
+  use_bias: bool = True
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array, embedding: Array) -> Array:
+    x = _flat(dense_layer(x.shape[-1], self.use_bias, self.dtype, 'transform'))(x)
+    x = _layer_norm(self.use_bias, jnp.float32, 'ln')(gelu(x).astype(jnp.float32))
+    bias = self.param('bias', nn.initializers.zeros, (embedding.shape[0],))
+    logits = _flat(lambda h: h @ embedding.T.astype(jnp.float32))(x)
+    return logits + bias
 
 
 class EncoderBlock(nn.Module):
@@ -245,6 +261,10 @@ class EncoderDecoder(nn.Module):
     dtype: computation dtype; parameters, softmax, residual stream and logits stay float32.
     attention: the decoder self-attention's implementation (``causal_attention``).
     dropout_bits: 8 or 32 random bits per dropout mask element (``genjax.models.dropout``).
+    source_prediction: a masked-token head on the encoder's output (BERT's, on the tied
+      embedding): ``__call__(..., predict_source_at=...)`` also gives its logits, for an
+      auxiliary loss that keeps the encoder's states about their tokens when the targets
+      alone teach it little (summaries).
   """
 
   vocab_size: int
@@ -261,6 +281,7 @@ class EncoderDecoder(nn.Module):
   dtype: Dtype = jnp.float32
   attention: str = 'auto'
   dropout_bits: int = 8
+  source_prediction: bool = False
 
   def __post_init__(self) -> None:
     check_fields(self, ('vocab_size', 'max_length', 'num_encoder_layers', 'num_decoder_layers'))
@@ -316,6 +337,8 @@ class EncoderDecoder(nn.Module):
     ]
     self.encoder_ln = _layer_norm(self.use_bias, self.dtype, None)
     self.decoder_ln = _layer_norm(self.use_bias, jnp.float32, None)
+    if self.source_prediction:
+      self.source_head = MLMHead(self.use_bias, self.dtype)
 
   def _embed(self, embed, positions, tokens: Array, offset, train, example_ids) -> Array:
     length = tokens.shape[1]
@@ -406,16 +429,27 @@ class EncoderDecoder(nn.Module):
     *,
     train: bool = False,
     example_ids: Array | None = None,
-  ) -> Array:
+    predict_source_at: Array | None = None,
+  ):
+    """Logits ``[B, T, vocab]``; with ``predict_source_at`` (int ``[B, K]`` source
+    positions, ``source_prediction`` models) also the source head's ``[B, K, vocab]``."""
     source = jnp.asarray(source)
     memory = self.encode(source, train=train, example_ids=example_ids)
-    return self.decode_step(
+    logits = self.decode_step(
       target,
       self.project_memory(memory),
       source != PAD_ID,
       train=train,
       example_ids=example_ids,
     )
+    if predict_source_at is None:
+      if self.source_prediction and self.is_initializing():  # its parameters exist
+        self.source_head(memory[:, :1], self.embed.embedding)
+      return logits
+    if not self.source_prediction:
+      raise ValueError('predict_source_at needs an EncoderDecoder(source_prediction=True)')
+    states = jnp.take_along_axis(memory, jnp.asarray(predict_source_at)[..., None], axis=1)
+    return logits, self.source_head(states, self.embed.embedding)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,7 +34,8 @@ from genjax.data import datasets, text_pairs
 from genjax.evaluation import bleu
 from genjax.models import dropout as dropout_lib
 from genjax.models.seq2seq import PAD_ID, EncoderDecoder
-from genjax.tasks.base import Task, View
+from genjax.tasks import bert
+from genjax.tasks.base import Task, View, per_example_keys
 from genjax.tasks.translator import Decoding, Translator, split_sources
 from genjax.writers import outputs
 
@@ -58,6 +59,7 @@ def _read_input_file(path: str) -> str:
 
 METRICS = ('translation', 'summary')
 _WORD_DROPOUT_STREAM = 1  # fold_in constant of word dropout's key
+_SOURCE_MASK_STREAM = 2  # and of the source masking's (loss.source_mlm)
 
 
 def _preparation(data: ml_collections.ConfigDict) -> text_pairs.Preparation:
@@ -67,12 +69,24 @@ def _preparation(data: ml_collections.ConfigDict) -> text_pairs.Preparation:
   return own(data)
 
 
-def make_model(model_config: ml_collections.ConfigDict, vocab_size: int) -> EncoderDecoder:
+def make_model(
+  model_config: ml_collections.ConfigDict, vocab_size: int, source_prediction: bool = False
+) -> EncoderDecoder:
   fields = model_config.to_dict()
   dtype = fields.pop('dtype', 'float32')
   if dtype not in DTYPES:
     raise ConfigError(f'config.model.dtype={dtype!r} is not one of {tuple(DTYPES)}.')
-  return EncoderDecoder(vocab_size=vocab_size, dtype=DTYPES[dtype], **fields)
+  return EncoderDecoder(
+    vocab_size=vocab_size, dtype=DTYPES[dtype], source_prediction=source_prediction, **fields
+  )
+
+
+def mask_source(rng, source, example_ids, rate: float, vocab_size: int):
+  """BERT's corruption of the source for loss.source_mlm (`bert.mask_tokens`), with
+  padding as the [MASK]: a masked token is hidden from every attention, so its state is
+  predicted from the others. Per example, from `fold_in(rng, example_id)`."""
+  keys = per_example_keys(rng, example_ids)
+  return bert.mask_tokens(source, keys, vocab_size=vocab_size, mask_id=PAD_ID, rate=rate)
 
 
 def drop_words(rng, inputs, example_ids, rate: float):
@@ -91,8 +105,19 @@ def shuffled_sources(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   return {k: np.roll(v, 1, axis=0) if k.startswith('source') else v for k, v in arrays.items()}
 
 
-def token_losses(model, params, batch, *, smoothing=0.0, train=False, rng=None, word_dropout=0.0):
-  """Per example: (smoothed loss summed over its target tokens, nll summed, token count)."""
+def token_losses(
+  model,
+  params,
+  batch,
+  *,
+  smoothing=0.0,
+  train=False,
+  rng=None,
+  word_dropout=0.0,
+  predict_source_at=None,
+):
+  """Per example: (smoothed loss summed over its target tokens, nll summed, token count);
+  with `predict_source_at` [B, K], the source head's logits there come fourth."""
   target = batch['target']
   labels, mask = target[:, 1:], batch['target_mask'][:, 1:].astype(jnp.float32)
   inputs = target[:, :-1]
@@ -101,24 +126,28 @@ def token_losses(model, params, batch, *, smoothing=0.0, train=False, rng=None, 
     inputs = drop_words(
       jax.random.fold_in(rng, _WORD_DROPOUT_STREAM), inputs, batch['index'], word_dropout
     )
+  extra = {} if predict_source_at is None else {'predict_source_at': predict_source_at}
   if train and model.dropout > 0:
-    logits = model.apply(
+    out = model.apply(
       params,
       batch['source'],
       inputs,
       train=True,
       rngs={'dropout': rng},
       example_ids=batch['index'],
+      **extra,
     )
   else:
-    logits = model.apply(params, batch['source'], inputs)
+    out = model.apply(params, batch['source'], inputs, **extra)
+  logits, source_logits = out if extra else (out, None)
   nll = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
   if smoothing:
     soft = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), smoothing)
     smoothed = optax.softmax_cross_entropy(logits, soft)
   else:
     smoothed = nll
-  return jnp.sum(smoothed * mask, -1), jnp.sum(nll * mask, -1), jnp.sum(mask, -1)
+  found = jnp.sum(smoothed * mask, -1), jnp.sum(nll * mask, -1), jnp.sum(mask, -1)
+  return found if source_logits is None else (*found, source_logits)
 
 
 def add_config_fields(c: ml_collections.ConfigDict) -> None:
@@ -143,6 +172,12 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       # Decoder inputs replaced by <unk> in training (drop_words): for targets the decoder
       # could learn to guess without the source (summaries).
       'loss.word_dropout': 0.0,
+      # Weight of an auxiliary masked-token loss on the source (BERT's, at a share
+      # source_mask_rate of its tokens; EncoderDecoder.source_prediction), 0 = none: it
+      # keeps the encoder's states about their tokens while the targets teach it little.
+      # In nats of the masked source tokens per target token (logged as source_mlm).
+      'loss.source_mlm': 0.0,
+      'loss.source_mask_rate': 0.15,
       'eval.split': 'test',  # what launch.evaluate translates (a split of the dataset)
       'eval.beam_size': 5,
       'eval.alpha': 0.6,  # GNMT length penalty exponent
@@ -186,11 +221,17 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
   if config.eval.metrics not in METRICS:
     raise ConfigError(f'config.eval.metrics={config.eval.metrics!r} is not one of {METRICS}.')
   tokenizer = spec.tokenizer('source')
-  model = make_model(config.model, tokenizer.vocab_size)
   smoothing = float(config.loss.label_smoothing)
   word_dropout = float(config.loss.word_dropout)
   if not 0.0 <= word_dropout < 1.0:
     raise ConfigError(f'config.loss.word_dropout={word_dropout} must be in [0, 1).')
+  source_mlm, mask_rate = float(config.loss.source_mlm), float(config.loss.source_mask_rate)
+  if source_mlm < 0 or not 0.0 < mask_rate < 1.0:
+    raise ConfigError(
+      f'config.loss.source_mlm={source_mlm} must be >= 0 and config.loss.source_mask_rate='
+      f'{mask_rate} in (0, 1); BERT masks 0.15.'
+    )
+  model = make_model(config.model, tokenizer.vocab_size, source_prediction=source_mlm > 0)
   translators: dict = {}  # built on first use: the preparation comes with the data
 
   def translator(data=None) -> Translator:
@@ -205,11 +246,30 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     return model.init(rng, jnp.asarray(batch['source']), jnp.asarray(batch['target'])[:, :-1]), {}
 
   def loss(params, batch, rng):
-    smoothed, nll, _ = token_losses(
-      model, params, batch, smoothing=smoothing, train=True, rng=rng, word_dropout=word_dropout
+    kwargs = dict(smoothing=smoothing, train=True, rng=rng, word_dropout=word_dropout)
+    if not source_mlm:
+      smoothed, nll, _ = token_losses(model, params, batch, **kwargs)
+      scale = batch['token_scale']
+      return jnp.mean(smoothed * scale), {'nll': jnp.mean(nll * scale)}
+    masked = mask_source(
+      jax.random.fold_in(rng, _SOURCE_MASK_STREAM),
+      batch['source'],
+      batch['index'],
+      mask_rate,
+      tokenizer.vocab_size,
+    )
+    batch = dict(batch, source=masked['inputs'])
+    smoothed, nll, _, source_logits = token_losses(
+      model, params, batch, predict_source_at=masked['positions'], **kwargs
     )
     scale = batch['token_scale']
-    return jnp.mean(smoothed * scale), {'nll': jnp.mean(nll * scale)}
+    # Summed over each row's chosen source tokens and scaled as the target tokens are:
+    # masked-token nats per target token of the global batch, the same however the rows
+    # are split over devices (a mean over chosen tokens would need their global count).
+    mlm_nll = optax.softmax_cross_entropy_with_integer_labels(source_logits, masked['targets'])
+    mlm = jnp.mean(jnp.sum(mlm_nll * masked['weights'], -1) * scale)
+    total = jnp.mean(smoothed * scale) + source_mlm * mlm
+    return total, {'nll': jnp.mean(nll * scale), 'source_mlm': mlm}
 
   def eval_metrics(params, batch, rng):
     del rng
