@@ -90,27 +90,30 @@ def test_dropout_is_per_example_and_off_at_inference():
   )
 
 
-def test_source_head_predicts_at_the_positions_asked_and_leaves_the_logits_alone():
-  plain, with_head = _model(), _model(source_prediction=True)
-  variables = _variables(with_head)
-  assert 'source_head' in variables['params']
+def test_auxiliary_heads_read_the_encoder_and_leave_the_logits_alone():
+  plain = _model()
+  with_heads = _model(source_prediction=True, bag_prediction=True)
+  variables = _variables(with_heads)
+  assert {'source_head', 'bag_head'} <= set(variables['params'])
   source = jnp.array([[3, 4, 5, 0], [6, 7, 8, 9]])
   at = jnp.array([[0, 2], [3, 1]])
-  logits, source_logits = with_head.apply(variables, source, source, predict_source_at=at)
-  assert source_logits.shape == (2, 2, 11)
-  # The head reads the encoder's states there and adds nothing to the decoder's path.
-  trunk = {'params': {k: v for k, v in variables['params'].items() if k != 'source_head'}}
+  logits, aux = with_heads.apply(variables, source, source, predict_source_at=at, predict_bag=True)
+  assert aux['source'].shape == (2, 2, 11) and aux['bag'].shape == (2, 11)
+  # The heads add nothing to the decoder's path.
+  trunk = {'params': {k: v for k, v in variables['params'].items() if not k.endswith('_head')}}
   np.testing.assert_allclose(logits, plain.apply(trunk, source, source), rtol=1e-6)
-  memory = with_head.apply(variables, source, method=with_head.encode)
+  memory = with_heads.apply(variables, source, method=with_heads.encode)
   states = jnp.stack([memory[0, jnp.array([0, 2])], memory[1, jnp.array([3, 1])]])
-  expected = with_head.apply(
-    variables,
-    states,
-    method=lambda m, s: m.source_head(s, m.embed.embedding),
-  )
-  np.testing.assert_allclose(source_logits, expected, rtol=1e-5, atol=1e-6)
+  # The bag head sees the mean over real positions only: the first source has 3.
+  pooled = jnp.stack([memory[0, :3].mean(0), memory[1].mean(0)])
+  head = lambda name: lambda m, x: getattr(m, name)(x, m.embed.embedding)
+  for name, inputs, key in (('source_head', states, 'source'), ('bag_head', pooled, 'bag')):
+    expected = with_heads.apply(variables, inputs, method=head(name))
+    np.testing.assert_allclose(aux[key], expected, rtol=1e-5, atol=1e-6)
   with pytest.raises(ValueError, match='source_prediction=True'):
     plain.apply(trunk, source, source, predict_source_at=at)
+  with pytest.raises(ValueError, match='bag_prediction=True'):
+    plain.apply(trunk, source, source, predict_bag=True)
 
 
 def test_beam_of_one_is_greedy():

@@ -258,6 +258,7 @@ def seq2seq(steps=8, dropout=0.1):
   c.model.dropout = dropout
   c.loss.word_dropout = dropout  # per example too: 'pmap' == 'jit' == one device
   c.loss.source_mlm = 0.5  # and so are its source masks
+  c.loss.bag_of_words = 0.5  # and its auxiliary losses sum as the main one does
   c.eval.bleu_examples = 4
   c.eval.batch_size = 8
   c.eval.beam_size = 2

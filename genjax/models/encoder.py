@@ -38,17 +38,10 @@ import jax.numpy as jnp
 
 from genjax.models import dropout as dropout_lib
 from genjax.models.layers import Dtype
-from genjax.models.seq2seq import PAD_ID, EncoderBlock, MLMHead, padding_bias
+from genjax.models.seq2seq import PAD_ID, EncoderBlock, MLMHead, masked_mean, padding_bias
 from genjax.models.transformer import INIT_STDDEV, _layer_norm, dense_layer
 
 Array = jnp.ndarray
-
-
-def masked_mean(states: Array, mask: Array) -> Array:
-  """``[B, T, D]`` states averaged over the positions where ``mask`` [B, T] is True."""
-  weights = mask.astype(jnp.float32)[..., None]
-  total = jnp.sum(states.astype(jnp.float32) * weights, axis=1)
-  return total / jnp.maximum(jnp.sum(weights, axis=1), 1.0)  # an empty row gives zeros
 
 
 class ClassifierHead(nn.Module):

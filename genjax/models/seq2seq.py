@@ -141,6 +141,13 @@ class CrossAttention(nn.Module):
     return self.drop(y, not train, example_ids)
 
 
+def masked_mean(states: Array, mask: Array) -> Array:
+  """``[B, T, D]`` states averaged over the positions where ``mask`` [B, T] is True."""
+  weights = mask.astype(jnp.float32)[..., None]
+  total = jnp.sum(states.astype(jnp.float32) * weights, axis=1)
+  return total / jnp.maximum(jnp.sum(weights, axis=1), 1.0)  # an empty row gives zeros
+
+
 class MLMHead(nn.Module):
   """BERT's masked-token prediction: dense + GELU + LayerNorm, then the tied embedding."""
 
@@ -265,6 +272,10 @@ class EncoderDecoder(nn.Module):
       embedding): ``__call__(..., predict_source_at=...)`` also gives its logits, for an
       auxiliary loss that keeps the encoder's states about their tokens when the targets
       alone teach it little (summaries).
+    bag_prediction: a head from the mean of the encoder's output over the source to
+      logits over the vocabulary: ``__call__(..., predict_bag=True)`` also gives them, for
+      an auxiliary loss on the target's bag of tokens (the encoder then holds, in the
+      very average a cross-attention starts by taking, what the target is about).
   """
 
   vocab_size: int
@@ -282,6 +293,7 @@ class EncoderDecoder(nn.Module):
   attention: str = 'auto'
   dropout_bits: int = 8
   source_prediction: bool = False
+  bag_prediction: bool = False
 
   def __post_init__(self) -> None:
     check_fields(self, ('vocab_size', 'max_length', 'num_encoder_layers', 'num_decoder_layers'))
@@ -339,6 +351,8 @@ class EncoderDecoder(nn.Module):
     self.decoder_ln = _layer_norm(self.use_bias, jnp.float32, None)
     if self.source_prediction:
       self.source_head = MLMHead(self.use_bias, self.dtype)
+    if self.bag_prediction:
+      self.bag_head = MLMHead(self.use_bias, self.dtype)
 
   def _embed(self, embed, positions, tokens: Array, offset, train, example_ids) -> Array:
     length = tokens.shape[1]
@@ -430,9 +444,11 @@ class EncoderDecoder(nn.Module):
     train: bool = False,
     example_ids: Array | None = None,
     predict_source_at: Array | None = None,
+    predict_bag: bool = False,
   ):
-    """Logits ``[B, T, vocab]``; with ``predict_source_at`` (int ``[B, K]`` source
-    positions, ``source_prediction`` models) also the source head's ``[B, K, vocab]``."""
+    """Logits ``[B, T, vocab]``; with an auxiliary head asked for, ``(logits, aux)`` where
+    ``aux['source']`` is the source head's ``[B, K, vocab]`` at ``predict_source_at``
+    (int ``[B, K]`` source positions) and ``aux['bag']`` the bag head's ``[B, vocab]``."""
     source = jnp.asarray(source)
     memory = self.encode(source, train=train, example_ids=example_ids)
     logits = self.decode_step(
@@ -442,14 +458,23 @@ class EncoderDecoder(nn.Module):
       train=train,
       example_ids=example_ids,
     )
-    if predict_source_at is None:
-      if self.source_prediction and self.is_initializing():  # its parameters exist
-        self.source_head(memory[:, :1], self.embed.embedding)
-      return logits
-    if not self.source_prediction:
-      raise ValueError('predict_source_at needs an EncoderDecoder(source_prediction=True)')
-    states = jnp.take_along_axis(memory, jnp.asarray(predict_source_at)[..., None], axis=1)
-    return logits, self.source_head(states, self.embed.embedding)
+    embedding = self.embed.embedding
+    if self.is_initializing():  # the heads' parameters exist from the start
+      if self.source_prediction:
+        self.source_head(memory[:, :1], embedding)
+      if self.bag_prediction:
+        self.bag_head(memory[:, 0], embedding)
+    aux = {}
+    if predict_source_at is not None:
+      if not self.source_prediction:
+        raise ValueError('predict_source_at needs an EncoderDecoder(source_prediction=True)')
+      at = jnp.asarray(predict_source_at)[..., None]
+      aux['source'] = self.source_head(jnp.take_along_axis(memory, at, axis=1), embedding)
+    if predict_bag:
+      if not self.bag_prediction:
+        raise ValueError('predict_bag needs an EncoderDecoder(bag_prediction=True)')
+      aux['bag'] = self.bag_head(masked_mean(memory, source != PAD_ID), embedding)
+    return (logits, aux) if aux else logits
 
 
 @dataclasses.dataclass(frozen=True)

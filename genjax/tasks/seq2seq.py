@@ -70,14 +70,21 @@ def _preparation(data: ml_collections.ConfigDict) -> text_pairs.Preparation:
 
 
 def make_model(
-  model_config: ml_collections.ConfigDict, vocab_size: int, source_prediction: bool = False
+  model_config: ml_collections.ConfigDict,
+  vocab_size: int,
+  source_prediction: bool = False,
+  bag_prediction: bool = False,
 ) -> EncoderDecoder:
   fields = model_config.to_dict()
   dtype = fields.pop('dtype', 'float32')
   if dtype not in DTYPES:
     raise ConfigError(f'config.model.dtype={dtype!r} is not one of {tuple(DTYPES)}.')
   return EncoderDecoder(
-    vocab_size=vocab_size, dtype=DTYPES[dtype], source_prediction=source_prediction, **fields
+    vocab_size=vocab_size,
+    dtype=DTYPES[dtype],
+    source_prediction=source_prediction,
+    bag_prediction=bag_prediction,
+    **fields,
   )
 
 
@@ -114,10 +121,11 @@ def token_losses(
   train=False,
   rng=None,
   word_dropout=0.0,
-  predict_source_at=None,
+  aux=None,
 ):
   """Per example: (smoothed loss summed over its target tokens, nll summed, token count);
-  with `predict_source_at` [B, K], the source head's logits there come fourth."""
+  with `aux` (EncoderDecoder's auxiliary requests: predict_source_at, predict_bag), the
+  model's dict of auxiliary logits comes fourth."""
   target = batch['target']
   labels, mask = target[:, 1:], batch['target_mask'][:, 1:].astype(jnp.float32)
   inputs = target[:, :-1]
@@ -126,7 +134,7 @@ def token_losses(
     inputs = drop_words(
       jax.random.fold_in(rng, _WORD_DROPOUT_STREAM), inputs, batch['index'], word_dropout
     )
-  extra = {} if predict_source_at is None else {'predict_source_at': predict_source_at}
+  extra = aux or {}
   if train and model.dropout > 0:
     out = model.apply(
       params,
@@ -139,7 +147,7 @@ def token_losses(
     )
   else:
     out = model.apply(params, batch['source'], inputs, **extra)
-  logits, source_logits = out if extra else (out, None)
+  logits, aux_logits = out if extra else (out, None)
   nll = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
   if smoothing:
     soft = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), smoothing)
@@ -147,7 +155,7 @@ def token_losses(
   else:
     smoothed = nll
   found = jnp.sum(smoothed * mask, -1), jnp.sum(nll * mask, -1), jnp.sum(mask, -1)
-  return found if source_logits is None else (*found, source_logits)
+  return found if aux_logits is None else (*found, aux_logits)
 
 
 def add_config_fields(c: ml_collections.ConfigDict) -> None:
@@ -178,6 +186,10 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       # In nats of the masked source tokens per target token (logged as source_mlm).
       'loss.source_mlm': 0.0,
       'loss.source_mask_rate': 0.15,
+      # Weight of an auxiliary loss on the target's bag of tokens, predicted from the mean
+      # of the encoder's output (EncoderDecoder.bag_prediction), 0 = none: nats per target
+      # token, logged as bag.
+      'loss.bag_of_words': 0.0,
       'eval.split': 'test',  # what launch.evaluate translates (a split of the dataset)
       'eval.beam_size': 5,
       'eval.alpha': 0.6,  # GNMT length penalty exponent
@@ -231,7 +243,15 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
       f'config.loss.source_mlm={source_mlm} must be >= 0 and config.loss.source_mask_rate='
       f'{mask_rate} in (0, 1); BERT masks 0.15.'
     )
-  model = make_model(config.model, tokenizer.vocab_size, source_prediction=source_mlm > 0)
+  bag_weight = float(config.loss.bag_of_words)
+  if bag_weight < 0:
+    raise ConfigError(f'config.loss.bag_of_words={bag_weight} must be >= 0 (0 is off).')
+  model = make_model(
+    config.model,
+    tokenizer.vocab_size,
+    source_prediction=source_mlm > 0,
+    bag_prediction=bag_weight > 0,
+  )
   translators: dict = {}  # built on first use: the preparation comes with the data
 
   def translator(data=None) -> Translator:
@@ -247,29 +267,43 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
 
   def loss(params, batch, rng):
     kwargs = dict(smoothing=smoothing, train=True, rng=rng, word_dropout=word_dropout)
-    if not source_mlm:
+    if not (source_mlm or bag_weight):
       smoothed, nll, _ = token_losses(model, params, batch, **kwargs)
       scale = batch['token_scale']
       return jnp.mean(smoothed * scale), {'nll': jnp.mean(nll * scale)}
-    masked = mask_source(
-      jax.random.fold_in(rng, _SOURCE_MASK_STREAM),
-      batch['source'],
-      batch['index'],
-      mask_rate,
-      tokenizer.vocab_size,
-    )
-    batch = dict(batch, source=masked['inputs'])
-    smoothed, nll, _, source_logits = token_losses(
-      model, params, batch, predict_source_at=masked['positions'], **kwargs
-    )
+    requests, masked = {}, None
+    if source_mlm:
+      masked = mask_source(
+        jax.random.fold_in(rng, _SOURCE_MASK_STREAM),
+        batch['source'],
+        batch['index'],
+        mask_rate,
+        tokenizer.vocab_size,
+      )
+      batch = dict(batch, source=masked['inputs'])
+      requests['predict_source_at'] = masked['positions']
+    if bag_weight:
+      requests['predict_bag'] = True
+    smoothed, nll, _, aux = token_losses(model, params, batch, aux=requests, **kwargs)
+    # Each auxiliary loss is summed over a row's terms and scaled as the target tokens
+    # are: nats per target token of the global batch, the same however the rows are split
+    # over devices (a mean over its own terms would need their global count).
     scale = batch['token_scale']
-    # Summed over each row's chosen source tokens and scaled as the target tokens are:
-    # masked-token nats per target token of the global batch, the same however the rows
-    # are split over devices (a mean over chosen tokens would need their global count).
-    mlm_nll = optax.softmax_cross_entropy_with_integer_labels(source_logits, masked['targets'])
-    mlm = jnp.mean(jnp.sum(mlm_nll * masked['weights'], -1) * scale)
-    total = jnp.mean(smoothed * scale) + source_mlm * mlm
-    return total, {'nll': jnp.mean(nll * scale), 'source_mlm': mlm}
+    total = jnp.mean(smoothed * scale)
+    metrics = {'nll': jnp.mean(nll * scale)}
+    if source_mlm:
+      xent = optax.softmax_cross_entropy_with_integer_labels(aux['source'], masked['targets'])
+      metrics['source_mlm'] = jnp.mean(jnp.sum(xent * masked['weights'], -1) * scale)
+      total = total + source_mlm * metrics['source_mlm']
+    if bag_weight:
+      # Every target token scored by the one distribution: the cross-entropy against the
+      # target's bag, its tokens in proportion to their counts.
+      labels, mask = batch['target'][:, 1:], batch['target_mask'][:, 1:]
+      log_p = jax.nn.log_softmax(aux['bag'])
+      picked = -jnp.take_along_axis(log_p, labels, axis=-1)
+      metrics['bag'] = jnp.mean(jnp.sum(picked * mask, -1) * scale)
+      total = total + bag_weight * metrics['bag']
+    return total, metrics
 
   def eval_metrics(params, batch, rng):
     del rng
