@@ -301,6 +301,8 @@ ENTRIES = {
         ('rouge_l', 'ROUGE-L {:.2f}'),
         ('name_words_bleu4', 'name-words baseline {:.2f}'),
         ('nearest_train_bleu4', 'nearest-train baseline {:.2f}'),
+        ('loss', 'test loss {:.3f}'),
+        ('loss_shuffled_sources', '{:.3f} with shuffled sources'),
       ),
     ),
     Entry(
