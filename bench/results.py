@@ -160,8 +160,9 @@ ENTRIES = {
     ),
     Entry(
       'fashion_mnist_vit',
-      'Vision Transformer on Fashion-MNIST (4x4 patches, 4 blocks 64 wide, label smoothing,'
-      ' left-right flips; at most 20 minutes of training): test accuracy',
+      'Vision Transformer on Fashion-MNIST (convolutional stem to 7x7 tokens, 4 blocks 64'
+      ' wide, label smoothing, left-right flips; at most 20 minutes of training): test'
+      ' accuracy',
       config='experiments/fashion_mnist_vit.py',
       show=(('accuracy', 'accuracy {:.4f}'), ('loss', 'test NLL {:.4f}')),
     ),
