@@ -25,7 +25,7 @@ def get_config():
   # 5,000 steps the test accuracy rose from the patch stem's (the issue-17 notes).
   c.model.stem = 'conv'
   # Sized for 20 minutes of training on the slower of the 2-core CPUs this project has
-  # run on; the stem costs ~1.3x the patch stem's step time, near that limit there.
+  # run on; the conv stem's steps cost more than the patch stem's, near that limit there.
   c.train.steps = 5_000
   c.train.eval_every = 1_000
   c.train.checkpoint_every = 1_000
