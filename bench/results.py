@@ -370,6 +370,30 @@ ENTRIES = {
         ('human_distinct_2', '(human {:.3f})'),
       ),
     ),
+    Entry(
+      'jsb_frames',
+      'Bach chorales as piano rolls (quarter notes, Boulanger-Lewandowski split): a Transformer'
+      ' over steps with a NADE over each step\'s 88 keys, test NLL per time step (nats)',
+      config='experiments/jsb_frames.py',
+      show=(
+        ('test_nll_per_step', 'test NLL {:.3f}'),
+        ('valid_nll_per_step', 'valid NLL {:.3f}'),
+      ),
+    ),
+    Entry(
+      'jsb_voices',
+      'Bach chorales as four voices (16th notes, Coconet\'s split): the decoder LM, NLL per'
+      ' token; musical statistics of 32 composed pieces beside the test chorales\'',
+      config='experiments/jsb_voices.py',
+      show=(
+        ('test_nll_per_token', 'test NLL {:.3f}'),
+        ('valid_nll_per_token', 'valid NLL {:.3f}'),
+        ('samples.in_key_share', 'in key {:.3f}'),
+        ('test_set.in_key_share', '(test {:.3f})'),
+        ('samples.parallel_fifth_rate', 'parallel fifths {:.4f}'),
+        ('test_set.parallel_fifth_rate', '(test {:.4f})'),
+      ),
+    ),
   )
 }
 

@@ -10,10 +10,13 @@ r"""Draws from a trained experiment with one of its family's views: pictures, or
   python -m launch.sample --workdir=runs/de_en --input="Ein Mann fährt Fahrrad."   # translates
   python -m launch.sample --workdir=runs/de_en --input_file=sentences.txt --beam=5  # line by line
   python -m launch.sample --workdir=runs/de_en --interactive            # one input a line
+  python -m launch.sample --workdir=runs/jsb_voices --mode=compose --num=4   # MIDI, WAV, PNG
+  python -m launch.sample --workdir=runs/jsb_voices --mode=harmonize --melody=test:12
 
 Modes a family does not have are refused with the list of those it has, and so is an
 option the chosen view does not take (--class for an unconditional model, --prompt for
-pictures). Pictures go to a PNG (its path is printed); text to stdout, as it is generated.
+pictures). Pictures go to a PNG (its path is printed); text to stdout, as it is generated;
+music to a MIDI, a WAV and a piano-roll PNG per piece (their paths are printed).
 """
 
 import os
@@ -33,7 +36,12 @@ _MODE = flags.DEFINE_string(
   'Which view: sample | reconstruct | interpolate | '
   'denoise | mix | ...; default: the family\'s main view.',
 )
-_NUM = flags.DEFINE_integer('num', 64, 'How many pictures (pairs for interpolate: num // 10 rows).')
+_NUM = flags.DEFINE_integer(
+  'num',
+  64,
+  'How many pictures (pairs for interpolate: num // 10 rows); for music, pieces (default '
+  "the view's own: sample.num_pieces to compose, 1 harmonization).",
+)
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed for latents, noise and token sampling.')
 _STEP = flags.DEFINE_integer('step', None, 'Checkpoint step; default the latest.')
 _OUT = flags.DEFINE_string(
@@ -68,6 +76,10 @@ _BEAM = flags.DEFINE_integer('beam', None, 'Inputs: beam size (1 = greedy); defa
 _ALPHA = flags.DEFINE_float(
   'alpha', None, 'Inputs: length penalty exponent; default the config\'s.'
 )
+# Views that harmonize (music).
+_MELODY = flags.DEFINE_string(
+  'melody', None, "Music: the melody to harmonize, SPLIT:N of the data (test:12) or a MIDI file."
+)
 flags.mark_flags_as_required(['workdir'])
 
 # View option -> the flag that sets it.
@@ -83,6 +95,7 @@ _OPTION_FLAGS = {
   'input_file': _INPUT_FILE,
   'beam': _BEAM,
   'alpha': _ALPHA,
+  'melody': _MELODY,
 }
 
 
@@ -107,7 +120,7 @@ def view_options(task, mode: str, view) -> dict:
     given = flags.FLAGS[flag.name].present
     if option not in view.options:
       continue
-    if option in ('input', 'input_file', 'beam', 'alpha'):
+    if option in ('input', 'input_file', 'beam', 'alpha', 'melody'):
       if given:  # unset: the view's own default (the config's)
         options[option] = flag.value
       continue
@@ -149,7 +162,9 @@ def main(argv):
     if 'on_text' in view.options and options.get('num_samples', 1) == 1:
       drawn = text_console.stream(view, variables, rng, options)
     else:
-      drawn = view(variables, arrays, rng, _NUM.value, **options)
+      # A view that lists 'num' among its options has its own default count (music).
+      num = _NUM.value if flags.FLAGS['num'].present or 'num' not in view.options else None
+      drawn = view(variables, arrays, rng, num, **options)
     out = _OUT.value
     if out is None and drawn.saved_by_default:
       out = os.path.join(_WORKDIR.value, 'samples', f'{mode}_step{int(state.step)}')

@@ -146,6 +146,32 @@ def _text_classifier(c):
   c.eval.num_examples = 16
 
 
+def _piano_roll(c):
+  c.data.batch_size = 8
+  c.model.num_layers = 1
+  c.model.num_heads = 2
+  c.model.width = 16
+  c.model.nade_hidden = 8
+  c.sample.num_pieces = 2
+  c.sample.steps = 8
+  c.eval.batch_size = 80  # every validation and test chorale in one batch
+  c.eval.num_examples = 16
+
+
+def _voices(c):
+  c.data.batch_size = 8
+  c.data.block_size = 16
+  c.model.num_layers = 1
+  c.model.num_heads = 2
+  c.model.width = 16
+  c.sample.num_pieces = 2
+  c.sample.steps = 8
+  c.eval.batch_size = 512  # the validation and test chorales' windows in a few batches
+  c.eval.num_examples = 16
+  c.eval.sample_pieces = 2
+  c.eval.sample_steps = 8
+
+
 SHRINK = {
   'vae': _vae,
   'autoencoder': _autoencoder,
@@ -157,6 +183,8 @@ SHRINK = {
   'bert': _bert,
   'text_classifier': _text_classifier,
   'chat': _chat,
+  'piano_roll': _piano_roll,
+  'voices': _voices,
 }
 
 

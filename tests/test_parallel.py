@@ -57,6 +57,8 @@ def _losses(config, strategy, devices, data, steps=20):
     tiny.bert,
     tiny.text_classifier,
     tiny.chat,
+    tiny.piano_roll,
+    tiny.voices,
   ],
   ids=[
     'vae',
@@ -71,6 +73,8 @@ def _losses(config, strategy, devices, data, steps=20):
     'bert_mlm',
     'text_classifier',
     'chat',
+    'piano_roll_nade_transposed',
+    'voices_transposed',
   ],
 )
 def test_strategies_agree_with_one_device(make_config):

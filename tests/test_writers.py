@@ -32,6 +32,8 @@ def _read_tensorboard(logdir: Path):
       for value in event.summary.value:
         if value.HasField('image'):
           records.append((value.tag, event.step, value.image))
+        elif value.HasField('audio'):
+          records.append((value.tag, event.step, value.audio))
         else:
           records.append((value.tag, event.step, value.simple_value))
   return records
@@ -92,6 +94,33 @@ def test_tensorboard_scalars_and_images(tmp_path):
 
   decoded = np.asarray(Image.open(io.BytesIO(image.encoded_image_string)).convert('RGB'))
   np.testing.assert_array_equal(decoded, grid)
+
+
+def test_tensorboard_audio_is_a_playable_wav(tmp_path):
+  import io
+  import wave
+
+  tone = 0.5 * np.sin(np.arange(800) * 2 * np.pi * 440 / 8000)
+  with MetricWriter(tmp_path) as writer:
+    writer.write_audio(7, 'samples/audio_0', tone, 8000)
+    with pytest.raises(ValueError, match='mono audio'):
+      writer.write_audio(7, 'stereo', np.zeros((10, 2)), 8000)
+  ((tag, step, clip),) = _read_tensorboard(tmp_path / 'tensorboard')
+  assert (tag, step, clip.content_type, clip.sample_rate) == (
+    'samples/audio_0',
+    7,
+    'audio/wav',
+    8000,
+  )
+  with wave.open(io.BytesIO(clip.encoded_audio_string)) as f:
+    assert (f.getnchannels(), f.getsampwidth(), f.getframerate(), f.getnframes()) == (
+      1,
+      2,
+      8000,
+      800,
+    )
+    pcm = np.frombuffer(f.readframes(800), '<i2')
+  np.testing.assert_allclose(pcm / 32767, tone, atol=1e-4)
 
 
 def test_disabled_writer_writes_nothing(tmp_path):

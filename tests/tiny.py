@@ -5,6 +5,8 @@ from experiments import (
   fruits_ae,
   multi30k_de_en,
   fruits_vae,
+  jsb_frames,
+  jsb_voices,
   mnist_ae,
   mnist_classifier,
   mnist_dcgan,
@@ -264,6 +266,45 @@ def seq2seq(steps=8, dropout=0.1):
   c.eval.beam_size = 2
   c.eval.max_length_a = 0.0
   c.eval.max_length_b = 4
+  return c
+
+
+def piano_roll(steps=8, dropout=0.1):
+  """Quarter-note chorales, a 1-layer Transformer with a NADE of 8 units, transposed."""
+  c = jsb_frames.get_config()
+  _short_run(c, steps)
+  c.data.batch_size = 8
+  c.data.transpose = 3  # per example too: 'pmap' == 'jit' == one device
+  c.model.num_layers = 1
+  c.model.num_heads = 2
+  c.model.width = 16
+  c.model.nade_hidden = 8
+  c.model.dropout = dropout
+  c.sample.num_pieces = 2
+  c.sample.steps = 8
+  c.eval.batch_size = 8
+  c.eval.num_examples = 16
+  return c
+
+
+def voices(steps=8, dropout=0.1):
+  """The four voices in windows of 16 tokens, a 1-layer GPT, transposed."""
+  c = jsb_voices.get_config()
+  _short_run(c, steps)
+  c.data.batch_size = 8
+  c.data.block_size = 16
+  c.data.transpose = 3
+  c.model.num_layers = 1
+  c.model.num_heads = 2
+  c.model.width = 16
+  c.model.dropout = dropout
+  c.train.steps_per_call = 1
+  c.sample.num_pieces = 2
+  c.sample.steps = 8
+  c.eval.batch_size = 8
+  c.eval.num_examples = 16
+  c.eval.sample_pieces = 2
+  c.eval.sample_steps = 8
   return c
 
 

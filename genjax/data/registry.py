@@ -18,4 +18,6 @@ DATASETS = {
   'stdlib_docstrings': 'genjax.data.docstrings',
   'stdlib_modules': 'genjax.data.stdlib_modules',
   'chitchat': 'genjax.data.chitchat',
+  'jsb_chorales': 'genjax.data.jsb_chorales',
+  'jsb_voices': 'genjax.data.jsb_chorales',
 }

@@ -12,6 +12,7 @@ EXPORTS = {
   'EncoderDecoder': 'seq2seq',
   'Generator': 'gan',
   'LMDecoder': 'decoding',
+  'PianoRollTransformer': 'piano_roll',
   'Seq2SeqDecoder': 'seq2seq',
   'VAE': 'vae',
   'ViT': 'vit',

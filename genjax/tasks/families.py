@@ -16,4 +16,6 @@ FAMILIES = {
   'text_classifier': 'genjax.tasks.text_classifier',
   'vit': 'genjax.tasks.vit',
   'chat': 'genjax.tasks.chat',
+  'piano_roll': 'genjax.tasks.piano_roll',
+  'voices': 'genjax.tasks.voices',
 }

@@ -9,12 +9,14 @@ turns them back into floats.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import numbers
 import os
 import time
 import warnings
+import wave
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -113,6 +115,36 @@ class MetricWriter:
     if grid.shape[-1] == 1:  # tensorboardX expects 3 or 4 channels in HWC
       grid = np.repeat(grid, 3, axis=-1)
     self._tb.add_image(name, grid, global_step=int(step), dataformats='HWC')
+    self._tb.flush()
+
+  def write_audio(self, step: int, name: str, audio: np.ndarray, sample_rate: int) -> None:
+    """Writes mono audio (float [L], values in [-1, 1]) to TensorBoard, which plays it.
+
+    Encoded here as 16-bit WAV with the standard library: tensorboardX's own audio
+    summary needs the `soundfile` package and its C library."""
+    if not self.enabled:
+      return
+    from tensorboardX.proto.summary_pb2 import Summary  # pylint: disable=import-outside-toplevel
+
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim != 1:
+      raise ValueError(f'write_audio expects mono audio of shape [L], got {audio.shape}.')
+    pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767).astype('<i2')
+    encoded = io.BytesIO()
+    with wave.open(encoded, 'wb') as f:
+      f.setnchannels(1)
+      f.setsampwidth(2)
+      f.setframerate(int(sample_rate))
+      f.writeframes(pcm.tobytes())
+    clip = Summary.Audio(
+      sample_rate=float(sample_rate),
+      num_channels=1,
+      length_frames=len(pcm),
+      encoded_audio_string=encoded.getvalue(),
+      content_type='audio/wav',
+    )
+    summary = Summary(value=[Summary.Value(tag=name, audio=clip)])
+    self._tb._get_file_writer().add_summary(summary, int(step))  # pylint: disable=protected-access
     self._tb.flush()
 
   def write_text(self, step: int, name: str, text: str) -> None:

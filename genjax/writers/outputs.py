@@ -2,7 +2,8 @@
 
 A view returns one of these; the loop (samples during training) and `launch.sample`
 (on demand) call `save` and `log` without knowing which kind they hold, so a family that
-draws something new (audio, MIDI) adds a kind here and nothing in the loop changes.
+draws something new adds a kind and nothing in the loop changes: music's (MIDI, audio and a
+piano roll per piece) is `genjax.writers.music.Music`, beside the writers it needs.
 
   save(stem) -> path     writes `stem` + the kind's suffix (atomically) and returns it
   log(writer, step, tag) sends it to TensorBoard through a `MetricWriter`

@@ -1,0 +1,163 @@
+"""The music models and their samplers: the piano-roll NADE Transformer, the four-voice
+vocabulary, the evaluation windows and the forced-token sampler."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import traverse_util
+
+from genjax.config import ConfigError
+from genjax.data.jsb_chorales import VoiceVocabulary
+from genjax.models import DecoderLM
+from genjax.models.piano_roll import (
+  PianoRollTransformer,
+  frame_log_likelihood,
+  sample_frames,
+)
+from genjax.tasks.voice_sampling import sample_stream
+from genjax.tasks.voices import piece_windows, read_melody
+
+
+def _rolls(rng, batch=2, steps=6, keys=88):
+  return jnp.asarray(np.random.default_rng(rng).random((batch, steps, keys)) < 0.1)
+
+
+def _model(output='nade', **fields):
+  fields = {'block_size': 8, 'num_layers': 1, 'num_heads': 2, 'width': 16, **fields}
+  return PianoRollTransformer(output=output, nade_hidden=8, **fields)
+
+
+@pytest.mark.parametrize('output', ['nade', 'bernoulli'])
+def test_a_uniform_model_scores_88_log_2_per_frame(output):
+  model = _model(output)
+  frames = _rolls(0)
+  variables = model.init(jax.random.PRNGKey(0), frames)
+  zeros = jax.tree.map(jnp.zeros_like, variables)
+  ll = frame_log_likelihood(model.apply(zeros, frames), frames)
+  np.testing.assert_allclose(ll, -88 * math.log(2), rtol=1e-6)
+
+
+def test_each_key_sees_only_earlier_frames_and_the_keys_below_it():
+  model = _model()
+  frames = _rolls(1).astype(jnp.float32)
+  variables = model.init(jax.random.PRNGKey(0), frames)
+  # d logit[t, k] / d frames[t', k'] is zero unless t' < t, or t' == t and k' < k.
+  jacobian = jax.jacfwd(lambda f: model.apply(variables, f)[0])(frames)[:, :, 0]  # [T,K,T,K]
+  t, k, t2, k2 = np.meshgrid(*(np.arange(n) for n in jacobian.shape), indexing='ij')
+  allowed = (t2 < t) | ((t2 == t) & (k2 < k))
+  assert np.all(np.asarray(jacobian)[~allowed] == 0)
+  assert np.any(np.asarray(jacobian)[allowed] != 0)
+
+
+def test_the_bernoulli_output_reads_no_key_of_its_own_frame():
+  model = _model('bernoulli')
+  frames = _rolls(2).astype(jnp.float32)
+  variables = model.init(jax.random.PRNGKey(0), frames)
+  jacobian = jax.jacfwd(lambda f: model.apply(variables, f)[0])(frames)[:, :, 0]
+  t, _, t2, _ = np.meshgrid(*(np.arange(n) for n in jacobian.shape), indexing='ij')
+  assert np.all(np.asarray(jacobian)[t2 >= t] == 0)
+
+
+def test_sampled_frames_keep_their_prefix_and_follow_the_model():
+  model = _model()
+  variables = model.init(jax.random.PRNGKey(0), _rolls(0))
+  prefix = _rolls(3, batch=3, steps=2)
+  drawn = sample_frames(model, variables, jax.random.PRNGKey(1), 3, 8, prefix=prefix)
+  assert drawn.shape == (3, 8, 88) and drawn.dtype == bool
+  np.testing.assert_array_equal(drawn[:, :2], prefix)
+  # An all-off model (a large negative bias on every key) composes silence.
+  flat = traverse_util.flatten_dict(variables)
+  quiet = traverse_util.unflatten_dict(
+    {
+      k: jnp.full_like(v, -30.0) if k[-2:] == ('visible_bias', 'bias') else 0 * v
+      for k, v in flat.items()
+    }
+  )
+  assert not sample_frames(model, quiet, jax.random.PRNGKey(1), 2, 4).any()
+
+
+def test_too_many_frames_is_a_clear_error():
+  model = _model()
+  with pytest.raises(ValueError, match='exceed block_size=8'):
+    model.init(jax.random.PRNGKey(0), _rolls(0, steps=9))
+
+
+def test_voice_vocabulary_round_trips_and_holds():
+  voices = np.array([[72, 67, 64, 48], [72, 67, -1, 48], [74, 65, 62, 50]])
+  plain = VoiceVocabulary(36, 81)
+  tokens = plain.encode(voices)
+  assert tokens.shape == (16,) and list(tokens[:4]) == [0, 0, 0, 0]
+  np.testing.assert_array_equal(plain.decode(tokens[4:]), voices)
+  held = VoiceVocabulary(36, 81, hold_tokens=True)
+  tokens = held.encode(voices)
+  assert list(tokens[8:12]) == [2, 2, 1, 2]  # three held voices and a rest
+  np.testing.assert_array_equal(held.decode(tokens[4:]), voices)
+  with pytest.raises(ConfigError, match='bass C1 at step 0 is outside'):
+    plain.encode(np.array([[72, 67, 64, 24]]))
+
+
+def test_evaluation_windows_score_every_token_once():
+  stream = np.arange(4 + 4 * 37) % 50 + 3  # a start step, then 37 steps
+  windows, scored = piece_windows(stream, 16)
+  counts = np.zeros(len(stream), int)
+  for w, (window, mask) in enumerate(zip(windows, scored)):
+    start = w * 8
+    np.testing.assert_array_equal(window[: len(stream) - start], stream[start : start + 17])
+    for j in np.flatnonzero(mask):
+      counts[start + 1 + j] += 1
+      assert j >= 7 or w == 0  # at least half a window of context, but in the first
+  np.testing.assert_array_equal(counts[4:], 1)
+  assert counts[:4].sum() == 0  # the start step is given, never scored
+
+
+def _greedy_oracle(model, variables, forced, known, context):
+  """Greedy fill-in with full forward passes over the sampler's windows: token i + 1
+  from tokens[start(i) : i + 1], start(i) = 0 until the context fills, then advancing by
+  half a context at a time."""
+  tokens = np.array(forced)
+  half = context // 2
+  for i in range(tokens.shape[1] - 1):
+    start = 0 if i < context else half + (i - context) // half * half
+    logits = model.apply(variables, jnp.asarray(tokens[:, start : i + 1]))[:, -1]
+    logits = logits.at[:, 0].set(-jnp.inf)
+    drawn = np.asarray(jnp.argmax(logits, -1))
+    tokens[:, i + 1] = np.where(known[:, i + 1], tokens[:, i + 1], drawn)
+  return tokens
+
+
+def test_the_sampler_keeps_given_tokens_and_matches_full_passes_across_slides():
+  model = DecoderLM(vocab_size=12, block_size=16, num_layers=1, num_heads=2, width=16)
+  variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16), jnp.int32))
+  length = 4 + 4 * 12  # 52 tokens: three slides of a 16-token context
+  forced = np.random.default_rng(0).integers(3, 12, (2, length)).astype(np.int32)
+  forced[:, :4] = 0
+  known = np.zeros_like(forced, bool)
+  known[:, :4] = True
+  known[:, 4::4] = True  # a melody
+  drawn = np.asarray(
+    sample_stream(
+      model,
+      variables,
+      jnp.asarray(forced),
+      jnp.asarray(known),
+      jax.random.PRNGKey(0),
+      banned=0,
+      temperature=0.0,
+    )
+  )
+  np.testing.assert_array_equal(drawn[known], forced[known])
+  np.testing.assert_array_equal(drawn, _greedy_oracle(model, variables, forced, known, 16))
+
+
+def test_a_melody_index_past_the_split_names_the_valid_ones():
+  data_dir = None  # config.data.dir unset: GENJAX_DATA_DIR
+  vocab = VoiceVocabulary(36, 81)
+  line, chorale = read_melody('test:12', data_dir, vocab)
+  np.testing.assert_array_equal(line, chorale[:, 0])
+  with pytest.raises(ConfigError, match=r'the test split has chorales 0\.\.76; give one as test:N'):
+    read_melody('test:77', data_dir, vocab)
+  with pytest.raises(ConfigError, match='no such file'):
+    read_melody('tune.mid', data_dir, vocab)
