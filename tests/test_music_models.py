@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
+from genjax import tasks
 from genjax.config import ConfigError
+from genjax.data import datasets, jsb_files
 from genjax.data.jsb_chorales import VoiceVocabulary
 from genjax.models import DecoderLM
 from genjax.models.piano_roll import (
@@ -19,6 +21,7 @@ from genjax.models.piano_roll import (
 )
 from genjax.tasks.voice_sampling import sample_stream
 from genjax.tasks.voices import piece_windows, read_melody
+from tests import tiny
 
 
 def _rolls(rng, batch=2, steps=6, keys=88):
@@ -161,3 +164,18 @@ def test_a_melody_index_past_the_split_names_the_valid_ones():
     read_melody('test:77', data_dir, vocab)
   with pytest.raises(ConfigError, match='no such file'):
     read_melody('tune.mid', data_dir, vocab)
+
+
+def test_harmonize_keeps_the_melody_and_writes_bach_after_it():
+  config = tiny.voices()
+  data = datasets.load(config.data)
+  task = tasks.build(config, data.spec)
+  variables, _ = task.init(jax.random.PRNGKey(0), data.train_source(8, 0).example())
+  drawn = task.views['harmonize'](variables, {}, jax.random.PRNGKey(1), 2, melody='test:3')
+  chorale = jsb_files.read_voices(None)['test'][3]
+  assert drawn.names == ['harmonization_0', 'harmonization_1', 'bach']
+  assert [p.shape for p in drawn.pieces] == [chorale.shape] * 3
+  for piece in drawn.pieces[:2]:
+    np.testing.assert_array_equal(piece[:, 0], chorale[:, 0])
+  np.testing.assert_array_equal(drawn.pieces[2], chorale)
+  assert not np.array_equal(drawn.pieces[0], drawn.pieces[1])  # sampled, not copied

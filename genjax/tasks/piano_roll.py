@@ -169,14 +169,16 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     rolls = np.asarray(compose(params, rng, num, steps, temperature))
     return Music(list(rolls), seconds, steps_per_quarter=per_quarter)
 
-  def view_sample(params, arrays, rng, num, *, temperature=config.sample.temperature):
-    """What training writes: sample.num_pieces pieces of sample.steps steps."""
-    del arrays, num
-    return pieces(params, rng, config.sample.num_pieces, config.sample.steps, temperature)
-
-  def view_compose(params, arrays, rng, num, *, temperature=config.sample.temperature):
+  def view_compose(params, arrays, rng, num=None, *, temperature=config.sample.temperature):
+    """`num` (default sample.num_pieces) pieces of sample.steps steps."""
     del arrays
+    num = config.sample.num_pieces if num is None else num
     return pieces(params, rng, num, config.sample.steps, temperature)
+
+  def view_sample(params, arrays, rng, num, **options):
+    """What training writes: 'compose' at its default count, whatever `num` the loop asks."""
+    del num
+    return view_compose(params, arrays, rng, None, **options)
 
   return Task(
     name='piano_roll',
@@ -187,7 +189,7 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     evaluate=evaluate,
     views={
       'sample': View(view_sample, options=('temperature',)),
-      'compose': View(view_compose, options=('temperature',)),
+      'compose': View(view_compose, options=('num', 'temperature')),
     },
     default_view='sample',
   )

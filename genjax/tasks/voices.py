@@ -191,23 +191,6 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
 
   sampling = ('temperature', 'top_k', 'top_p')
 
-  def view_sample(
-    params,
-    arrays,
-    rng,
-    num,
-    *,
-    temperature=config.sample.temperature,
-    top_k=config.sample.top_k,
-    top_p=config.sample.top_p,
-  ):
-    """What training writes: sample.num_pieces pieces of sample.steps steps."""
-    del arrays, num
-    pieces = compose(
-      params, rng, config.sample.num_pieces, config.sample.steps, temperature, top_k, top_p
-    )
-    return Music(pieces, seconds, steps_per_quarter=4)
-
   def view_compose(
     params,
     arrays,
@@ -218,10 +201,16 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     top_k=config.sample.top_k,
     top_p=config.sample.top_p,
   ):
+    """`num` (default sample.num_pieces) pieces of sample.steps steps."""
     del arrays
     num = config.sample.num_pieces if num is None else num
     pieces = compose(params, rng, num, config.sample.steps, temperature, top_k, top_p)
     return Music(pieces, seconds, steps_per_quarter=4)
+
+  def view_sample(params, arrays, rng, num, **options):
+    """What training writes: 'compose' at its default count, whatever `num` the loop asks."""
+    del num
+    return view_compose(params, arrays, rng, None, **options)
 
   def view_harmonize(
     params,
