@@ -98,12 +98,20 @@ def test_every_family_declares_its_fields():
     'lm': ('tinyshakespeare',),
     'seq2seq': ('multi30k', 'stdlib_docstrings'),
     'chat': ('chitchat',),
+    'piano_roll': ('jsb_chorales',),
+    'voices': ('jsb_voices',),
   }
   for task in tasks.FAMILIES:
     for dataset in datasets_of.get(task, ('mnist', 'fruits')):
       c = tasks.experiment_config(task, dataset)
       assert isinstance(c, ml_collections.ConfigDict) and c.task == task
       tasks.check_fields(c)
+
+
+@pytest.mark.parametrize('task', ['piano_roll', 'voices'])
+def test_a_music_family_on_other_data_is_a_clear_error(task):
+  with pytest.raises(ConfigError, match='jsb_'):
+    tasks.experiment_config(task, 'mnist')
 
 
 def test_any_image_family_trains_on_an_image_folder(tmp_path):

@@ -35,6 +35,10 @@ _TRANSPOSE_SALT = 0x7A5E  # folded into the step key: never the dropout masks' k
 
 
 def add_config_fields(c: ml_collections.ConfigDict) -> None:
+  if c.data.name != 'jsb_chorales':
+    raise ConfigError(
+      f'The piano_roll family trains on piano rolls (data.name=jsb_chorales), not {c.data.name}.'
+    )
   config_lib.add_fields(
     c,
     {

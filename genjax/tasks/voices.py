@@ -47,6 +47,11 @@ STEP = len(jsb_chorales.VOICES)  # tokens per time step
 
 
 def add_config_fields(c: ml_collections.ConfigDict) -> None:
+  if c.data.name != 'jsb_voices':
+    raise ConfigError(
+      f'The voices family trains on the four-voice stream (data.name=jsb_voices), not '
+      f'{c.data.name}.'
+    )
   lm.add_config_fields(c)  # the model, optimizer and sampling fields of the decoder LM
   config_lib.add_fields(
     c,
