@@ -7,6 +7,8 @@ under CI=true or with --require-data it fails instead, so CI cannot pass by skip
 """
 
 import os
+import urllib.error
+import urllib.request
 import pathlib
 
 import pytest
@@ -83,3 +85,16 @@ def mnist_data():
   from genjax.data import files, mnist  # pylint: disable=import-outside-toplevel
 
   files.fetch_all(files.resolve_data_dir(None), 'mnist', mnist.dataset_files('mnist'))
+
+
+@pytest.fixture
+def offline(monkeypatch):
+  """Every download fails, as on a machine without network; records the URLs tried."""
+  tried = []
+
+  def fail(url, *args, **kwargs):
+    tried.append(url)
+    raise urllib.error.URLError('network is unreachable (test)')
+
+  monkeypatch.setattr(urllib.request, 'urlopen', fail)
+  return tried

@@ -40,19 +40,6 @@ def fashion_present():
   return _present('fashion-mnist')
 
 
-@pytest.fixture
-def offline(monkeypatch):
-  """Every download fails, as on a machine without network; records the URLs tried."""
-  tried = []
-
-  def fail(url, *args, **kwargs):
-    tried.append(url)
-    raise urllib.error.URLError('network is unreachable (test)')
-
-  monkeypatch.setattr(urllib.request, 'urlopen', fail)
-  return tried
-
-
 def _copy_dataset(name: str, dest_root: pathlib.Path) -> pathlib.Path:
   dest = dest_root / name
   shutil.copytree(data_dir() / name, dest)

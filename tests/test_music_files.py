@@ -1,8 +1,6 @@
 """Tests for genjax.data.jsb_files: the JSB Chorales readers, their counts and checksums."""
 
 import shutil
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pytest
@@ -15,19 +13,6 @@ from genjax.data.files import DataError
 COUNTS = {'train': 229, 'valid': 76, 'test': 77}
 # Time steps of the test split (shared/data/README.md).
 TEST_STEPS = {'quarter': 4725, '8th': 9450, '16th': 18900}
-
-
-@pytest.fixture
-def offline(monkeypatch):
-  """Every download fails, as on a machine without network; records the URLs tried."""
-  tried = []
-
-  def fail(url, *args, **kwargs):
-    tried.append(url)
-    raise urllib.error.URLError('network is unreachable (test)')
-
-  monkeypatch.setattr(urllib.request, 'urlopen', fail)
-  return tried
 
 
 @pytest.mark.parametrize('resolution', jsb_files.RESOLUTIONS)
