@@ -24,7 +24,6 @@ Each piece is a MIDI file, a WAV file and a piano-roll PNG (`genjax.writers.musi
 
 from __future__ import annotations
 
-import logging
 import os
 
 import jax
@@ -42,7 +41,6 @@ from genjax.tasks.voice_sampling import sample_stream_jit
 from genjax.writers.music import Music
 
 _TRANSPOSE_SALT = 0x7A5E  # folded into the step key: never the dropout masks' keys
-_log = logging.getLogger(__name__)
 STEP = len(jsb_chorales.VOICES)  # tokens per time step
 
 
