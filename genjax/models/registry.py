@@ -14,6 +14,7 @@ EXPORTS = {
   'LMDecoder': 'decoding',
   'PianoRollTransformer': 'piano_roll',
   'Seq2SeqDecoder': 'seq2seq',
+  'UNet': 'unet',
   'VAE': 'vae',
   'ViT': 'vit',
   'beam_search': 'beam_search',
