@@ -153,6 +153,38 @@ def test_antithetic_times_stratify_the_batch():
   assert 0 <= t[0] < 1 / 8
 
 
+def test_per_example_keys_draw_each_example_alone_whatever_the_batch():
+  """With one key per example, an example's loss is the one it has in a batch of its own:
+  the property that makes data-parallel strategies agree."""
+  x = jax.random.normal(KEY, (4, 6))
+  keys = jax.random.split(jax.random.PRNGKey(3), 4)
+  model = lambda z, t, y: 0.5 * z + t[:, None]  # depends on the drawn z and t
+  labels = jnp.arange(4)
+
+  @jax.jit
+  def batched_and_alone(x):
+    out = {}
+    for objective in ('eps', 'v', 'flow', 'vdm'):
+      kwargs = {'antithetic': False} if objective == 'vdm' else {}
+      whole = obj.loss(objective, model, x, keys, **kwargs)
+      alone = jnp.concatenate(
+        [obj.loss(objective, model, x[i : i + 1], keys[i : i + 1], **kwargs) for i in range(4)]
+      )
+      out[objective] = (whole, alone)
+    dropped = obj.drop_labels(keys, labels, 9, 0.5)
+    dropped_alone = jnp.concatenate(
+      [obj.drop_labels(keys[i : i + 1], labels[i : i + 1], 9, 0.5) for i in range(4)]
+    )
+    return out, (dropped, dropped_alone)
+
+  out, (dropped, dropped_alone) = batched_and_alone(x)
+  for objective, (whole, alone) in out.items():
+    np.testing.assert_allclose(whole, alone, rtol=1e-6, err_msg=objective)
+  np.testing.assert_array_equal(dropped, dropped_alone)
+  with pytest.raises(ValueError, match='one key'):
+    obj.sample_times(keys, 4, antithetic=True)
+
+
 def test_vdm_diffusion_loss_is_zero_for_the_exact_noise_and_the_total_is_bits_per_dim():
   x = obj.centered_levels(jax.random.uniform(KEY, (4, 8, 8, 1)))  # 8-bit, VDM's scaling
   schedule = Schedule('linear_logsnr')

@@ -13,6 +13,10 @@ Conventions:
   and 'vdm', ``v = alpha eps - sigma x`` (Salimans & Ho 2022) for 'v', and the velocity u
   for 'flow'. ``output_to_x0_eps`` turns any of them into (x0, eps) estimates.
   Every loss returns one value per example, ``[B]``; the batch mean is the caller's.
+  ``rng`` is one key for the batch, or one key per example ``[B]`` (e.g.
+  ``base.per_example_keys``): then every draw of an example (its t, its noise) comes from
+  its own key, whatever else is in the batch, which is what makes data-parallel
+  strategies agree. VDM's antithetic times stratify over the batch and need one key.
   Data x is float ``[B, ...]`` in [-1, 1]. The VDM likelihood (``vdm_terms``) assumes VDM's
   scaling: x takes one of K levels at the bin centres ``(2k + 1) / K - 1`` (K = 256 for
   8-bit data, 2 for binarized); ``centered_levels`` maps [0, 1] images (k / (K - 1)) there.
@@ -108,19 +112,54 @@ def output_to_x0_eps(
   return x0_from_eps(z, output, alpha, sigma), output
 
 
+def one_key_per_example(rng: Array) -> bool:
+  """Whether ``rng`` is a batch of keys, one per example, rather than one key."""
+  if jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key):
+    return rng.ndim > 0
+  return rng.ndim > 1  # raw uint32 keys: one is [2]
+
+
+def split(rng: Array) -> tuple[Array, Array]:
+  """Two independent keys (two [B] batches of keys, from per-example keys)."""
+  if one_key_per_example(rng):
+    a, b = jnp.moveaxis(jax.vmap(jax.random.split)(rng), 1, 0)
+    return a, b
+  a, b = jax.random.split(rng)
+  return a, b
+
+
+def normal(rng: Array, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
+  """N(0, 1) of ``shape = (B, ...)``; with per-example keys, row i from key i."""
+  if one_key_per_example(rng):
+    return jax.vmap(lambda key: jax.random.normal(key, shape[1:], dtype))(rng)
+  return jax.random.normal(rng, shape, dtype)
+
+
+def uniform(rng: Array, shape: tuple[int, ...]) -> Array:
+  """U[0, 1) of ``shape = (B, ...)``; with per-example keys, row i from key i."""
+  if one_key_per_example(rng):
+    return jax.vmap(lambda key: jax.random.uniform(key, shape[1:]))(rng)
+  return jax.random.uniform(rng, shape)
+
+
 def sample_times(rng: Array, batch: int, antithetic: bool = False) -> Array:
   """Training times ``[B]`` uniform on [0, 1). ``antithetic``: VDM's low-discrepancy draw,
   one uniform offset shifted by i / B (mod 1), which stratifies t over the batch and cuts
-  the variance of the loss's t-integral."""
+  the variance of the loss's t-integral (so it takes one key, not one per example)."""
   if antithetic:
+    if one_key_per_example(rng):
+      raise ValueError(
+        'antithetic times stratify over the batch: pass one key, or antithetic=False '
+        'with per-example keys'
+      )
     return jnp.mod(jax.random.uniform(rng, ()) + jnp.arange(batch) / batch, 1.0)
-  return jax.random.uniform(rng, (batch,))
+  return uniform(rng, (batch,))
 
 
 def _noised(x, rng, objective, schedule, antithetic):
-  t_rng, eps_rng = jax.random.split(rng)
+  t_rng, eps_rng = split(rng)
   t = sample_times(t_rng, x.shape[0], antithetic)
-  eps = jax.random.normal(eps_rng, x.shape, x.dtype)
+  eps = normal(eps_rng, x.shape, x.dtype)
   return t, eps, diffuse(x, t, eps, objective, schedule)
 
 
@@ -167,11 +206,11 @@ def vdm_diffusion_loss(
   Its expectation over t is ``0.5 * integral ||eps - eps_hat||^2 dlambda`` from
   logsnr_min to logsnr_max: only the ends of the schedule, not its shape, change it.
   """
-  t_rng, eps_rng = jax.random.split(rng)
+  t_rng, eps_rng = split(rng)
   t = sample_times(t_rng, x.shape[0], antithetic)
   logsnr, dlogsnr_dt = logsnr_and_derivative(schedule, t)
   alpha, sigma = alpha_sigma(logsnr)
-  eps = jax.random.normal(eps_rng, x.shape, x.dtype)
+  eps = normal(eps_rng, x.shape, x.dtype)
   z = _expand(alpha, x) * x + _expand(sigma, x) * eps
   squared_error = _per_example_sum(jnp.square(eps - denoise(z, t, labels)))
   return 0.5 * (-dlogsnr_dt) * squared_error
@@ -205,7 +244,7 @@ def vdm_reconstruction_loss(
   logsnr_0 = schedule(0.0)
   # z_0 / alpha_0 = x + (sigma_0 / alpha_0) eps, and sigma_0^2 / alpha_0^2 = exp(-lambda_0).
   noise_scale = jnp.exp(-0.5 * logsnr_0)
-  z_rescaled = x + noise_scale * jax.random.normal(rng, x.shape, x.dtype)
+  z_rescaled = x + noise_scale * normal(rng, x.shape, x.dtype)
   if num_levels is None:
     nll = 0.5 * (math.log(2 * math.pi) - logsnr_0) + 0.5 * jnp.square(
       (x - z_rescaled) / noise_scale
@@ -223,7 +262,7 @@ def vdm_terms(
 ) -> dict[str, Array]:
   """VDM's three terms of ``-ELBO``, each nats ``[B]``: 'diffusion', 'prior',
   'reconstruction'. Their sum bounds ``-log p(x)``."""
-  diffusion_rng, reconstruction_rng = jax.random.split(rng)
+  diffusion_rng, reconstruction_rng = split(rng)
   return {
     'diffusion': vdm_diffusion_loss(denoise, x, diffusion_rng, labels, schedule, antithetic),
     'prior': vdm_prior_loss(x, schedule),
@@ -256,5 +295,6 @@ def loss(objective: str, denoise: DenoiseFn, x: Array, rng: Array, labels=None, 
 
 def drop_labels(rng: Array, labels: Array, null_label: int, rate: float) -> Array:
   """Labels with each replaced by ``null_label`` with probability ``rate``: the training
-  side of classifier-free guidance, one model learning both conditional and not."""
-  return jnp.where(jax.random.uniform(rng, labels.shape) < rate, null_label, labels)
+  side of classifier-free guidance, one model learning both conditional and not. ``rng``:
+  one key, or one per example."""
+  return jnp.where(uniform(rng, labels.shape) < rate, null_label, labels)
