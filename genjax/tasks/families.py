@@ -10,6 +10,7 @@ FAMILIES = {
   'autoencoder': 'genjax.tasks.autoencoder',
   'classifier': 'genjax.tasks.classifier',
   'gan': 'genjax.tasks.gan',
+  'diffusion': 'genjax.tasks.diffusion',
   'lm': 'genjax.tasks.lm',
   'seq2seq': 'genjax.tasks.seq2seq',
   'bert': 'genjax.tasks.bert',
