@@ -80,6 +80,22 @@ _ALPHA = flags.DEFINE_float(
 _MELODY = flags.DEFINE_string(
   'melody', None, "Music: the melody to harmonize, SPLIT:N of the data (test:12) or a MIDI file."
 )
+# Views that draw by iterating a sampler from noise; unset: the run's own settings.
+_STEPS = flags.DEFINE_integer(
+  'steps', None, 'Iterative samplers: steps from noise to image; default the config\'s.'
+)
+_GUIDANCE = flags.DEFINE_float(
+  'guidance',
+  None,
+  'Iterative samplers: classifier-free guidance w, uncond + w (cond - uncond): 0 '
+  'unconditional, 1 conditional; default the config\'s.',
+)
+_SAMPLER = flags.DEFINE_string(
+  'sampler', None, "Iterative samplers: 'ddim' | 'ddpm' | 'euler' | 'heun'; default the config's."
+)
+_ETA = flags.DEFINE_float(
+  'eta', None, 'Iterative samplers: DDIM noise, 0 deterministic to 1 (DDPM); default the config\'s.'
+)
 flags.mark_flags_as_required(['workdir'])
 
 # View option -> the flag that sets it.
@@ -96,7 +112,23 @@ _OPTION_FLAGS = {
   'beam': _BEAM,
   'alpha': _ALPHA,
   'melody': _MELODY,
+  'steps': _STEPS,
+  'guidance': _GUIDANCE,
+  'sampler': _SAMPLER,
+  'eta': _ETA,
 }
+# Options whose flag, when not given, leaves the view its own default (the run's config).
+_GIVEN_ONLY = (
+  'input',
+  'input_file',
+  'beam',
+  'alpha',
+  'melody',
+  'steps',
+  'guidance',
+  'sampler',
+  'eta',
+)
 
 
 def view_options(task, mode: str, view) -> dict:
@@ -120,7 +152,7 @@ def view_options(task, mode: str, view) -> dict:
     given = flags.FLAGS[flag.name].present
     if option not in view.options:
       continue
-    if option in ('input', 'input_file', 'beam', 'alpha', 'melody'):
+    if option in _GIVEN_ONLY:
       if given:  # unset: the view's own default (the config's)
         options[option] = flag.value
       continue
