@@ -1,0 +1,22 @@
+r"""Class-conditional diffusion on procedural fruits (32x32 RGB, 5 kinds), DDIM sampling
+with guidance 2.
+
+  python -m launch.main --config=experiments/fruits_classifier.py --workdir=runs/fruits_classifier
+  python -m launch.main --config=experiments/fruits_diffusion.py --workdir=runs/fruits_diffusion
+  python -m launch.evaluate --workdir=runs/fruits_diffusion   # fid, inception_score, class shares
+  python -m launch.sample --workdir=runs/fruits_diffusion --class=0   # one kind of fruit
+  python -m launch.sample --workdir=runs/fruits_diffusion --mode=inpaint   # right halves filled
+"""
+
+from experiments import mnist_diffusion
+
+
+def get_config():
+  c = mnist_diffusion.get_config()
+  c.data.name = 'fruits'
+  c.data.image_size = 32
+  c.data.num_anomaly = 0  # unused here; the dataset loader reads it
+  c.model.num_classes = 5
+  c.model.attention_resolutions = (8,)  # 32 -> 16 -> 8: attention on the 8x8 maps
+  c.eval.classifier_workdir = 'runs/fruits_classifier'
+  return c
