@@ -70,6 +70,16 @@ def _gan(c):
   c.eval.num_samples = 32
 
 
+def _diffusion(c):
+  _images(c)
+  c.model.channels = 4
+  c.model.channel_mults = (1, 2)
+  c.model.attention_resolutions = ()
+  c.model.num_heads = 2
+  c.sample.steps = 2
+  c.eval.num_samples = 32
+
+
 def _lm(c):
   c.data.max_train_chars = 20_000
   c.data.max_files = 40 if c.data.name == 'python_stdlib' else 0
@@ -178,6 +188,7 @@ SHRINK = {
   'classifier': _classifier,
   'vit': _vit,
   'gan': _gan,
+  'diffusion': _diffusion,
   'lm': _lm,
   'seq2seq': _seq2seq,
   'bert': _bert,

@@ -10,6 +10,7 @@ from experiments import (
   mnist_ae,
   mnist_classifier,
   mnist_dcgan,
+  mnist_diffusion,
   mnist_vae,
   mnist_vit,
   python_code,
@@ -109,6 +110,29 @@ def self_conditioned_gan(steps=8, classifier_workdir=''):
   """`gan` conditioned on 8 k-means clusters of its training images (no labels)."""
   c = gan(steps, classifier_workdir)
   c.data.clusters = 8
+  return c
+
+
+def diffusion(steps=8, dropout=0.1):
+  """A class-conditional U-Net 8 wide on two levels (28 -> 14) with label dropout and
+  dropout on (every per-example draw of the family); 4 guided DDIM steps."""
+  c = mnist_diffusion.get_config()
+  c.data.num_train = 256
+  c.data.num_test = 64
+  c.data.batch_size = 32
+  c.model.channels = 8
+  c.model.channel_mults = (1, 2)
+  c.model.num_res_blocks = 1
+  c.model.attention_resolutions = ()
+  c.model.num_heads = 2
+  c.model.dropout = dropout
+  c.sample.steps = 4
+  _short_run(c, steps)
+  c.optim.learning_rate = 2e-3
+  c.eval.batch_size = 32
+  c.eval.num_examples = 64
+  c.eval.num_samples = 64
+  c.eval.classifier_workdir = ''
   return c
 
 
@@ -317,6 +341,7 @@ def get_config(name='vae'):
     'fruits_ae': fruits_ae_config,
     'gan': gan,
     'conditional_gan': conditional_gan,
+    'diffusion': diffusion,
     'info_gan': info_gan,
     'classifier': classifier,
     'vit': vit,
