@@ -56,6 +56,8 @@ def test_guidance_zero_is_the_null_class_and_one_the_conditional_sample(data):
   assert float(jnp.max(jnp.abs(cond - null))) > 1e-2  # the label matters
   np.testing.assert_allclose(guided_0, null, atol=1e-4)
   assert float(jnp.max(jnp.abs(guided_3 - cond))) > 1e-2
+  # Compiled for: no labels, labels, labels guided; w = 0 and w = 3 share the last.
+  assert sampling._sample._cache_size() == 3
   # w = 1 is the plain conditional sample, as the pure sampler draws it.
   denoise = lambda z, t, y: task.model.apply(variables, z, t, y)
   plain = samplers.ddim_sample(denoise, rng, (n, 28, 28, 1), sevens, objective='v', steps=3)
@@ -95,6 +97,8 @@ def test_training_lowers_the_loss_and_views_draw_from_the_ema(tmp_path):
   np.testing.assert_allclose(inpainted[1, :, :, :14], inpainted[2, :, :, :14], atol=2e-2)
   with pytest.raises(ConfigError, match='classes 0..9'):
     task.views['sample'](variables, test, rng, 4, classes=[10])
+  with pytest.raises(ConfigError, match='--guidance needs --class'):
+    task.views['inpaint'](variables, test, rng, 4, guidance=2.0)
   with pytest.raises(ConfigError, match='deterministic ODE'):
     task.views['sample'](variables, test, rng, 4, sampler='euler', eta=0.5)
   # launch.sample's flags reach the views that take them.

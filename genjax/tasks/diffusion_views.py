@@ -80,6 +80,11 @@ class Settings:
       return samplers.num_function_evaluations(self.sampler, self.steps)
     return self.steps
 
+  def compiled(self) -> Settings:
+    """What a compiled sampler depends on: the guidance value travels as an argument,
+    only whether there is guidance changes the program."""
+    return dataclasses.replace(self, guidance=2.0 if self.guided else 1.0)
+
   def describe(self) -> dict:
     return {
       'sampler': self.sampler,
@@ -187,7 +192,7 @@ class Sampling:
       labels,
       jnp.float32(settings.guidance),
       z_init,
-      settings=settings,
+      settings=settings.compiled(),
       num=num,
       trajectory=trajectory,
     )
@@ -228,8 +233,9 @@ class Sampling:
     ).x
 
   def inpaint(self, variables, rng, x_known, mask, labels, settings: Settings) -> jax.Array:
+    guidance = jnp.float32(settings.guidance)
     return self._inpaint(
-      variables, rng, x_known, mask, labels, jnp.float32(settings.guidance), settings=settings
+      variables, rng, x_known, mask, labels, guidance, settings=settings.compiled()
     )
 
 
@@ -349,9 +355,13 @@ def make_views(sampling: Sampling, defaults: Settings, label_dropout: float, mas
   def view_inpaint(variables, arrays, rng, num, classes=None, steps=None, guidance=None, eta=None):
     """Unconditional (the kept part is the only hint) unless --class asks for classes;
     DDIM steps with eta 1 (RePaint's) unless --eta says otherwise."""
+    if guidance is not None and not classes:
+      raise ConfigError('inpaint: --guidance needs --class; without one the fill is unconditional.')
     settings = settings_for(steps=steps, guidance=guidance).override(
       eta=1.0 if eta is None else eta
     )
+    if settings.eta < 0:
+      raise ConfigError(f'--eta={settings.eta} must be >= 0 (1, the default here, is RePaint\'s).')
     if not classes:
       settings = settings.override(guidance=1.0)
     original = float_images(arrays, num)
