@@ -183,11 +183,14 @@ class StepWindowSource(WindowSource):
     return self._allowed[rng.integers(0, len(self._allowed), size=self.batch_size)]
 
 
-def step_windows(stream: np.ndarray, block_size: int) -> np.ndarray:
-  """int32 [N, block_size + 1]: windows at stride block_size (whole steps) from the
-  start, every token predicted once (the loop's watched validation loss)."""
-  n = (len(stream) - 1) // block_size
-  starts = np.arange(n) * block_size
+def step_windows(stream: np.ndarray, piece_lengths: list[int], block_size: int) -> np.ndarray:
+  """int32 [N, block_size + 1]: the windows that start at each chorale's start and every
+  block_size tokens into it (the loop's watched validation loss; a window may run on
+  into the next chorale). They start where evaluation's do, on a chorale's step 0,
+  128, ... (block_size 512), so a model trained with `start_every` reads its beat."""
+  offsets = np.cumsum([0, *piece_lengths[:-1]])
+  starts = np.concatenate([np.arange(o, o + n, block_size) for o, n in zip(offsets, piece_lengths)])
+  starts = starts[starts + block_size + 1 <= len(stream)]
   return stream[starts[:, None] + np.arange(block_size + 1)].astype(np.int32)
 
 
@@ -209,16 +212,17 @@ def voices_dataset(data: ml_collections.ConfigDict) -> Dataset:
   if len(streams['test']) < data.block_size + 1:
     raise DataError(f'The validation stream is shorter than one window of {data.block_size}.')
   spec = DataSpec({'tokens': Feature((data.block_size + 1,), 'int32', num_values=vocab.size)})
+  lengths = {split: [len(part) for part in parts] for split, parts in encoded.items()}
   splits = {
-    'train': {'tokens': step_windows(streams['train'], data.block_size)},
-    'test': {'tokens': step_windows(streams['test'], data.block_size)},
+    split: {'tokens': step_windows(streams[split], lengths[split], data.block_size)}
+    for split in ('train', 'test')
   }
   return Dataset(
     spec,
     splits,
     source=lambda batch_size, seed: StepWindowSource(
       streams['train'],
-      [len(part) for part in encoded['train']],
+      lengths['train'],
       data.block_size,
       batch_size,
       seed,
