@@ -170,7 +170,7 @@ def _piano_roll(c):
 
 def _voices(c):
   c.data.batch_size = 8
-  c.data.block_size = 16
+  c.data.block_size = 32  # a multiple of 8 * data.start_every
   c.model.num_layers = 1
   c.model.num_heads = 2
   c.model.width = 16

@@ -12,7 +12,7 @@ from flax import traverse_util
 from genjax import tasks
 from genjax.config import ConfigError
 from genjax.data import datasets, jsb_files
-from genjax.data.jsb_chorales import VoiceVocabulary
+from genjax.data.jsb_chorales import StepWindowSource, VoiceVocabulary
 from genjax.models import DecoderLM
 from genjax.models.piano_roll import (
   PianoRollTransformer,
@@ -100,6 +100,18 @@ def test_voice_vocabulary_round_trips_and_holds():
   np.testing.assert_array_equal(held.decode(tokens[4:]), voices)
   with pytest.raises(ConfigError, match='bass C1 at step 0 is outside'):
     plain.encode(np.array([[72, 67, 64, 24]]))
+
+
+@pytest.mark.parametrize('every', [1, 4])
+def test_training_windows_start_on_the_chosen_steps_of_each_chorale(every):
+  lengths = [4 * 23, 4 * 9, 4 * 40]  # three chorales' streams, start step included
+  piece = np.concatenate([np.full(n, i) for i, n in enumerate(lengths)])
+  step = np.concatenate([np.arange(n) // 4 for n in lengths])  # the chorale's step
+  source = StepWindowSource(piece, lengths, 16, batch_size=256, seed=0, every=every)
+  starts = np.concatenate([source.starts(s) for s in range(4)])
+  assert np.all(starts % 4 == 0) and np.all(step[starts] % every == 0)
+  assert np.all(starts + 17 <= len(piece))  # a whole window of inputs and targets
+  assert len(set(piece[starts])) == 3  # every chorale is drawn from
 
 
 def test_evaluation_windows_score_every_token_once():

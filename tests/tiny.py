@@ -312,11 +312,11 @@ def piano_roll(steps=8, dropout=0.1):
 
 
 def voices(steps=8, dropout=0.1):
-  """The four voices in windows of 16 tokens, a 1-layer GPT, transposed."""
+  """The four voices in windows of 32 tokens, a 1-layer GPT, transposed."""
   c = jsb_voices.get_config()
   _short_run(c, steps)
   c.data.batch_size = 8
-  c.data.block_size = 16
+  c.data.block_size = 32  # a multiple of 8 * data.start_every
   c.data.transpose = 3
   c.model.num_layers = 1
   c.model.num_heads = 2

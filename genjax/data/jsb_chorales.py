@@ -57,6 +57,9 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       {
         'data.block_size': 512,  # tokens per window (128 steps of 4 voices)
         'data.hold_tokens': False,  # <hold> where a voice keeps its pitch
+        # Training windows start at chorale steps that are multiples of this (4: on a
+        # quarter note, as evaluation's and the sampler's windows do).
+        'data.start_every': 1,
         'data.transpose': 0,  # largest random transposition of training windows (semitones)
       },
     )
@@ -164,46 +167,66 @@ def vocabulary(data: ml_collections.ConfigDict) -> VoiceVocabulary:
 
 
 class StepWindowSource(WindowSource):
-  """Random windows of the voice stream that start at a step (a multiple of 4 tokens)."""
+  """Random windows of the voice stream that start at a chorale's step 0, `every`,
+  2 `every`, ... (its start step is step 0), so with `every` = 4 every window starts on
+  a quarter note and the model's learned positions carry the beat."""
+
+  def __init__(self, tokens, piece_lengths, block_size, batch_size, seed, every=1):
+    super().__init__(tokens, block_size, batch_size, seed)
+    offsets = np.cumsum([0, *piece_lengths[:-1]])
+    stride = every * len(VOICES)
+    allowed = np.concatenate([np.arange(o, o + n, stride) for o, n in zip(offsets, piece_lengths)])
+    self._allowed = allowed[allowed < len(tokens) - block_size - 1]
 
   def starts(self, step: int) -> np.ndarray:
     rng = np.random.default_rng([self.seed, step])
-    steps = (len(self.tokens) - self.block_size - 1) // len(VOICES)
-    return rng.integers(0, steps, size=self.batch_size) * len(VOICES)
+    return self._allowed[rng.integers(0, len(self._allowed), size=self.batch_size)]
 
 
-def step_windows(stream: np.ndarray, block_size: int) -> np.ndarray:
-  """int32 [N, block_size + 1]: windows at stride block_size (whole steps) from the
-  start, every token predicted once (the loop's watched validation loss)."""
-  n = (len(stream) - 1) // block_size
-  starts = np.arange(n) * block_size
+def step_windows(stream: np.ndarray, piece_lengths: list[int], block_size: int) -> np.ndarray:
+  """int32 [N, block_size + 1]: the windows that start at each chorale's start and every
+  block_size tokens into it (the loop's watched validation loss; a window may run on
+  into the next chorale). They start where evaluation's do, on a chorale's step 0,
+  128, ... (block_size 512), so a model trained with `start_every` reads its beat."""
+  offsets = np.cumsum([0, *piece_lengths[:-1]])
+  starts = np.concatenate([np.arange(o, o + n, block_size) for o, n in zip(offsets, piece_lengths)])
+  starts = starts[starts + block_size + 1 <= len(stream)]
   return stream[starts[:, None] + np.arange(block_size + 1)].astype(np.int32)
 
 
 def voices_dataset(data: ml_collections.ConfigDict) -> Dataset:
-  if data.block_size < 8 or data.block_size % 8:
-    # A multiple of 8: windows, and the sampler's half-window slides, start at a step.
+  if data.start_every < 1:
+    raise ConfigError(f'config.data.start_every must be positive, got {data.start_every}.')
+  multiple = 8 * data.start_every
+  if data.block_size < multiple or data.block_size % multiple:
+    # Windows, and evaluation's and the sampler's half-window slides, start at a step
+    # that is a multiple of start_every.
     raise ConfigError(
-      f'config.data.block_size must be a positive multiple of 8, got {data.block_size}.'
+      f'config.data.block_size must be a positive multiple of 8 * data.start_every = '
+      f'{multiple}, got {data.block_size}.'
     )
   vocab = vocabulary(data)
   pieces = jsb_files.read_voices(data.dir)
-  streams = {
-    ours: np.concatenate([vocab.encode(p) for p in pieces[theirs]])
-    for ours, theirs in SPLITS.items()
-  }
+  encoded = {ours: [vocab.encode(p) for p in pieces[theirs]] for ours, theirs in SPLITS.items()}
+  streams = {split: np.concatenate(parts) for split, parts in encoded.items()}
   if len(streams['test']) < data.block_size + 1:
     raise DataError(f'The validation stream is shorter than one window of {data.block_size}.')
   spec = DataSpec({'tokens': Feature((data.block_size + 1,), 'int32', num_values=vocab.size)})
+  lengths = {split: [len(part) for part in parts] for split, parts in encoded.items()}
   splits = {
-    'train': {'tokens': step_windows(streams['train'], data.block_size)},
-    'test': {'tokens': step_windows(streams['test'], data.block_size)},
+    split: {'tokens': step_windows(streams[split], lengths[split], data.block_size)}
+    for split in ('train', 'test')
   }
   return Dataset(
     spec,
     splits,
     source=lambda batch_size, seed: StepWindowSource(
-      streams['train'], data.block_size, batch_size, seed
+      streams['train'],
+      lengths['train'],
+      data.block_size,
+      batch_size,
+      seed,
+      every=data.start_every,
     ),
     extras={
       'pieces': {ours: pieces[theirs] for ours, theirs in SPLITS.items()},

@@ -100,8 +100,12 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
       f'config {vocab.size}: data.transpose or data.hold_tokens differ from the run\'s.'
     )
   model = lm.make_model(config.model, vocab.size)
-  if model.block_size % 8:
-    raise ConfigError(f'config.data.block_size must be a multiple of 8, got {model.block_size}.')
+  multiple = 8 * config.data.start_every  # half-window slides keep the training beat
+  if model.block_size % multiple:
+    raise ConfigError(
+      f'config.data.block_size must be a multiple of 8 * data.start_every = {multiple}, got '
+      f'{model.block_size}.'
+    )
   largest_shift = int(config.data.transpose)
   seconds = jsb_chorales.seconds_per_step('16th')
 
