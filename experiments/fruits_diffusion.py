@@ -18,7 +18,7 @@ def get_config():
   c.data.num_anomaly = 0  # unused here; the dataset loader reads it
   c.model.num_classes = 5
   c.model.attention_resolutions = (8,)  # 32 -> 16 -> 8: attention on the 8x8 maps
-  # 32x32x3 steps are slower than MNIST's: fewer of them, for about 40 minutes again.
+  # 32x32x3 steps are slower than MNIST's: fewer of them.
   c.train.steps = 1_100
   c.train.eval_every = 1_100
   c.train.sample_every = 550

@@ -24,8 +24,8 @@ def get_config():
 
   # Sized for a two-core CPU, where a U-Net of 64 channels with two residual blocks a
   # level takes seconds a step: 32 -> 64 -> 64 channels at 28 -> 14 -> 7, one block a
-  # level, attention at 7x7 only (and in the middle block), so that train.steps fit about
-  # 40 minutes there; more width, blocks or steps buy quality where compute allows.
+  # level, attention at 7x7 only (and in the middle block); more width, blocks or steps
+  # buy quality where compute allows.
   c.model.channels = 32
   c.model.channel_mults = (1, 2, 2)
   c.model.num_res_blocks = 1
@@ -48,7 +48,7 @@ def get_config():
   c.optim.warmup_steps = 100
   c.optim.grad_clip_norm = 1.0
   c.train.ema_decay = 0.9995  # warmed up as (1 + t) / (10 + t): ~the last tenth of a short run
-  c.train.steps = 1_500  # about 40 minutes on a two-core CPU
+  c.train.steps = 1_500  # to be sized by the record (bench/results.py)
   c.train.log_every = 50
   # FID/IS of eval.num_examples samples costs 100 model calls each (50 guided steps):
   # once, at the end; launch.evaluate scores eval.num_samples.

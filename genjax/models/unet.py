@@ -197,20 +197,25 @@ class UNet(nn.Module):
       )
     return tuple(min(height, width) // 2**i for i in range(len(self.channel_mults)))
 
+  def check_image(self, height: int, width: int) -> tuple[int, ...]:
+    """`level_sizes`, also failing when an attention size is not one of them."""
+    sizes = self.level_sizes(height, width)
+    missing = [r for r in self.attention_resolutions if r not in sizes]
+    if missing:
+      raise ValueError(
+        f'UNet: attention_resolutions {self.attention_resolutions} has {missing}, not a '
+        f'feature-map size of this U-Net on {height}x{width} images; choose among '
+        f'{sizes}, or () for attention in the middle block only'
+      )
+    return sizes
+
   @nn.compact
   def __call__(
     self, x: Array, time: Array, labels: Array | None = None, train: bool = False
   ) -> Array:
     batch = _check_inputs(x)
     time, labels = _check_time(time, batch), self._labels(labels, batch)
-    sizes = self.level_sizes(x.shape[1], x.shape[2])
-    missing = [r for r in self.attention_resolutions if r not in sizes]
-    if missing:
-      raise ValueError(
-        f'UNet: attention_resolutions {self.attention_resolutions} has {missing}, not a '
-        f'feature-map size of this U-Net on {x.shape[1]}x{x.shape[2]} images (sizes '
-        f'{sizes}); choose among those, or () for attention in the middle block only'
-      )
+    sizes = self.check_image(x.shape[1], x.shape[2])
     emb = self._embed(time, labels)
 
     res = dict(num_groups=self.num_groups, dropout=self.dropout, dtype=self.dtype)

@@ -117,16 +117,9 @@ def unet_of(config: ml_collections.ConfigDict, image_shape) -> UNet:
     raise ConfigError(f'model.dtype={m.dtype!r} is not one of {DTYPES}.')
   try:
     model = UNet(**{k: m[k] for k in UNET_FIELDS}, dtype=jnp.dtype(m.dtype))
-    sizes = model.level_sizes(image_shape[0], image_shape[1])
+    model.check_image(image_shape[0], image_shape[1])
   except ValueError as e:
     raise ConfigError(f'config.model: {e}.') from e
-  missing = [r for r in model.attention_resolutions if r not in sizes]
-  if missing:
-    raise ConfigError(
-      f'model.attention_resolutions={tuple(m.attention_resolutions)}: {missing} is not a '
-      f'feature-map size of this U-Net on {image_shape[0]}x{image_shape[1]} images; choose '
-      f'among {sizes}, or () for attention in the middle block only.'
-    )
   return model
 
 
