@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from genjax.models import dropout as dropout_lib
 from genjax.models.layers import Dtype, as_tuple, conv_kernel_init
 
 Array = jnp.ndarray
@@ -72,13 +73,13 @@ class ResBlock(nn.Module):
   dtype: Dtype
 
   @nn.compact
-  def __call__(self, x: Array, emb: Array, train: bool) -> Array:
+  def __call__(self, x: Array, emb: Array, train: bool, example_ids=None) -> Array:
     h = nn.silu(_norm(x, self.num_groups, self.dtype))
     h = _conv(self.features, self.dtype)(h)
     film = nn.Dense(2 * self.features, dtype=self.dtype, name='emb_proj')(nn.silu(emb))
     scale, shift = jnp.split(film[:, None, None, :], 2, axis=-1)
     h = _norm(h, self.num_groups, self.dtype) * (1 + scale) + shift
-    h = nn.Dropout(self.dropout, deterministic=not train)(nn.silu(h))
+    h = dropout_lib.Dropout(self.dropout)(nn.silu(h), not train, example_ids)
     h = _conv(self.features, self.dtype, zero=True)(h)
     if x.shape[-1] != self.features:
       x = nn.Conv(self.features, (1, 1), dtype=self.dtype, kernel_init=conv_kernel_init)(x)
@@ -151,7 +152,9 @@ class UNet(nn.Module):
       The middle block always has attention.
     num_heads: attention heads; must divide every level's width.
     dropout: rate in each residual block, applied only with ``train=True`` (then pass
-      ``rngs={'dropout': key}``).
+      ``rngs={'dropout': key}``); with ``example_ids`` (int [B], each example's
+      position in the global batch) every example's masks are its own, so a batch split
+      over devices draws the same masks (genjax.models.dropout).
     num_groups: GroupNorm groups, clipped to the largest divisor of each width that is
       at most this (32 on widths 64+, 8 on a width of 8).
     num_classes: 0 for an unconditional model (``labels`` must then be None); > 0 adds a
@@ -211,7 +214,12 @@ class UNet(nn.Module):
 
   @nn.compact
   def __call__(
-    self, x: Array, time: Array, labels: Array | None = None, train: bool = False
+    self,
+    x: Array,
+    time: Array,
+    labels: Array | None = None,
+    train: bool = False,
+    example_ids: Array | None = None,
   ) -> Array:
     batch = _check_inputs(x)
     time, labels = _check_time(time, batch), self._labels(labels, batch)
@@ -225,7 +233,9 @@ class UNet(nn.Module):
     skips = [h]
     for level, mult in enumerate(self.channel_mults):
       for i in range(self.num_res_blocks):
-        h = ResBlock(self.channels * mult, **res, name=f'down_{level}_res_{i}')(h, emb, train)
+        h = ResBlock(self.channels * mult, **res, name=f'down_{level}_res_{i}')(
+          h, emb, train, example_ids
+        )
         if sizes[level] in self.attention_resolutions:
           h = AttentionBlock(**attn, name=f'down_{level}_attn_{i}')(h)
         skips.append(h)
@@ -234,15 +244,15 @@ class UNet(nn.Module):
         skips.append(h)
 
     width = self.channels * self.channel_mults[-1]
-    h = ResBlock(width, **res, name='mid_res_0')(h, emb, train)
+    h = ResBlock(width, **res, name='mid_res_0')(h, emb, train, example_ids)
     h = AttentionBlock(**attn, name='mid_attn')(h)
-    h = ResBlock(width, **res, name='mid_res_1')(h, emb, train)
+    h = ResBlock(width, **res, name='mid_res_1')(h, emb, train, example_ids)
 
     for level in reversed(range(len(self.channel_mults))):
       width = self.channels * self.channel_mults[level]
       for i in range(self.num_res_blocks + 1):
         h = jnp.concatenate([h, skips.pop()], axis=-1)
-        h = ResBlock(width, **res, name=f'up_{level}_res_{i}')(h, emb, train)
+        h = ResBlock(width, **res, name=f'up_{level}_res_{i}')(h, emb, train, example_ids)
         if sizes[level] in self.attention_resolutions:
           h = AttentionBlock(**attn, name=f'up_{level}_attn_{i}')(h)
       if level != 0:

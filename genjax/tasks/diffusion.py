@@ -163,17 +163,14 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     model, objective, schedule, num_classes, image_shape, clip_x0=config.sample.clip_x0
   )
 
-  def denoiser(params, train: bool, dropout_keys):
-    """The model as the objectives call it: on the whole batch, but per example (each
-    with its own dropout key) when training with dropout."""
+  def denoiser(params, train: bool, rng, index):
+    """The model as the objectives call it, on the whole batch; training dropout masks
+    are drawn per example (`example_ids`), whichever device holds it."""
     if not (train and config.model.dropout > 0):
       return lambda z, t, labels: model.apply(params, z, t, labels)
-
-    def one(z, t, label, key):
-      label = None if label is None else label[None]
-      return model.apply(params, z[None], t[None], label, train=True, rngs={'dropout': key})[0]
-
-    return lambda z, t, labels: jax.vmap(one)(z, t, labels, dropout_keys)
+    return lambda z, t, labels: model.apply(
+      params, z, t, labels, train=True, rngs={'dropout': rng}, example_ids=index
+    )
 
   def per_example(params, batch, rng, train: bool):
     """([B] losses, {term: [B]} VDM terms in bits/dim). Every draw (t, noise, label
@@ -182,11 +179,10 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     x = sampling.to_model(to_float(batch['image']))
     labels = batch['label'] if num_classes else None
     keys = per_example_keys(rng, batch['index'])
-    noise_keys, other_keys = objectives.split(keys)
-    label_keys, dropout_keys = objectives.split(other_keys)
+    noise_keys, label_keys = objectives.split(keys)
     if labels is not None and train and label_dropout:
       labels = objectives.drop_labels(label_keys, labels, num_classes, label_dropout)
-    denoise = denoiser(params, train, dropout_keys)
+    denoise = denoiser(params, train, rng, batch['index'])
     if objective == 'vdm':
       # t per example, not VDM's draw stratified over the batch (which needs one key).
       terms = objectives.vdm_terms(denoise, x, noise_keys, labels, schedule, antithetic=False)
