@@ -220,8 +220,8 @@ ENTRIES = {
     ),
     Entry(
       'mnist_diffusion',
-      'class-conditional diffusion on MNIST (eps, cosine schedule; DDIM, 50 steps, guidance'
-      ' 2): EMA samples scored by the MNIST classifier',
+      'class-conditional diffusion on MNIST (v, cosine schedule; DDIM, 50 steps, guidance'
+      ' 1.5): EMA samples scored by the MNIST classifier',
       config='experiments/mnist_diffusion.py',
       show=DIFFUSION_SHOW,
       needs=('mnist_classifier',),
@@ -229,7 +229,7 @@ ENTRIES = {
     ),
     Entry(
       'mnist_flow',
-      'class-conditional flow matching on MNIST (the same U-Net; Heun, 20 steps, guidance 2),'
+      'class-conditional flow matching on MNIST (the same U-Net; Heun, 20 steps, guidance 1.5),'
       ' scored by the MNIST classifier',
       config='experiments/mnist_flow.py',
       show=DIFFUSION_SHOW,
@@ -247,7 +247,7 @@ ENTRIES = {
     ),
     Entry(
       'fruits_diffusion',
-      'class-conditional diffusion on fruits (DDIM, 50 steps, guidance 2), scored by the'
+      'class-conditional diffusion on fruits (v; DDIM, 50 steps, guidance 1.5), scored by the'
       ' fruits classifier',
       config='experiments/fruits_diffusion.py',
       show=DIFFUSION_SHOW,

@@ -1,5 +1,5 @@
 r"""Class-conditional diffusion on procedural fruits (32x32 RGB, 5 kinds), DDIM sampling
-with guidance 2.
+with guidance 1.5.
 
   python -m launch.main --config=experiments/fruits_classifier.py --workdir=runs/fruits_classifier
   python -m launch.main --config=experiments/fruits_diffusion.py --workdir=runs/fruits_diffusion

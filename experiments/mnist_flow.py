@@ -1,5 +1,5 @@
 r"""Flow matching on MNIST: the mnist_diffusion U-Net learns the velocity of the straight
-path from each image to its noise (rectified flow), class-conditional with guidance 2;
+path from each image to its noise (rectified flow), class-conditional with guidance 1.5;
 samples integrate the ODE with 20 Heun steps (39 model calls).
 
   python -m launch.main --config=experiments/mnist_classifier.py --workdir=runs/mnist_classifier

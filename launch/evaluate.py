@@ -3,6 +3,7 @@ r"""Evaluates a trained experiment on its full test set; writes WORKDIR/eval.jso
   python -m launch.evaluate --workdir=runs/mnist_vae                       # nll (IWAE k=1000)
   python -m launch.evaluate --workdir=runs/mnist_vae --eval=iwae_samples=5000
   python -m launch.evaluate --workdir=runs/de_en --beam=5 --alpha=0.6 --average_last=10
+  python -m launch.evaluate --workdir=runs/mnist_diffusion --sample=steps=20 --sample=guidance=1
 
 What it reports is the family's (its `evaluate`): VAE `nll`, `elbo`, `bits_per_dim`; AE
 `mse`, `psnr`, `pca_mse`, `noisy_psnr`, `denoised_psnr`; both `anomaly_auroc` where the
@@ -32,6 +33,12 @@ _EVAL = flags.DEFINE_multi_string(
   'FIELD=VALUE: override a field of the run\'s config.eval for this evaluation '
   '(repeatable), e.g. --eval=iwae_samples=5000.',
 )
+_SAMPLE = flags.DEFINE_multi_string(
+  'sample',
+  [],
+  'FIELD=VALUE: override a field of the run\'s config.sample (how iterative samplers '
+  'draw: steps, guidance, sampler, eta) for this evaluation (repeatable).',
+)
 _BEAM = flags.DEFINE_integer('beam', None, 'Decoding families: beam size (--eval=beam_size=N).')
 _ALPHA = flags.DEFINE_float('alpha', None, 'Decoding families: length penalty (--eval=alpha=A).')
 _AVERAGE_LAST = flags.DEFINE_integer(
@@ -40,22 +47,40 @@ _AVERAGE_LAST = flags.DEFINE_integer(
 flags.mark_flags_as_required(['workdir'])
 
 
-def eval_config_with(config, overrides: list[str]):
-  """config.eval with `FIELD=VALUE` overrides, each parsed as the field's type."""
-  eval_config = config.eval.copy_and_resolve_references()
+def section_with(config, section: str, overrides: list[str]):
+  """config.<section> with `FIELD=VALUE` overrides, each parsed as the field's type."""
+  if section not in config:
+    raise ConfigError(f'--{section}: this run\'s {config.task!r} config has no {section} fields.')
+  fields = config[section].copy_and_resolve_references()
   for item in overrides:
     field, sep, text = item.partition('=')
-    if not sep or field not in eval_config:
+    if not sep or field not in fields:
       raise ConfigError(
-        f'--eval={item!r}: give FIELD=VALUE with FIELD one of {sorted(eval_config.keys())}.'
+        f'--{section}={item!r}: give FIELD=VALUE with FIELD one of {sorted(fields.keys())}.'
       )
-    kind = type(eval_config[field])
+    kind = type(fields[field])
     try:
       value = (text.lower() in ('1', 'true')) if kind is bool else kind(text)
     except ValueError as e:
-      raise ConfigError(f'--eval={item!r}: {text!r} is not a {kind.__name__}.') from e
-    config_lib.set_path(eval_config, field, value)
-  return eval_config
+      raise ConfigError(f'--{section}={item!r}: {text!r} is not a {kind.__name__}.') from e
+    config_lib.set_path(fields, field, value)
+  return fields
+
+
+def eval_config_with(config, overrides: list[str]):
+  """config.eval with `FIELD=VALUE` overrides, each parsed as the field's type."""
+  return section_with(config, 'eval', overrides)
+
+
+def config_with_sample(workdir: str, overrides: list[str]):
+  """The run's config with --sample overrides; None (the run's own) without any."""
+  if not overrides:
+    return None
+  config = api.read_config(workdir)
+  sample = section_with(config, 'sample', overrides)
+  with config.unlocked():
+    config.sample = sample
+  return config
 
 
 def main(argv):
@@ -64,10 +89,11 @@ def main(argv):
   with common.user_errors_exit():
     if _AVERAGE_LAST.value and _STEP.value is not None:
       raise ConfigError('--average_last and --step: give one (averaging ends at the latest).')
+    config = config_with_sample(_WORKDIR.value, _SAMPLE.value)
     if _AVERAGE_LAST.value:
-      config, task, state = api.load_averaged_state(_WORKDIR.value, _AVERAGE_LAST.value)
+      config, task, state = api.load_averaged_state(_WORKDIR.value, _AVERAGE_LAST.value, config)
     else:
-      config, task, state = api.load_state(_WORKDIR.value, _STEP.value)
+      config, task, state = api.load_state(_WORKDIR.value, _STEP.value, config)
     shorthand = [f'beam_size={_BEAM.value}'] if _BEAM.value is not None else []
     shorthand += [f'alpha={_ALPHA.value}'] if _ALPHA.value is not None else []
     eval_config = eval_config_with(config, shorthand + _EVAL.value)

@@ -1,6 +1,7 @@
 """The diffusion task beyond the step: guidance through its sampling path, training, the
 views' shapes and options, the config combinations it refuses, launch.sample's flags."""
 
+import json
 import subprocess
 import sys
 
@@ -123,6 +124,17 @@ def test_training_lowers_the_loss_and_views_draw_from_the_ema(tmp_path):
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert (tmp_path / 'trajectory.png').stat().st_size > 0
+  # launch.evaluate scores a stated sampler and step count (--sample=FIELD=VALUE).
+  evaluate = [sys.executable, '-m', 'launch.evaluate', f'--workdir={workdir}']
+  run = lambda *flags: subprocess.run(
+    [*evaluate, *flags], cwd=REPO, capture_output=True, text=True, timeout=300
+  )
+  proc = run('--sample=steps=3', '--sample=sampler=euler')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = json.loads(open(f'{workdir}/eval.json').read())
+  assert (results['sampler'], results['steps']) == ('euler', 3)
+  proc = run('--sample=stepz=3')
+  assert proc.returncode == 2 and "FIELD one of ['clip_x0'" in proc.stderr, proc.stderr[-3000:]
 
 
 @pytest.mark.parametrize(

@@ -128,6 +128,30 @@ def test_sizes_the_levels_cannot_halve_fail_with_what_to_change():
     UNet(attention_resolutions=(8,), **TINY).init(KEY, images(), jnp.zeros(3))
 
 
+def test_space_to_depth_is_inverted_by_depth_to_space():
+  x = images((28, 28, 3))
+  patched = unet.space_to_depth(x, 2)
+  assert patched.shape == (2, 14, 14, 12)
+  # Each output pixel holds its 2x2 patch: pixel (0, 0) is x[0:2, 0:2].
+  np.testing.assert_array_equal(patched[:, 0, 0], x[:, 0:2, 0:2].reshape(2, 12))
+  np.testing.assert_array_equal(unet.depth_to_space(patched, 2), x)
+
+
+def test_a_patched_unet_works_on_half_size_maps():
+  model = UNet(attention_resolutions=(7,), patch_size=2, **TINY)  # 28 -> 14 -> 7
+  x = images((28, 28, 1))
+  time = jnp.array([0.1, 0.9])
+  assert model.check_image(28, 28) == (14, 7)
+  shapes = jax.eval_shape(model.init, KEY, x, time)
+  assert shapes['params']['conv_in']['kernel'].shape == (3, 3, 4, 8)
+  assert shapes['params']['conv_out']['kernel'].shape[-1] == 4
+  variables = perturbed(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes))
+  out = jax.jit(model.apply)(variables, x, time)
+  assert out.shape == x.shape and bool(jnp.all(jnp.isfinite(out)))
+  with pytest.raises(ValueError, match=r'30x30 image cannot be cut into 2x2 patches.*by 4'):
+    model.check_image(30, 30)
+
+
 @pytest.mark.parametrize(
   'change,message',
   [
@@ -138,6 +162,7 @@ def test_sizes_the_levels_cannot_halve_fail_with_what_to_change():
     (dict(dropout=1.0), r'dropout must be in \[0, 1\)'),
     (dict(num_res_blocks=0), 'num_res_blocks must be >= 1'),
     (dict(time_scale=0.0), 'time_scale must be positive'),
+    (dict(patch_size=0), 'patch_size must be >= 1'),
   ],
 )
 def test_bad_configs_fail_at_construction(change, message):

@@ -113,6 +113,25 @@ def _upsample(x: Array) -> Array:
   return x.reshape(b, 2 * h, 2 * w, c)
 
 
+def space_to_depth(x: Array, patch: int) -> Array:
+  """``[B, H, W, C] -> [B, H/p, W/p, p*p*C]``: each p x p patch becomes one pixel."""
+  if patch == 1:
+    return x
+  b, h, w, c = x.shape
+  x = x.reshape(b, h // patch, patch, w // patch, patch, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, h // patch, w // patch, patch * patch * c)
+
+
+def depth_to_space(x: Array, patch: int) -> Array:
+  """The inverse of `space_to_depth`."""
+  if patch == 1:
+    return x
+  b, h, w, pc = x.shape
+  c = pc // (patch * patch)
+  x = x.reshape(b, h, w, patch, patch, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, h * patch, w * patch, c)
+
+
 class UNet(nn.Module):
   """Noise/velocity predictor ``(x [B, H, W, C], time [B], labels [B]) -> [B, H, W, C]``.
 
@@ -167,6 +186,11 @@ class UNet(nn.Module):
       the product should span hundreds to resolve it well. The default 1000 resolves
       t in [0, 1] as DDPM resolved its steps 0..1000; use 1 for integer steps, and
       about 50 for a log-SNR in [-10, 10] (or rescale it to [0, 1] first, as VDM does).
+    patch_size: p > 1 makes the network work on p x p patches: the image becomes
+      ``H/p x W/p`` maps of ``p*p*C`` channels before ``conv_in`` and the output is
+      unfolded back, as in U-ViT and simple diffusion (Hoogeboom et al. 2023). The first
+      level then costs about 1/p^2 as much; level and attention sizes are the patched
+      ones (28x28 with p=2 and two levels: 14, 7).
     dtype: computation dtype (e.g. jnp.bfloat16); parameters and output stay float32.
   """
 
@@ -179,6 +203,7 @@ class UNet(nn.Module):
   num_groups: int = 32
   num_classes: int = 0
   time_scale: float = 1000.0
+  patch_size: int = 1
   dtype: Dtype = jnp.float32
 
   def __post_init__(self) -> None:
@@ -191,14 +216,21 @@ class UNet(nn.Module):
   def level_sizes(self, height: int, width: int) -> tuple[int, ...]:
     """The feature-map size (min of height and width) at each level for an image; fails
     with a message naming the sizes that work when the halvings do not divide it."""
-    factor = 2 ** (len(self.channel_mults) - 1)
+    halvings = len(self.channel_mults) - 1
+    factor = self.patch_size * 2**halvings
     if height % factor or width % factor:
-      raise ValueError(
-        f'UNet: a {height}x{width} image cannot be halved {len(self.channel_mults) - 1} '
-        f'times (channel_mults={self.channel_mults} has {len(self.channel_mults)} levels); '
-        f'use an image size divisible by {factor} or fewer channel_mults'
+      patches = f'cut into {self.patch_size}x{self.patch_size} patches and then ' * (
+        self.patch_size > 1
       )
-    return tuple(min(height, width) // 2**i for i in range(len(self.channel_mults)))
+      raise ValueError(
+        f'UNet: a {height}x{width} image cannot be {patches}halved {halvings} times '
+        f'(channel_mults={self.channel_mults} has {len(self.channel_mults)} levels); use '
+        f'an image size divisible by {factor}'
+        + (', a smaller patch_size' if self.patch_size > 1 else '')
+        + ' or fewer channel_mults'
+      )
+    size = min(height, width) // self.patch_size
+    return tuple(size // 2**i for i in range(len(self.channel_mults)))
 
   def check_image(self, height: int, width: int) -> tuple[int, ...]:
     """`level_sizes`, also failing when an attention size is not one of them."""
@@ -229,7 +261,9 @@ class UNet(nn.Module):
     res = dict(num_groups=self.num_groups, dropout=self.dropout, dtype=self.dtype)
     attn = dict(num_heads=self.num_heads, num_groups=self.num_groups, dtype=self.dtype)
     last = len(self.channel_mults) - 1
-    h = _conv(self.channels, self.dtype, name='conv_in')(x.astype(self.dtype))
+    h = _conv(self.channels, self.dtype, name='conv_in')(
+      space_to_depth(x.astype(self.dtype), self.patch_size)
+    )
     skips = [h]
     for level, mult in enumerate(self.channel_mults):
       for i in range(self.num_res_blocks):
@@ -259,8 +293,8 @@ class UNet(nn.Module):
         h = _conv(width, self.dtype, name=f'up_{level}_upsample')(_upsample(h))
 
     h = nn.silu(_norm(h, self.num_groups, self.dtype, name='norm_out'))
-    out = _conv(x.shape[-1], self.dtype, zero=True, name='conv_out')(h)
-    return out.astype(jnp.float32)
+    out = _conv(x.shape[-1] * self.patch_size**2, self.dtype, zero=True, name='conv_out')(h)
+    return depth_to_space(out, self.patch_size).astype(jnp.float32)
 
   def _embed(self, time: Array, labels: Array | None) -> Array:
     dim = 4 * self.channels
@@ -319,6 +353,8 @@ def _check_config(m: UNet) -> None:
     raise ValueError(f'UNet: num_groups must be >= 1, got {m.num_groups}')
   if m.num_classes < 0:
     raise ValueError(f'UNet: num_classes must be >= 0 (0: unconditional), got {m.num_classes}')
+  if m.patch_size < 1:
+    raise ValueError(f'UNet: patch_size must be >= 1 (1: no patching), got {m.patch_size}')
   if not m.time_scale > 0:
     raise ValueError(f'UNet: time_scale must be positive, got {m.time_scale}')
 

@@ -37,9 +37,13 @@ def abstract_state(task, config, spec: DataSpec) -> state_lib.TrainState:
   return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
 
-def load_state(workdir: str, step: int | None = None):
-  """(config, task, TrainState) restored from `workdir` (latest step by default)."""
-  config = read_config(workdir)
+def load_state(workdir: str, step: int | None = None, config=None):
+  """(config, task, TrainState) restored from `workdir` (latest step by default).
+
+  ``config``: the run's config with changes that leave the state's shapes alone (how to
+  sample, evaluate); default the run's own, read from the workdir.
+  """
+  config = read_config(workdir) if config is None else config
   ckpt = checkpoints.Checkpointer(os.path.join(workdir, 'checkpoints'), async_save=False)
   try:
     if not ckpt.steps():
@@ -60,7 +64,7 @@ def load_state(workdir: str, step: int | None = None):
   return config, task, state
 
 
-def load_averaged_state(workdir: str, last: int):
+def load_averaged_state(workdir: str, last: int, config=None):
   """(config, task, TrainState) with the parameters (and their EMA, if kept) averaged over
   the last `last` checkpoints, on the host; everything else is the latest checkpoint's.
 
@@ -79,7 +83,7 @@ def load_averaged_state(workdir: str, last: int):
       f'(steps {steps}). Pass a smaller number, or train with a larger '
       '--config.train.keep_checkpoints.'
     )
-  states = [load_state(workdir, step) for step in steps[-last:]]
+  states = [load_state(workdir, step, config) for step in steps[-last:]]
   config, task, latest = states[-1]
   mean = lambda *leaves: sum(jax.device_get(x) for x in leaves) / len(leaves)
   params = jax.tree.map(mean, *(s.params for _, _, s in states))

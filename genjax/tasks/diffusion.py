@@ -55,6 +55,7 @@ UNET_FIELDS = (
   'num_groups',
   'num_classes',
   'time_scale',
+  'patch_size',
 )
 DTYPES = ('float32', 'bfloat16')
 
@@ -75,6 +76,9 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       'model.num_groups': 8,  # GroupNorm groups (clipped to a divisor of each width)
       'model.num_classes': 0,  # > 0: class-conditional on the data's labels (that many)
       'model.time_scale': 1000.0,  # t in [0, 1] is embedded as t * time_scale
+      # p > 1: the U-Net works on p x p patches (H/p x W/p maps of p*p*C channels), its
+      # first level 1/p^2 the cost; attention_resolutions count patched sizes.
+      'model.patch_size': 1,
       'model.dtype': 'float32',  # computation dtype: 'float32' | 'bfloat16'
       # Share of training labels replaced by the null class (classifier-free guidance
       # needs the unconditional model too); unused by an unconditional model.
