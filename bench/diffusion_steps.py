@@ -79,6 +79,10 @@ def measure(workdir: str, samplers, step_counts, num_samples: int, seed: int) ->
       }
       logging.info('%s', row)
       rows.append(row)
+  fid_by_steps = {}  # {sampler: {steps: fid}}, the shape bench.results reads
+  for row in rows:
+    if 'fid' in row:
+      fid_by_steps.setdefault(row['sampler'], {})[str(row['steps'])] = row['fid']
   return {
     'workdir': os.path.abspath(workdir),
     'step': int(state.step),
@@ -86,6 +90,7 @@ def measure(workdir: str, samplers, step_counts, num_samples: int, seed: int) ->
     'guidance': config.sample.guidance,
     'eta': config.sample.eta,
     'results': rows,
+    'fid_by_steps': fid_by_steps,
   }
 
 

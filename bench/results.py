@@ -85,6 +85,15 @@ DIFFUSION_SHOW = (
   ('sampling_seconds_64', '64 samples in {:.1f} s'),
 )
 
+
+def _steps_show(sampler: str, label: str) -> tuple[tuple[str, str], ...]:
+  """FID at each step count of bench.diffusion_steps for one sampler."""
+  return tuple(
+    (f'fid_by_steps.{sampler}.{steps}', f'{label} {steps} steps FID {{:.2f}}')
+    for steps in (5, 10, 20, 50)
+  )
+
+
 ENTRIES = {
   e.name: e
   for e in (
@@ -253,6 +262,50 @@ ENTRIES = {
       show=DIFFUSION_SHOW,
       needs=('fruits_classifier',),
       flags=('--config.eval.classifier_workdir={fruits_classifier}',),
+    ),
+    Entry(
+      'mnist_diffusion_steps',
+      'mnist_diffusion\'s FID against sampler steps (DDIM and Heun, the same 1,000 noises'
+      ' each; bench.diffusion_steps, which also plots it)',
+      script=(
+        'bench.diffusion_steps',
+        '--workdir={mnist_diffusion}',
+        '--out={workdir}',
+        '--samplers=ddim,heun',
+        '--steps=5,10,20,50',
+        '--num_samples=1000',
+      ),
+      metrics_file='diffusion_steps.json',
+      show=_steps_show('ddim', 'DDIM'),
+      needs=('mnist_diffusion',),
+      modules=(
+        'bench.diffusion_steps',
+        'experiments.mnist_diffusion',
+        'genjax.tasks.diffusion',
+        'genjax.data.mnist',
+      ),
+    ),
+    Entry(
+      'mnist_flow_steps',
+      'mnist_flow\'s FID against sampler steps (Euler and Heun, the same 1,000 noises each;'
+      ' bench.diffusion_steps, which also plots it)',
+      script=(
+        'bench.diffusion_steps',
+        '--workdir={mnist_flow}',
+        '--out={workdir}',
+        '--samplers=euler,heun',
+        '--steps=5,10,20,50',
+        '--num_samples=1000',
+      ),
+      metrics_file='diffusion_steps.json',
+      show=_steps_show('heun', 'Heun'),
+      needs=('mnist_flow',),
+      modules=(
+        'bench.diffusion_steps',
+        'experiments.mnist_flow',
+        'genjax.tasks.diffusion',
+        'genjax.data.mnist',
+      ),
     ),
     Entry(
       'mnist_augment',
