@@ -1,15 +1,27 @@
 """bench.diffusion_steps: FID against sampler steps from a trained run, and its plot."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from bench import diffusion_steps
-from genjax.config import ConfigError
 from genjax.run import loop
 from tests import tiny
+from tests.conftest import REPO
+
+
+def bench(*flags):
+  """bench.diffusion_steps in its own process: its absl flags are its own."""
+  return subprocess.run(
+    [sys.executable, '-m', 'bench.diffusion_steps', *flags],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
 
 
 @pytest.fixture(scope='module')
@@ -26,7 +38,10 @@ def runs(tmp_path_factory):
 
 def test_scores_every_sampler_and_step_count_and_plots_them(runs, tmp_path):
   _, workdir = runs
-  results = diffusion_steps.measure(workdir, ['ddim', 'heun'], [2, 3], 64, seed=0)
+  flags = ('--samplers=ddim,heun', '--steps=2,3', '--num_samples=64', f'--out={tmp_path}')
+  proc = bench(f'--workdir={workdir}', *flags)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = json.loads((tmp_path / 'diffusion_steps.json').read_text())
   rows = results['results']
   assert [(r['sampler'], r['steps']) for r in rows] == [
     ('ddim', 2),
@@ -39,10 +54,7 @@ def test_scores_every_sampler_and_step_count_and_plots_them(runs, tmp_path):
   assert all(np.isfinite(r['fid']) and 0 <= r['label_accuracy'] <= 1 for r in rows)
   assert results['fid_by_steps']['heun']['3'] == rows[3]['fid']
   assert results['num_samples'] == 64 and results['guidance'] == 1.5
-  json.dumps(results)  # what main writes
-  path = str(tmp_path / 'steps.png')
-  diffusion_steps.plot(results, path)
-  image = np.asarray(Image.open(path).convert('RGB'))
+  image = np.asarray(Image.open(tmp_path / 'diffusion_steps.png').convert('RGB'))
   assert image.shape == (420, 640, 3)
   # Both samplers' colours are drawn.
   for colour in ((0x1F, 0x77, 0xB4), (0xD6, 0x27, 0x28)):
@@ -51,5 +63,5 @@ def test_scores_every_sampler_and_step_count_and_plots_them(runs, tmp_path):
 
 def test_a_run_of_another_family_is_refused(runs):
   classifier, _ = runs
-  with pytest.raises(ConfigError, match='needs a diffusion run'):
-    diffusion_steps.measure(classifier, [], [2], 64, seed=0)
+  proc = bench(f'--workdir={classifier}', '--steps=2')
+  assert proc.returncode == 2 and 'needs a diffusion run' in proc.stderr, proc.stderr[-3000:]
