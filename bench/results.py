@@ -86,11 +86,42 @@ DIFFUSION_SHOW = (
 )
 
 
+STEPS = (5, 10, 20, 50)
+
+
 def _steps_show(sampler: str, label: str) -> tuple[tuple[str, str], ...]:
   """FID at each step count of bench.diffusion_steps for one sampler."""
   return tuple(
-    (f'fid_by_steps.{sampler}.{steps}', f'{label} {steps} steps FID {{:.2f}}')
-    for steps in (5, 10, 20, 50)
+    (f'fid_by_steps.{sampler}.{steps}', f'{label} {steps} steps FID {{:.2f}}') for steps in STEPS
+  )
+
+
+def _steps_entry(run: str, samplers: tuple[tuple[str, str], ...], shown: str) -> Entry:
+  """FID against sampler steps of a recorded diffusion run: bench.diffusion_steps on the same
+  1,000 noises for each (sampler, label); the table shows sampler `shown`'s row."""
+  names = ','.join(name for name, _ in samplers)
+  labels = ' and '.join(label for _, label in samplers)
+  return Entry(
+    f'{run}_steps',
+    f"{run}'s FID against sampler steps ({labels}, the same 1,000 noises each;"
+    ' bench.diffusion_steps, which also plots it)',
+    script=(
+      'bench.diffusion_steps',
+      f'--workdir={{{run}}}',
+      '--out={workdir}',
+      f'--samplers={names}',
+      '--steps=' + ','.join(map(str, STEPS)),
+      '--num_samples=1000',
+    ),
+    metrics_file='diffusion_steps.json',
+    show=_steps_show(shown, dict(samplers)[shown]),
+    needs=(run,),
+    modules=(
+      'bench.diffusion_steps',
+      f'experiments.{run}',
+      'genjax.tasks.diffusion',
+      'genjax.data.mnist',
+    ),
   )
 
 
@@ -263,50 +294,8 @@ ENTRIES = {
       needs=('fruits_classifier',),
       flags=('--config.eval.classifier_workdir={fruits_classifier}',),
     ),
-    Entry(
-      'mnist_diffusion_steps',
-      'mnist_diffusion\'s FID against sampler steps (DDIM and Heun, the same 1,000 noises'
-      ' each; bench.diffusion_steps, which also plots it)',
-      script=(
-        'bench.diffusion_steps',
-        '--workdir={mnist_diffusion}',
-        '--out={workdir}',
-        '--samplers=ddim,heun',
-        '--steps=5,10,20,50',
-        '--num_samples=1000',
-      ),
-      metrics_file='diffusion_steps.json',
-      show=_steps_show('ddim', 'DDIM'),
-      needs=('mnist_diffusion',),
-      modules=(
-        'bench.diffusion_steps',
-        'experiments.mnist_diffusion',
-        'genjax.tasks.diffusion',
-        'genjax.data.mnist',
-      ),
-    ),
-    Entry(
-      'mnist_flow_steps',
-      'mnist_flow\'s FID against sampler steps (Euler and Heun, the same 1,000 noises each;'
-      ' bench.diffusion_steps, which also plots it)',
-      script=(
-        'bench.diffusion_steps',
-        '--workdir={mnist_flow}',
-        '--out={workdir}',
-        '--samplers=euler,heun',
-        '--steps=5,10,20,50',
-        '--num_samples=1000',
-      ),
-      metrics_file='diffusion_steps.json',
-      show=_steps_show('heun', 'Heun'),
-      needs=('mnist_flow',),
-      modules=(
-        'bench.diffusion_steps',
-        'experiments.mnist_flow',
-        'genjax.tasks.diffusion',
-        'genjax.data.mnist',
-      ),
-    ),
+    _steps_entry('mnist_diffusion', (('ddim', 'DDIM'), ('heun', 'Heun')), shown='ddim'),
+    _steps_entry('mnist_flow', (('euler', 'Euler'), ('heun', 'Heun')), shown='heun'),
     Entry(
       'mnist_augment',
       'classifier on 1,000 labelled MNIST images alone (real) and with half of each'
