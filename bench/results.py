@@ -130,13 +130,20 @@ ENTRIES = {
   for e in (
     Entry(
       'fruits_vae',
-      'VAE on procedural fruits: blue-apple anomaly AUROC; NLL by importance sampling',
+      'VAE on procedural fruits: blue-apple anomaly AUROC; NLL by importance sampling; its'
+      ' samples scored by the fruits classifier',
       config='experiments/fruits_vae.py',
       show=(
         ('anomaly_auroc', 'AUROC {:.4f}'),
         ('nll', 'NLL {:.0f} nats'),
         ('bits_per_dim', '{:.2f} bits/dim'),
+        ('fid', 'samples: FID {:.2f}'),
+        ('inception_score', 'IS {:.2f}'),
+        ('precision', 'precision {:.3f}'),
+        ('recall', 'recall {:.3f}'),
       ),
+      needs=('fruits_classifier',),
+      flags=('--config.eval.classifier_workdir={fruits_classifier}',),
     ),
     Entry(
       'fruits_ae',

@@ -47,6 +47,7 @@ def _vae(c):
   c.eval.iwae_examples = 16
   c.eval.iwae_batch_size = 16
   c.eval.anomaly_samples = 2
+  c.eval.num_samples = 32
 
 
 def _classifier(c):

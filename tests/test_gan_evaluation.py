@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from jax.scipy.special import ndtr
 
+from genjax import api
 from genjax.data import datasets
 from genjax.run import loop, restore
 from genjax.tasks import gan_evaluation
@@ -167,3 +168,28 @@ def test_allocation_rounds_to_exactly_n_by_largest_remainder():
   # sorted labels would give each split one or two.
   assert min(len(set(part.tolist())) for part in np.array_split(labels, 10)) >= 4
   np.testing.assert_array_equal(labels, allocate(np.full(7, 1 / 7), 100))
+
+
+def test_a_vae_is_scored_by_the_classifier_and_loses_nothing_without_one(setting, tmp_path):
+  _, setting_config, _ = setting
+  workdir = str(tmp_path / 'vae')
+  loop.train_and_evaluate(tiny.vae(steps=4), workdir)
+  saved, task, state = api.load_state(workdir)
+  data = datasets.load(saved.data)
+  variables, rng = task.inference_variables(state), jax.random.PRNGKey(3)
+  eval_config = ml_collections.ConfigDict(saved.eval.to_dict())
+  eval_config.num_samples = 64
+
+  eval_config.classifier_workdir = setting_config.classifier_workdir
+  scored = task.evaluate(variables, data, rng, eval_config=eval_config)
+  assert scored['num_samples'] == 64 and 'label_accuracy' not in scored  # unconditional
+  # Four steps of training draw grey blurs, far from any digit, and far from the test set.
+  assert scored['fid'] > 5 * scored['fid_train_vs_test']
+  assert {'inception_score', 'precision', 'recall', 'class_shares'} <= set(scored)
+
+  eval_config.classifier_workdir = str(tmp_path / 'no_classifier')
+  unscored = task.evaluate(variables, data, rng, eval_config=eval_config)
+  assert 'fid' not in unscored  # skipped, with a warning saying how to train one
+  # The likelihood and anomaly figures do not depend on the classifier or its key.
+  assert unscored == {k: v for k, v in scored.items() if k in unscored}
+  assert set(unscored) >= {'nll', 'elbo', 'bits_per_dim'}

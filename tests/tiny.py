@@ -63,6 +63,7 @@ def fruits_vae_config(steps=8):
   c.eval.iwae_examples = 32
   c.eval.iwae_batch_size = 32
   c.eval.anomaly_samples = 2
+  c.eval.classifier_workdir = ''  # tests that want sample metrics train a classifier
   return c
 
 

@@ -1,4 +1,5 @@
-"""The VAE family: ELBO training, IWAE likelihood, samples, interpolation, anomaly scores."""
+"""The VAE family: ELBO training, IWAE likelihood, samples, interpolation, anomaly scores,
+and the GANs' classifier metrics of its samples (so one table compares the families)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from absl import logging
 
 from genjax import config as config_lib
 from genjax.evaluation import auroc as auroc_lib
 from genjax.evaluation import iwae
 from genjax.models import VAE
-from genjax.tasks import losses, views as views_lib
+from genjax.tasks import gan_evaluation, losses, views as views_lib
 from genjax.tasks.base import Task, View, float_images, per_example_keys, pictures, to_float
 
 
@@ -31,12 +33,16 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       'eval.iwae_examples': 0,  # test images scored by IWAE; 0 = all
       'eval.iwae_batch_size': 100,
       'eval.anomaly_samples': 16,  # importance samples in the anomaly score
+      # A trained classifier run of the same dataset: launch.evaluate then also scores
+      # eval.num_samples prior samples (decoder means) by FID/IS/precision/recall, as the
+      # GANs and diffusion models are. Skipped, with a warning, while it is not trained.
+      'eval.classifier_workdir': '',
+      'eval.num_samples': 10_000,
     },
   )
 
 
 def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
-  del runs
   model = VAE(image_shape=spec.image_shape(), **config.model)
   binarize = config.data.binarize
   kl_weight = config.loss.kl_weight
@@ -125,7 +131,29 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
       ]
       labels = np.concatenate([np.zeros(len(normal)), np.ones(len(odd))])
       results['anomaly_auroc'] = auroc_lib.auroc(labels, np.concatenate(scores))
+    results.update(image_quality(params, data, jax.random.fold_in(rng, 3), eval_config))
     return results
+
+  def image_quality(params, data, rng, eval_config):
+    """The classifier metrics of prior samples, or {} (with the reason) without one."""
+    if not eval_config.classifier_workdir:
+      return {}
+    try:
+      classifier = gan_evaluation.load_classifier(runs, eval_config.classifier_workdir)
+    except FileNotFoundError as e:
+      logging.warning('No FID/IS/precision/recall of samples: %s', e)
+      return {}
+    return gan_evaluation.evaluate(
+      # The decoder's mean, as the sample grids show; a discretized Gaussian's can stray
+      # past [0, 1], the classifier's input range.
+      lambda z, _: jnp.clip(decode_mean(params, z), 0.0, 1.0),
+      classifier,
+      data,
+      rng,
+      eval_config,
+      config.model.latent_dim,
+      num_classes=0,
+    )
 
   def decode_mean(params, z):
     return model.apply(params, z, method=model.generate)
