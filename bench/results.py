@@ -30,7 +30,7 @@ import time
 
 from absl import app, flags
 
-from bench import records
+from bench import family_tables, records
 
 _ONLY = flags.DEFINE_list('only', [], 'Entries to measure (see --list).')
 _STALE = flags.DEFINE_bool('stale', False, 'Measure every entry whose record is missing or stale.')
@@ -693,8 +693,6 @@ one-stochastic-layer VAE on MNIST; Ruff et al. (2018, Deep SVDD) report a mean o
 AUROC of 0.948; nanoGPT's README gives a validation loss of about 1.88 for its CPU
 shakespeare_char run.
 
-## Benchmarks
-
 """
 
 
@@ -713,6 +711,8 @@ def write_tables() -> None:
     )
     + '\n'
     + REFERENCES
+    + '\n'.join(family_tables.sections(found))
+    + '\n## Benchmarks\n\n'
     + ('\n'.join(benchmark_sections(found)) or 'No benchmark records yet.\n')
   )
   with open(RESULTS_MD, 'w') as f:

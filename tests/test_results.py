@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bench import records, results
+from bench import family_tables, records, results
 
 
 def test_code_closure_follows_imports_and_only_the_named_family():
@@ -185,6 +185,38 @@ def test_tables_show_each_figure_with_its_provenance(tmp_path, monkeypatch):
   }
   assert rows['`experiments/mnist_ae.py`'].endswith('| denoised PSNR 19.71 dB |')
   assert rows['`experiments/mnist_vae.py`'].endswith('| — |')
+
+
+def test_family_tables_put_every_generator_of_a_dataset_in_the_same_columns(tmp_path, monkeypatch):
+  monkeypatch.setattr(records, 'RESULTS_DIR', str(tmp_path / 'results'))
+  code = ['genjax/__init__.py']
+  gan = {
+    'fid': 19.5449,
+    'fid_train_vs_test': 0.1247,
+    'inception_score': 3.8855,
+    'inception_score_test': 4.9001,
+    'precision': 0.3515,
+    'recall': 0.6366,
+    'min_share': 0.1114,
+    'num_samples': 10_000,
+  }
+  records.write('fruits_dcgan', _fake_record(tmp_path, 'fruits_dcgan', gan, code))
+  vae = {'anomaly_auroc': 0.95, 'nll': 12930.0}  # recorded before it scored samples
+  records.write('fruits_vae', _fake_record(tmp_path, 'fruits_vae', vae, code))
+  lines = family_tables.table(
+    'Fruits', ('fruits_vae', 'fruits_dcgan', 'fruits_diffusion'), records.load_all()
+  )
+  rows = {line.split('|')[1].strip(): line for line in lines if line.startswith('| `')}
+  assert rows['`fruits_dcgan`'] == (
+    '| `fruits_dcgan` | gan | 19.54 | 3.89 | 0.351 | 0.637 | 0.111 |  | 10,000 | 3.5 min | yes |'
+  )
+  assert 'no sample metrics' in rows['`fruits_vae`'] and '| vae |' in rows['`fruits_vae`']
+  assert (
+    'no record yet' in rows['`fruits_diffusion`'] and '| diffusion |' in rows['`fruits_diffusion`']
+  )
+  header = next(line for line in lines if line.startswith('| entry'))
+  assert all(row.count('|') == header.count('|') for row in rows.values())
+  assert 'real train images score FID 0.12' in lines[-2] and 'IS 4.90' in lines[-2]
 
 
 def test_every_readme_experiments_row_has_the_header_s_cells():

@@ -1,0 +1,81 @@
+"""Families side by side: one table per dataset of every generator scored by that dataset's
+classifier (FID, IS, precision, recall, class coverage), read from the records.
+
+The experiments table lists each record's own figures; these put the VAE, the GANs and the
+diffusion models in the same columns, so a reader compares families, not entries.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from bench import records
+
+TABLES = (
+  ('Fruits (32x32 RGB, 5 kinds)', ('fruits_vae', 'fruits_dcgan', 'fruits_diffusion')),
+  (
+    'MNIST',
+    ('mnist_dcgan', 'mnist_cdcgan', 'mnist_diffusion', 'mnist_flow', 'mnist_vdm'),
+  ),
+)
+
+COLUMNS = (
+  ('fid', 'FID', '{:.2f}'),
+  ('inception_score', 'IS', '{:.2f}'),
+  ('precision', 'precision', '{:.3f}'),
+  ('recall', 'recall', '{:.3f}'),
+  ('min_share', 'smallest class share', '{:.3f}'),
+  ('label_accuracy', 'label accuracy', '{:.3f}'),
+  ('num_samples', 'samples', '{:,}'),
+)
+
+
+def _family(name: str) -> str:
+  return importlib.import_module(f'experiments.{name}').get_config().task
+
+
+def _minutes(seconds: float) -> str:
+  return f'{seconds / 60:.1f} min'
+
+
+def table(title: str, names: tuple[str, ...], found: dict[str, dict]) -> list[str]:
+  """A markdown table of `names`' records (a row saying so where one is missing)."""
+  header = ['entry', 'family', *(label for _, label, _ in COLUMNS), 'training', 'current?']
+  lines = [f'### {title}', '', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  reference = None
+  for name in names:
+    record = found.get(name)
+    if record is None:
+      cells = ['no record yet'] + [''] * (len(header) - 3)
+      lines.append(f'| `{name}` | {_family(name)} | ' + ' | '.join(cells) + ' |')
+      continue
+    metrics = record['metrics']
+    if 'fid' not in metrics:
+      cells = ['its record has no sample metrics'] + [''] * (len(header) - 3)
+      lines.append(f'| `{name}` | {_family(name)} | ' + ' | '.join(cells) + ' |')
+      continue
+    reference = reference or metrics
+    cells = [fmt.format(metrics[key]) if key in metrics else '' for key, _, fmt in COLUMNS]
+    wall = record['wall_seconds']
+    stale = records.staleness(record)
+    lines.append(
+      f'| `{name}` | {_family(name)} | '
+      + ' | '.join(cells)
+      + f" | {_minutes(wall.get('train', 0))} | {'stale' if stale else 'yes'} |"
+    )
+  if reference:
+    lines += [
+      '',
+      f"With the same classifier, {reference['num_samples']:,} real train images score FID"
+      f" {reference['fid_train_vs_test']:.2f} against as many test images, and the test set"
+      f" IS {reference['inception_score_test']:.2f}. FID grows as the count of samples"
+      ' shrinks: compare rows of the same count.',
+    ]
+  return [*lines, '']
+
+
+def sections(found: dict[str, dict]) -> list[str]:
+  lines = ['## Families side by side', '']
+  for title, names in TABLES:
+    lines += table(title, names, found)
+  return lines
