@@ -37,7 +37,8 @@ _SAMPLE = flags.DEFINE_multi_string(
   'sample',
   [],
   'FIELD=VALUE: override a field of the run\'s config.sample (how iterative samplers '
-  'draw: steps, guidance, sampler, eta) for this evaluation (repeatable).',
+  'draw: steps, guidance, guidance_interval, sampler, eta) for this evaluation (repeatable),'
+  ' e.g. --sample=guidance_interval=0.1,0.7.',
 )
 _BEAM = flags.DEFINE_integer('beam', None, 'Decoding families: beam size (--eval=beam_size=N).')
 _ALPHA = flags.DEFINE_float('alpha', None, 'Decoding families: length penalty (--eval=alpha=A).')
@@ -45,6 +46,16 @@ _AVERAGE_LAST = flags.DEFINE_integer(
   'average_last', None, 'Evaluate the mean of the last N checkpoints\' parameters.'
 )
 flags.mark_flags_as_required(['workdir'])
+
+
+def _parse(text: str, current):
+  """`text` as a value of `current`'s type; a tuple's items comma-separated (0.1,0.8)."""
+  if isinstance(current, bool):
+    return text.lower() in ('1', 'true')
+  if isinstance(current, tuple):
+    item = type(current[0]) if current else str
+    return tuple(item(part) for part in text.strip('()').split(',') if part.strip())
+  return type(current)(text)
 
 
 def section_with(config, section: str, overrides: list[str]):
@@ -60,7 +71,7 @@ def section_with(config, section: str, overrides: list[str]):
       )
     kind = type(fields[field])
     try:
-      value = (text.lower() in ('1', 'true')) if kind is bool else kind(text)
+      value = _parse(text, fields[field])
     except ValueError as e:
       raise ConfigError(f'--{section}={item!r}: {text!r} is not a {kind.__name__}.') from e
     config_lib.set_path(fields, field, value)

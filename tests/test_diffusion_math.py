@@ -276,6 +276,29 @@ def test_guidance_zero_is_unconditional_and_one_conditional_in_one_batched_call(
   np.testing.assert_allclose(run(labels, guidance=0.0, null_label=10), run(null), rtol=1e-5)
 
 
+def test_a_guidance_interval_guides_only_inside_it_and_skips_the_second_call_outside():
+  def denoise(z, t, labels):
+    jax.debug.callback(lambda n: calls.append(int(n)), z.shape[0])  # runs inside the loop
+    return 0.5 * z + labels[:, None].astype(z.dtype) ** 2
+
+  labels = jnp.array([0, 1, 2])
+  kw = dict(steps=10, z_init=jnp.ones((3, 2)), objective='v', null_label=10)
+  run = lambda **g: samplers.ddim_sample(denoise, KEY, (3, 2), labels, **kw, **g).x
+  calls = []
+  everywhere = run(guidance=3.0)
+  assert calls == [6] * 10
+  calls = []
+  np.testing.assert_allclose(run(guidance=3.0, guidance_interval=(0.0, 1.0)), everywhere)
+  # t = 1.0, 0.9, ..., 0.1: guided at 0.7 and 0.6 only (0.5 < t <= 0.7).
+  calls = []
+  limited = run(guidance=3.0, guidance_interval=(0.5, 0.7))
+  assert sorted(calls) == [3] * 8 + [6] * 2
+  assert not np.allclose(limited, everywhere)
+  # Outside it the model is the plain conditional one: an empty-ish interval is w = 1.
+  calls = []
+  np.testing.assert_allclose(run(guidance=3.0, guidance_interval=(0.95, 0.99)), run(), rtol=1e-6)
+
+
 def ddim_gain(scale, schedule, times):
   """DDIM's exact gain on N(0, s^2) data, where x0_hat and eps_hat are linear in z: a step
   from t to s multiplies z by ``u_s . u_t / |u_t|^2`` with ``u = (alpha s, sigma)``."""

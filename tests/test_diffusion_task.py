@@ -129,10 +129,12 @@ def test_training_lowers_the_loss_and_views_draw_from_the_ema(tmp_path):
   run = lambda *flags: subprocess.run(
     [*evaluate, *flags], cwd=REPO, capture_output=True, text=True, timeout=300
   )
-  proc = run('--sample=steps=3', '--sample=sampler=euler')
+  interval = ('--sample=guidance=2', '--sample=guidance_interval=0.2,0.8')
+  proc = run('--sample=steps=3', '--sample=sampler=euler', *interval)
   assert proc.returncode == 0, proc.stderr[-3000:]
   results = json.loads(open(f'{workdir}/eval.json').read())
   assert (results['sampler'], results['steps']) == ('euler', 3)
+  assert (results['guidance'], results['guidance_interval']) == (2.0, [0.2, 0.8])
   proc = run('--sample=stepz=3')
   assert proc.returncode == 2 and "FIELD one of ['clip_x0'" in proc.stderr, proc.stderr[-3000:]
 
@@ -153,6 +155,7 @@ def test_training_lowers_the_loss_and_views_draw_from_the_ema(tmp_path):
     ({'model.attention_resolutions': (8,)}, 'choose among \\(28, 14\\)'),
     ({'model.num_heads': 3}, 'num_heads=3'),
     ({'sample.inpaint_mask': 'left'}, "'right', 'centre'"),
+    ({'sample.guidance_interval': (0.8, 0.2)}, '0 <= lo < hi <= 1'),
   ],
 )
 def test_bad_combinations_are_config_errors_that_say_what_to_do(data, overrides, message):

@@ -94,6 +94,9 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       'sample.eta': 0.0,  # DDIM: 0 deterministic, 1 DDPM's ancestral noise
       # Classifier-free guidance w: uncond + w (cond - uncond); 1 = plain conditional.
       'sample.guidance': 1.0,
+      # Guide only at times lo < t <= hi (t = 1 is noise), plain conditional elsewhere:
+      # (0, 1) is every step; Kynkäänniemi et al. 2024 leave out the noisiest times.
+      'sample.guidance_interval': (0.0, 1.0),
       'sample.clip_x0': True,  # clip the model's x0 estimate to the data range each step
       'sample.inpaint_mask': 'right',  # the inpaint view hides the 'right' half | 'centre'
       'eval.classifier_workdir': '',  # a trained classifier run: FID/IS/precision/recall

@@ -13,7 +13,8 @@ the (x0, eps) estimates of ``diffusion_guidance.Predictor``; ``clip_x0`` clips t
 estimate to ``[-clip_x0, clip_x0]`` (the data range) and recomputes eps from it.
 
 ``guidance`` and ``null_label``: classifier-free guidance (diffusion_guidance; w = 0
-unconditional, w = 1 conditional, one call on 2B). ``nfe`` counts ``denoise`` calls.
+unconditional, w = 1 conditional, one call on 2B), only at ``lo < t <= hi`` with
+``guidance_interval=(lo, hi)``. ``nfe`` counts ``denoise`` calls.
 
 ``trajectory=K`` also returns K snapshots, at steps spread evenly from the first to the
 last: ``{'t': [K], 'z': [K, B, ...], 'x0': [K, B, ...]}``, the state at t and the model's
@@ -112,6 +113,7 @@ def ddim_sample(
   eta: float = 0.0,
   guidance=None,
   null_label=None,
+  guidance_interval: tuple[float, float] | None = None,
   clip_x0: float | None = None,
   trajectory: int = 0,
   z_init: Array | None = None,
@@ -119,7 +121,9 @@ def ddim_sample(
   """DDIM (Song et al. 2021) with stochasticity eta: 0 deterministic (rng only draws z_1),
   1 ancestral DDPM sampling. nfe = steps. For 'flow', eta = 0 is exactly Euler."""
   _check(objective, steps, trajectory)
-  model = Predictor(denoise, labels, objective, schedule, guidance, null_label, clip_x0)
+  model = Predictor(
+    denoise, labels, objective, schedule, guidance, null_label, clip_x0, guidance_interval
+  )
   init_rng, loop_rng = jax.random.split(rng)
   z = _init(init_rng, shape, z_init)
 
@@ -163,6 +167,7 @@ def ode_sample(
   euler_last_step: bool = True,
   guidance=None,
   null_label=None,
+  guidance_interval: tuple[float, float] | None = None,
   clip_x0: float | None = None,
   trajectory: int = 0,
   z_init: Array | None = None,
@@ -178,7 +183,9 @@ def ode_sample(
   """
   _check(objective, steps, trajectory)
   nfe = num_function_evaluations(method, steps, euler_last_step)
-  model = Predictor(denoise, labels, objective, schedule, guidance, null_label, clip_x0)
+  model = Predictor(
+    denoise, labels, objective, schedule, guidance, null_label, clip_x0, guidance_interval
+  )
   z = _init(rng, shape, z_init)
 
   def euler(z, t, s):
@@ -216,6 +223,7 @@ def ddim_invert(
   steps: int = 50,
   guidance=None,
   null_label=None,
+  guidance_interval: tuple[float, float] | None = None,
 ) -> Samples:
   """DDIM inversion: x, taken as the state at t = 0, to a latent z_1, deterministically.
 
@@ -225,7 +233,9 @@ def ddim_invert(
   at its own start); interpolating between latents interpolates images. nfe = steps.
   """
   _check(objective, steps, 0)
-  model = Predictor(denoise, labels, objective, schedule, guidance, null_label, None)
+  model = Predictor(
+    denoise, labels, objective, schedule, guidance, null_label, None, guidance_interval
+  )
 
   def body(i, z):
     t, s = i / steps, (i + 1) / steps
@@ -249,6 +259,7 @@ def inpaint_sample(
   eta: float = 1.0,
   guidance=None,
   null_label=None,
+  guidance_interval: tuple[float, float] | None = None,
   clip_x0: float | None = None,
   trajectory: int = 0,
 ) -> Samples:
@@ -258,7 +269,9 @@ def inpaint_sample(
   so the model conditions on it; at the end it is x_known exactly. nfe = steps.
   """
   _check(objective, steps, trajectory)
-  model = Predictor(denoise, labels, objective, schedule, guidance, null_label, clip_x0)
+  model = Predictor(
+    denoise, labels, objective, schedule, guidance, null_label, clip_x0, guidance_interval
+  )
   mask = jnp.broadcast_to(mask, x_known.shape).astype(x_known.dtype)
 
   def known_at(t, rng):

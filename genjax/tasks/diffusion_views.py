@@ -41,12 +41,14 @@ SNAPSHOTS = 9  # trajectory columns before the final sample
 class Settings:
   """How to draw: `sampler` 'ddim' (eta) | 'ddpm' (eta = 1) | 'euler' | 'heun' (ODE),
   `steps`, DDIM's `eta`, and classifier-free `guidance` w (guided = uncond + w (cond -
-  uncond): 0 unconditional, 1 plain conditional)."""
+  uncond): 0 unconditional, 1 plain conditional), applied at times lo < t <= hi of
+  `guidance_interval` (lo, hi); (0, 1) is every step."""
 
   sampler: str = 'ddim'
   steps: int = 50
   eta: float = 0.0
   guidance: float = 1.0
+  guidance_interval: tuple[float, float] = (0.0, 1.0)
 
   @classmethod
   def of(cls, sample_config) -> Settings:
@@ -55,6 +57,7 @@ class Settings:
       int(sample_config.steps),
       float(sample_config.eta),
       float(sample_config.guidance),
+      tuple(float(t) for t in sample_config.get('guidance_interval', (0.0, 1.0))),
     )
 
   def override(self, **options) -> Settings:
@@ -66,6 +69,8 @@ class Settings:
     for name in ('eta', 'guidance'):
       if name in given:
         given[name] = float(given[name])
+    if 'guidance_interval' in given:
+      given['guidance_interval'] = tuple(float(t) for t in given['guidance_interval'])
     return dataclasses.replace(self, **given)
 
   @property
@@ -80,9 +85,14 @@ class Settings:
       return samplers.num_function_evaluations(self.sampler, self.steps)
     return self.steps
 
+  @property
+  def interval(self) -> tuple[float, float] | None:
+    """The guidance interval a sampler takes: None when guidance acts at every step."""
+    return None if self.guidance_interval == (0.0, 1.0) else self.guidance_interval
+
   def compiled(self) -> Settings:
     """What a compiled sampler depends on: the guidance value travels as an argument,
-    only whether there is guidance changes the program."""
+    only whether there is guidance (and its interval) changes the program."""
     return dataclasses.replace(self, guidance=2.0 if self.guided else 1.0)
 
   def describe(self) -> dict:
@@ -91,6 +101,7 @@ class Settings:
       'steps': self.steps,
       'eta': self.eta,
       'guidance': self.guidance,
+      **({'guidance_interval': list(self.interval)} if self.guided and self.interval else {}),
       'nfe': self.nfe,
     }
 
@@ -117,6 +128,12 @@ def check_settings(settings: Settings, num_classes: int, label_dropout: float) -
     raise ConfigError(
       f'sample.guidance={s.guidance} (--guidance) must be >= 0: 0 unconditional, '
       '1 conditional, above 1 guided (1.5 to 3 is usual).'
+    )
+  lo, hi = s.guidance_interval
+  if not 0.0 <= lo < hi <= 1.0:
+    raise ConfigError(
+      f'sample.guidance_interval={s.guidance_interval} must be (lo, hi) with 0 <= lo < hi <= 1:'
+      ' guidance acts at times lo < t <= hi (t = 1 is noise); (0, 1) is every step.'
     )
   if s.guided and not num_classes:
     raise ConfigError(
@@ -169,6 +186,7 @@ class Sampling:
       steps=settings.steps,
       guidance=guidance if guided else None,
       null_label=self.null_label if guided else None,
+      guidance_interval=settings.interval if guided else None,
       clip_x0=self.clip_x0,
     )
 
