@@ -1,6 +1,6 @@
 r"""Class-conditional diffusion on MNIST: a small U-Net predicts the velocity v (Salimans &
 Ho 2022) on the cosine schedule, a tenth of its labels dropped for classifier-free
-guidance; DDIM sampling in 50 steps with guidance 1.5; EMA weights.
+guidance; DDIM sampling in 50 steps with guidance 1.5 between t = 0.85 and 0.4; EMA weights.
 
   python -m launch.main --config=experiments/mnist_classifier.py --workdir=runs/mnist_classifier
   python -m launch.main --config=experiments/mnist_diffusion.py --workdir=runs/mnist_diffusion
@@ -46,9 +46,13 @@ def get_config():
   c.sample.sampler = 'ddim'
   c.sample.steps = 50
   c.sample.eta = 0.0
-  # uncond + 1.5 (cond - uncond): fidelity to the class over some variety; 1 (no
-  # guidance) halves the model calls.
+  # uncond + 1.5 (cond - uncond), only at 0.4 < t <= 0.85 (22 of the 50 steps), the
+  # plain conditional model elsewhere (Kynkaenniemi et al. 2024). On 1,000 samples of the
+  # same run, same noise: guided at every step FID 11.99, label accuracy 0.993; in this
+  # interval 8.73 and 0.984, with 72 batch-calls a sample instead of 100; unguided 8.19
+  # and 0.963 (the issue 19 notes have the rest).
   c.sample.guidance = 1.5
+  c.sample.guidance_interval = (0.4, 0.85)
 
   c.optim.learning_rate = 1e-3  # a short run: high, with warmup and cosine decay
   c.optim.warmup_steps = 100
