@@ -46,6 +46,7 @@ def test_guidance_zero_is_the_null_class_and_one_the_conditional_sample(data):
   # rounding of a different batch size (the guided call's 2B) past any tolerance.
   c.diffusion.objective = 'v'
   c.sample.clip_x0 = False
+  c.sample.guidance_interval = (0.0, 1.0)  # the view guides at every step, as `draw` does
   task = tasks.build(c, data.spec, restore.RUNS)
   variables = _jiggled(task, data)
   sampling = Sampling(task.model, 'v', Schedule('cosine'), 10, (28, 28, 1), clip_x0=False)
