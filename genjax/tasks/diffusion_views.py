@@ -57,7 +57,7 @@ class Settings:
       int(sample_config.steps),
       float(sample_config.eta),
       float(sample_config.guidance),
-      tuple(float(t) for t in sample_config.get('guidance_interval', (0.0, 1.0))),
+      tuple(float(t) for t in sample_config.guidance_interval),
     )
 
   def override(self, **options) -> Settings:
@@ -69,8 +69,6 @@ class Settings:
     for name in ('eta', 'guidance'):
       if name in given:
         given[name] = float(given[name])
-    if 'guidance_interval' in given:
-      given['guidance_interval'] = tuple(float(t) for t in given['guidance_interval'])
     return dataclasses.replace(self, **given)
 
   @property
