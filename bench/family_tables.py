@@ -45,13 +45,10 @@ def table(title: str, names: tuple[str, ...], found: dict[str, dict]) -> list[st
   reference = None
   for name in names:
     record = found.get(name)
-    if record is None:
-      cells = ['no record yet'] + [''] * (len(header) - 3)
-      lines.append(f'| `{name}` | {_family(name)} | ' + ' | '.join(cells) + ' |')
-      continue
-    metrics = record['metrics']
+    metrics = record['metrics'] if record else {}
     if 'fid' not in metrics:
-      cells = ['its record has no sample metrics'] + [''] * (len(header) - 3)
+      cells = ['its record has no sample metrics' if record else 'no record yet']
+      cells += [''] * (len(header) - 3)
       lines.append(f'| `{name}` | {_family(name)} | ' + ' | '.join(cells) + ' |')
       continue
     reference = reference or metrics
