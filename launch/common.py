@@ -38,10 +38,13 @@ def user_errors_exit():
 DEVICE_COUNT_FLAG = '--xla_force_host_platform_device_count'
 
 
-def cpu_devices_per_core(global_batch: int, num_processes: int = 1, wanted: int = 0) -> str | None:
+def cpu_devices_per_core(
+  global_batch: int | None, num_processes: int = 1, wanted: int = 0
+) -> str | None:
   """XLA CPU devices for this process, set before JAX starts: `wanted` when the experiment
   names a count (config.parallel.cpu_devices), else one per core (XLA's own default is one
-  per process), so the data-parallel step keeps every core busy.
+  per process), so the data-parallel step keeps every core busy. `global_batch` None: no
+  step batch to divide (launch.evaluate, launch.sample, whose samplers split what divides).
 
   Which is faster depends on the step (bench.throughput times both for the image
   experiments, bench.frameworks for the language model). Skipped when
@@ -53,7 +56,10 @@ def cpu_devices_per_core(global_batch: int, num_processes: int = 1, wanted: int 
   if DEVICE_COUNT_FLAG in flags_now:
     return None
   target = wanted if wanted > 0 else (os.cpu_count() or 1)
-  local_batch = max(global_batch // max(num_processes, 1), 1)
+  if global_batch is None:
+    local_batch = target
+  else:
+    local_batch = max(global_batch // max(num_processes, 1), 1)
   count = max(d for d in range(1, target + 1) if local_batch % d == 0)
   if count == 1 and wanted <= 0:
     return None  # XLA's default already
@@ -64,9 +70,9 @@ def cpu_devices_per_core(global_batch: int, num_processes: int = 1, wanted: int 
     if count == target
     else f' (the largest count that divides the batch of {local_batch} into at most {target})'
   )
+  choose = '' if global_batch is None else '--config.parallel.cpu_devices=N or '
   return (
-    f'CPU: {count} XLA device(s), {reason}{why}; --config.parallel.cpu_devices=N or '
-    f'XLA_FLAGS={DEVICE_COUNT_FLAG}=N chooses.'
+    f'CPU: {count} XLA device(s), {reason}{why}; {choose}XLA_FLAGS={DEVICE_COUNT_FLAG}=N chooses.'
   )
 
 

@@ -97,6 +97,9 @@ def config_with_sample(workdir: str, overrides: list[str]):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  said = common.cpu_devices_per_core(None)  # before JAX starts: samplers use every core
+  if said:
+    logging.info(said)
   with common.user_errors_exit():
     if _AVERAGE_LAST.value and _STEP.value is not None:
       raise ConfigError('--average_last and --step: give one (averaging ends at the latest).')

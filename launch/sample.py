@@ -173,6 +173,9 @@ def view_options(task, mode: str, view) -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  said = common.cpu_devices_per_core(None)  # before JAX starts: samplers use every core
+  if said:
+    logging.info(said)
   with common.user_errors_exit():
     config, task, state = api.load_state(_WORKDIR.value, _STEP.value)
     rng = jax.random.PRNGKey(_SEED.value)

@@ -14,6 +14,7 @@ from genjax import api, tasks
 from genjax.config import ConfigError
 from genjax.data import datasets
 from genjax.run import loop, restore
+from genjax.step import parallel
 from genjax.tasks import diffusion_samplers as samplers
 from genjax.tasks.diffusion_schedules import Schedule
 from genjax.tasks.diffusion_views import Sampling, Settings
@@ -70,6 +71,26 @@ def test_guidance_zero_is_the_null_class_and_one_the_conditional_sample(data):
   np.testing.assert_allclose(
     pictures.reshape(n, 28, 28, 1), np.clip((null + 1) / 2, 0, 1), atol=1e-4
   )
+
+
+def test_samples_split_over_the_devices_and_equal_one_devices(data, monkeypatch):
+  task = tasks.build(tiny.diffusion(), data.spec, restore.RUNS)
+  # Weights restored onto one device, as a checkpoint may hand them over.
+  variables = jax.device_put(_jiggled(task, data), jax.devices()[0])
+  sampling = Sampling(task.model, 'v', Schedule('cosine'), 10, (28, 28, 1))
+  rng, n = jax.random.PRNGKey(3), 8
+  labels = jnp.arange(n, dtype=jnp.int32) % 10
+  settings = Settings(steps=3, guidance=2.0)
+  spread = sampling.sample(variables, rng, labels, n, settings).x
+  assert len(jax.devices()) == 4 and spread.sharding.device_set == set(jax.devices())
+  inverted = sampling.invert(variables, spread, labels, steps=3)
+  assert inverted.sharding.device_set == set(jax.devices())
+  monkeypatch.setattr(parallel, 'spread_batch', lambda x: x)
+  monkeypatch.setattr(parallel, 'replicate_locally', lambda tree: tree)
+  one = Sampling(task.model, 'v', Schedule('cosine'), 10, (28, 28, 1))
+  alone = one.sample(variables, rng, labels, n, settings).x
+  assert len(alone.sharding.device_set) == 1
+  np.testing.assert_allclose(spread, alone, atol=1e-5)
 
 
 def test_training_lowers_the_loss_and_views_draw_from_the_ema(tmp_path):

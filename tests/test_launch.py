@@ -166,3 +166,9 @@ def test_cpu_runs_get_one_device_per_core_unless_told(monkeypatch):
   said = common.cpu_devices_per_core(global_batch=64, wanted=1)
   assert os.environ['XLA_FLAGS'] == '--xla_force_host_platform_device_count=1'
   assert 'as config.parallel.cpu_devices asks' in said
+  # launch.evaluate and launch.sample have no step batch: one device per core, and no
+  # config field to name in the hint.
+  monkeypatch.setenv('XLA_FLAGS', '')
+  said = common.cpu_devices_per_core(None)
+  assert os.environ['XLA_FLAGS'] == '--xla_force_host_platform_device_count=4'
+  assert 'one per core' in said and '--config' not in said

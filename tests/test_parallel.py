@@ -97,3 +97,16 @@ def test_indivisible_batch_is_a_clear_error():
   mesh = parallel.make_mesh()
   with pytest.raises(ConfigError, match='not divisible by the 4 devices'):
     parallel.check_batch_size(30, mesh)
+
+
+def test_spread_batch_splits_rows_that_divide_and_leaves_the_rest():
+  double = jax.jit(lambda x: 2.0 * parallel.spread_batch(x))
+  x = np.arange(8 * 3, dtype=np.float32).reshape(8, 3)
+  out = double(x)
+  assert out.sharding.device_set == set(jax.local_devices()) and len(jax.local_devices()) == 4
+  np.testing.assert_array_equal(out, 2.0 * x)
+  odd = double(x[:6])  # 6 rows do not split over 4 devices: one device, same numbers
+  assert len(odd.sharding.device_set) == 1
+  np.testing.assert_array_equal(odd, 2.0 * x[:6])
+  weights = parallel.replicate_locally(jax.device_put(np.ones(3), jax.devices()[0]))
+  assert weights.sharding.is_fully_replicated and len(weights.sharding.device_set) == 4

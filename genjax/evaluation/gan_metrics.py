@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
+from genjax.step import parallel
+
 
 def _features_2d(features: ArrayLike, name: str, min_rows: int = 1) -> np.ndarray:
   x = np.asarray(features)
@@ -284,7 +286,7 @@ def batched_apply(fn: Callable[[jax.Array], Any], images: ArrayLike, batch_size:
     raise ValueError(f'batched_apply: expected a non-empty batch [N, ...], got {images.shape}.')
   if batch_size < 1:
     raise ValueError(f'batched_apply: batch_size must be >= 1, got {batch_size}.')
-  jitted = jax.jit(fn)
+  jitted = jax.jit(lambda chunk: fn(parallel.spread_batch(chunk)))  # rows: every device
   outputs = [
     jax.tree.map(lambda a, size=size: np.asarray(a)[:size], jitted(chunk))
     for chunk, size in _padded_batches(images, batch_size)

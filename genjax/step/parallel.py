@@ -46,6 +46,27 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
+def spread_batch(x: jax.Array) -> jax.Array:
+  """Inside a jitted function: x [B, ...] split along B over this process's devices, so a
+  large batch outside the training step (sampling, scoring samples) keeps every device
+  (every core, on a CPU with one XLA device per core) busy. Rows are independent there,
+  so the numbers are those of one device. Unchanged on one device or when B does not
+  divide."""
+  devices = jax.local_devices()
+  if len(devices) < 2 or not x.ndim or x.shape[0] % len(devices):
+    return x
+  return jax.lax.with_sharding_constraint(x, batch_sharding(make_mesh(devices)))
+
+
+def replicate_locally(tree: Any) -> Any:
+  """A pytree copied onto each of this process's devices: the weights a `spread_batch`
+  computation reads, whichever device (or mesh) they were restored onto."""
+  devices = jax.local_devices()
+  if len(devices) < 2:
+    return tree
+  return jax.device_put(tree, replicated(make_mesh(devices)))
+
+
 def check_batch_size(global_batch: int, mesh: Mesh, name: str = 'data.batch_size') -> int:
   """The per-process batch; a global batch that does not split evenly is an error."""
   n = mesh.devices.size

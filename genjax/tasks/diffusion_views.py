@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from genjax.config import ConfigError
+from genjax.step import parallel
 from genjax.tasks import diffusion_objectives as objectives
 from genjax.tasks import diffusion_samplers as samplers
 from genjax.tasks import views as views_lib
@@ -174,7 +175,15 @@ class Sampling:
     return np.clip((np.asarray(x, np.float32) + 1.0) / 2.0, 0.0, 1.0)
 
   def denoiser(self, variables):
-    return lambda z, t, labels: self.model.apply(variables, z, t, labels)
+    """The model on a batch split over this process's devices: sampling is a batch of
+    independent rows, and one device leaves the other cores of a CPU idle."""
+
+    def denoise(z, t, labels):
+      z = parallel.spread_batch(z)
+      labels = None if labels is None else parallel.spread_batch(labels)
+      return self.model.apply(variables, z, t, labels)
+
+    return denoise
 
   def _common(self, settings: Settings, guidance):
     guided = settings.guided
@@ -203,7 +212,7 @@ class Sampling:
     """`num` samples in the model's space (labels [num] or None; z_init [num, H, W, C]
     the noise at t = 1, drawn from rng when None)."""
     return self._sample(
-      variables,
+      parallel.replicate_locally(variables),
       rng,
       labels,
       jnp.float32(settings.guidance),
@@ -240,7 +249,7 @@ class Sampling:
   def invert(self, variables, x, labels, steps: int) -> jax.Array:
     """Test images (model space) -> their noise at t = 1 by DDIM run forwards in time
     (for 'flow', Euler steps of its ODE); decoding with deterministic DDIM returns them."""
-    return self._invert(variables, x, labels, steps=steps)
+    return self._invert(parallel.replicate_locally(variables), x, labels, steps=steps)
 
   def _inpaint_fn(self, variables, rng, x_known, mask, labels, guidance, *, settings):
     kwargs = self._common(settings, guidance)
@@ -251,7 +260,13 @@ class Sampling:
   def inpaint(self, variables, rng, x_known, mask, labels, settings: Settings) -> jax.Array:
     guidance = jnp.float32(settings.guidance)
     return self._inpaint(
-      variables, rng, x_known, mask, labels, guidance, settings=settings.compiled()
+      parallel.replicate_locally(variables),
+      rng,
+      x_known,
+      mask,
+      labels,
+      guidance,
+      settings=settings.compiled(),
     )
 
 
