@@ -1,4 +1,5 @@
-r"""DCGAN on procedural fruits (32x32 RGB): new fruits, and blends of two (--mode=mix).
+r"""DCGAN on procedural fruits (32x32 RGB), self-conditioned on k-means clusters as
+mnist_dcgan is: new fruits, and blends of two (--mode=mix).
 
 python -m launch.main --config=experiments/fruits_classifier.py --workdir=runs/fruits_classifier
 python -m launch.main --config=experiments/fruits_dcgan.py --workdir=runs/fruits_dcgan
@@ -19,6 +20,7 @@ def get_config():
   c.model.discriminator.widths = (64, 128)  # 32 -> 16 -> 8
   # One XLA CPU device per core: the 32x32 RGB step splits well (results/throughput.json).
   c.parallel.cpu_devices = 0
-  c.data.clusters = 0  # plain DCGAN: self-conditioning is measured on MNIST only (README)
+  # Self-conditioned on 100 k-means clusters of the training images, as mnist_dcgan (no
+  # labels used): the plain DCGAN's 10,000 steps scored FID 19.54 (results/ has the record).
   c.eval.classifier_workdir = 'runs/fruits_classifier'
   return c
