@@ -137,6 +137,9 @@ def plot(results: dict, path: str, size=(640, 420)) -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  said = common.cpu_devices_per_core(None)  # before JAX starts: samplers use every core
+  if said:
+    logging.info(said)
   with common.user_errors_exit():
     results = measure(
       _WORKDIR.value,
