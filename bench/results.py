@@ -365,6 +365,20 @@ ENTRIES = {
       benchmark=True,
     ),
     Entry(
+      'fsdp_memory',
+      "train-state memory a device under 'jit' and 'fsdp' on 1, 2 and 4 devices",
+      script=('bench.memory', '--out={workdir}/memory.json'),
+      metrics_file='memory.json',
+      modules=(
+        'bench.memory',
+        'experiments.shakespeare_char',
+        'genjax.tasks.lm',
+        'genjax.data.text',
+        'genjax.step.sharding',
+      ),
+      benchmark=True,
+    ),
+    Entry(
       'lm',
       'language models: train-step FLOP/s, cached decoding',
       script=('bench.lm', '--out={workdir}/lm.json'),

@@ -21,7 +21,7 @@ from genjax.step import parallel, train_step
 
 def setup(config, data=None):
   """(mesh, data, task, source, state, step) for `config` (data loaded unless given)."""
-  mesh = parallel.make_mesh()
+  mesh = parallel.mesh_of(config.parallel.mesh)
   data = datasets.load(config.data) if data is None else data
   task = tasks.build(config, data.spec, restore.RUNS)
   tx = task.make_optimizer(config)
@@ -32,6 +32,7 @@ def setup(config, data=None):
     mesh,
     config.parallel.strategy,
     multi_step=config.train.steps_per_call > 1,
+    state_sharding=jax.tree.map(lambda x: x.sharding, state),
   )
   return mesh, data, task, source, state, step
 

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 import ml_collections
 
-STRATEGIES = ('jit', 'pmap')
+STRATEGIES = ('jit', 'pmap', 'fsdp')
 OPTIMIZERS = ('adam', 'adamw', 'sgd', 'lamb')
 SCHEDULES = ('constant', 'cosine', 'linear')
 
@@ -31,7 +31,19 @@ RESUMABLE_CHANGES = (
   'eval.*',
   'data.dir',
   'data.prefetch',
+  'parallel.*',  # how the same experiment is laid out on the devices (elastic resume)
+  'model.remat',  # which activations are kept for the backward pass: the same numbers
 )
+
+# What a field's old values mean since its type changed, so that a run written before
+# loads and resumes as it was: model.remat was a bool before its policies.
+UPGRADED_VALUES = {'model.remat': {False: 'none', True: 'full'}}
+
+
+def upgraded(field: str, value: Any) -> Any:
+  """`value` of `field` as a config written today holds it."""
+  table = UPGRADED_VALUES.get(field, {})
+  return table.get(value, value) if isinstance(value, (bool, int, str)) else value
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -89,7 +101,19 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.num_examples = 2_000  # test examples scored during training (evaluate uses all)
 
   c.parallel = ml_collections.ConfigDict()
-  c.parallel.strategy = 'jit'  # one of STRATEGIES
+  # One of STRATEGIES: 'jit' and 'pmap' keep the whole state on every device; 'fsdp'
+  # splits each array of at least fsdp_min_size elements over them (genjax.step.sharding).
+  c.parallel.strategy = 'jit'
+  c.parallel.fsdp_min_size = 2**14
+  # The device mesh, 'AXIS:SIZE,...' over 'data' and 'model' (tensor parallelism for the
+  # Transformer families' annotated weights), e.g. 'data:2,model:2'; '' = every device on
+  # 'data'. Fewer devices than the machine has run on the first ones.
+  c.parallel.mesh = ''
+  # (logical axis name, mesh axis): where the Transformer families' annotated weights are
+  # split (genjax.models.transformer names them); a name without a pair, or a mesh axis
+  # this mesh lacks, leaves its axis whole. The heads, MLP width and vocabulary over
+  # 'model' is Megatron's tensor parallelism.
+  c.parallel.logical_axis_rules = (('heads', 'model'), ('mlp', 'model'), ('vocab', 'model'))
   # XLA CPU devices of a CPU run (launch.main): 0 = one per core. A small step can be
   # faster on one device than split over several (bench.throughput times both).
   c.parallel.cpu_devices = 0

@@ -1,27 +1,38 @@
-"""'pmap' (shard_map) == 'jit' over 4 devices == one device, for the same global batch."""
+"""'pmap' (shard_map) == 'jit' == 'fsdp' over 4 devices == one device, for the same global
+batch; where 'fsdp' puts each array."""
 
+import flax
+import flax.linen as nn
 import jax
 import numpy as np
 import pytest
+from jax.sharding import PartitionSpec as P
 
 from genjax import tasks
 from genjax.config import ConfigError
 from genjax.data import datasets, pipeline
 from genjax.run import loop, restore
-from genjax.step import parallel, train_step
+from genjax.step import parallel, sharding, train_step
 from tests import tiny
 
 
-def step_metrics(config, strategy, devices, steps=20, names=('loss',), data=None):
+def step_metrics(config, strategy, devices, steps=20, names=('loss',), data=None, mesh=''):
   """[steps, len(names)] of the named step metrics, training `config` under `strategy`
-  (on `data`, loaded from `config.data` unless given)."""
-  mesh = parallel.make_mesh(devices)
+  (on `data`, loaded from `config.data` unless given) on `devices`, laid out as `mesh`
+  (config.parallel.mesh) says."""
+  mesh = parallel.mesh_of(mesh, devices)
   data = datasets.load(config.data) if data is None else data
+  config = config.copy_and_resolve_references()
+  config.parallel.strategy = strategy
+  config.parallel.fsdp_min_size = 0  # tiny models: split every array that divides
   task = tasks.build(config, data.spec, restore.RUNS)
   tx = task.make_optimizer(config)
   example = data.train_source(config.data.batch_size, config.seed).example()
   state = loop.init_state(task, config, tx, example, mesh)
-  step = parallel.compile_step(train_step.train_step(task, config, tx), mesh, strategy)
+  layout = jax.tree.map(lambda x: x.sharding, state)
+  step = parallel.compile_step(
+    train_step.train_step(task, config, tx), mesh, strategy, state_sharding=layout
+  )
   out = []
   with pipeline.Prefetcher(
     data.train_source(config.data.batch_size, config.seed), parallel.batch_sharding(mesh)
@@ -32,14 +43,14 @@ def step_metrics(config, strategy, devices, steps=20, names=('loss',), data=None
   return np.asarray(jax.device_get(out))
 
 
-def _losses(config, strategy, devices, data, steps=20):
+def _losses(config, strategy, devices, data, steps=20, mesh=''):
   """[steps, 1 + k]: the loss, then the gradient norms (k = 1, or 2 for a GAN's two nets).
 
   Gradient norms catch a pmap step that sums device gradients instead of averaging
   them: Adam hides a constant factor in the losses, clipping and SGD do not.
   """
   norms = ('d_grad_norm', 'g_grad_norm') if config.task == 'gan' else ('grad_norm',)
-  return step_metrics(config, strategy, devices, steps, ('loss',) + norms, data)
+  return step_metrics(config, strategy, devices, steps, ('loss',) + norms, data, mesh)
 
 
 @pytest.mark.parametrize(
@@ -86,11 +97,64 @@ def test_strategies_agree_with_one_device(make_config):
   one = _losses(config, 'jit', jax.devices()[:1], data)
   jit = _losses(config, 'jit', jax.devices(), data)
   pmap = _losses(config, 'pmap', jax.devices(), data)
+  fsdp = _losses(config, 'fsdp', jax.devices(), data)
   assert np.all(np.isfinite(one))
   if config.task != 'gan':  # a GAN's summed losses need not fall
     assert one[-1, 0] < one[0, 0]
   np.testing.assert_allclose(jit, one, rtol=1e-5)
   np.testing.assert_allclose(pmap, one, rtol=1e-5)
+  np.testing.assert_allclose(fsdp, one, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+  'make_config',
+  [tiny.lm, tiny.seq2seq, tiny.bert, tiny.vit],
+  ids=['lm', 'seq2seq', 'bert', 'vit'],
+)
+def test_tensor_parallel_mesh_agrees_with_one_device(make_config):
+  """The Transformer families on a data:2,model:2 mesh, weights split over 'model' by
+  their logical axis names ('jit'), and over 'data' as well ('fsdp')."""
+  config = make_config(steps=20)
+  data = datasets.load(config.data)
+  one = _losses(config, 'jit', jax.devices()[:1], data)
+  for strategy in ('jit', 'fsdp'):
+    split = _losses(config, strategy, jax.devices(), data, mesh='data:2,model:2')
+    np.testing.assert_allclose(split, one, rtol=1e-5, err_msg=strategy)
+
+
+def test_each_weight_is_split_as_its_logical_names_say():
+  config = tiny.lm(steps=1)
+  config.parallel.fsdp_min_size = 0
+  data = datasets.load(config.data)
+  task = tasks.build(config, data.spec, restore.RUNS)
+  tx = task.make_optimizer(config)
+  example = data.train_source(config.data.batch_size, config.seed).example()
+  mesh = parallel.mesh_of('data:2,model:2')
+  state = loop.init_state(task, config, tx, example, mesh)
+  boxed = task.init(jax.random.PRNGKey(0), example)[0]['params']
+  names = {
+    path: tuple(box.names)
+    for path, box in flax.traverse_util.flatten_dict(
+      boxed, is_leaf=lambda _, x: isinstance(x, nn.LogicallyPartitioned)
+    ).items()
+    if isinstance(box, nn.LogicallyPartitioned)
+  }
+  assert {'heads', 'mlp', 'vocab', 'embed'} <= {n for axes in names.values() for n in axes}
+  rules = dict(config.parallel.logical_axis_rules)
+  params = flax.traverse_util.flatten_dict(state.params['params'])
+  for path, leaf in params.items():
+    spec = tuple(leaf.sharding.spec) + (None,) * (leaf.ndim - len(leaf.sharding.spec))
+    for size, name, where in zip(leaf.shape, names.get(path, (None,) * leaf.ndim), spec):
+      target = rules.get(name)
+      if target == 'model' and size % 2 == 0:
+        assert where == 'model', (path, name, leaf.sharding.spec)
+      else:
+        assert where != 'model', (path, name, leaf.sharding.spec)
+  # The optimizer's moments are laid out as their parameters.
+  mu = jax.tree.leaves(state.opt_state)
+  assert any(
+    getattr(x, 'sharding', None) is not None and 'model' in tuple(x.sharding.spec) for x in mu
+  )
 
 
 def test_indivisible_batch_is_a_clear_error():
@@ -110,3 +174,32 @@ def test_spread_batch_splits_rows_that_divide_and_leaves_the_rest():
   np.testing.assert_array_equal(odd, 2.0 * x[:6])
   weights = parallel.replicate_locally(jax.device_put(np.ones(3), jax.devices()[0]))
   assert weights.sharding.is_fully_replicated and len(weights.sharding.device_set) == 4
+
+
+def test_fsdp_splits_each_large_array_over_the_data_axis():
+  assert sharding.fsdp_spec((64, 128), 4, 0) == P(None, 'data')  # the largest axis
+  assert sharding.fsdp_spec((128, 128), 4, 0) == P('data', None)  # a tie: the first
+  assert sharding.fsdp_spec((6, 8, 3), 4, 0) == P(None, 'data', None)  # 8 divides, 6 not
+  assert sharding.fsdp_spec((6, 3), 4, 0) == P()  # nothing divides: whole
+  assert sharding.fsdp_spec((64, 128), 4, 64 * 128 + 1) == P()  # under the minimum
+  assert sharding.fsdp_spec((64, 128), 1, 0) == P()  # one device
+
+
+def test_fsdp_state_holds_a_quarter_of_jits_on_four_devices():
+  """The layout of a real state (the default-size shakespeare_char, shapes only): every
+  array over the minimum split as fsdp_spec says; a device's share of the parameters and
+  optimizer state at most 30% of the whole state 'jit' keeps on each."""
+  from experiments import shakespeare_char  # pylint: disable=import-outside-toplevel
+
+  config = shakespeare_char.get_config()
+  mesh = parallel.make_mesh()
+  spec = datasets.load(config.data).spec
+  shapes = restore.abstract_state(tasks.build(config, spec, restore.RUNS), config, spec)
+  whole = sharding.state_sharding(shapes, mesh, 'jit')
+  split = sharding.state_sharding(shapes, mesh, 'fsdp', config.parallel.fsdp_min_size)
+  for leaf, where in zip(jax.tree.leaves(shapes), jax.tree.leaves(split)):
+    assert where.spec == sharding.fsdp_spec(leaf.shape, 4, config.parallel.fsdp_min_size)
+  on_each = lambda layout: sharding.bytes_per_device(
+    jax.tree.map(lambda s, w: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=w), shapes, layout)
+  )
+  assert on_each(split) <= 0.30 * on_each(whole)

@@ -39,7 +39,17 @@ import jax.numpy as jnp
 from genjax.models import dropout as dropout_lib
 from genjax.models.layers import Dtype
 from genjax.models.seq2seq import PAD_ID, EncoderBlock, MLMHead, masked_mean, padding_bias
-from genjax.models.transformer import INIT_STDDEV, _layer_norm, dense_layer
+from genjax.models.transformer import (
+  EMBED,
+  INIT_STDDEV,
+  POSITION,
+  VOCAB,
+  _layer_norm,
+  dense_layer,
+  embedding_init,
+  remat_policy,
+  rematted,
+)
 
 Array = jnp.ndarray
 
@@ -80,6 +90,7 @@ class Encoder(nn.Module):
     use_bias: biases in the dense layers and LayerNorms.
     dtype: computation dtype; parameters, LayerNorm statistics, softmax and logits stay
       float32.
+    remat: the blocks' activation checkpointing (``transformer.REMAT_POLICIES``).
     dropout_bits: 8 or 32 random bits per dropout mask element (``genjax.models.dropout``).
   """
 
@@ -93,9 +104,11 @@ class Encoder(nn.Module):
   num_classes: int = 0
   use_bias: bool = True
   dtype: Dtype = jnp.float32
+  remat: bool | str = 'none'
   dropout_bits: int = 8
 
   def __post_init__(self) -> None:
+    remat_policy(self.remat)
     for name in ('vocab_size', 'max_length', 'num_layers', 'num_heads', 'width', 'mlp_ratio'):
       if getattr(self, name) <= 0:
         raise ValueError(f'Encoder: {name} must be positive, got {getattr(self, name)}')
@@ -117,13 +130,16 @@ class Encoder(nn.Module):
     return self.vocab_size
 
   def setup(self):
-    init = nn.initializers.normal(INIT_STDDEV)
     # Modules made in setup take their names from the attributes (h: h_0, h_1, ...).
-    self.wte = nn.Embed(self.vocab_size + 1, self.width, embedding_init=init)
-    self.wpe = nn.Embed(self.max_length, self.width, embedding_init=init)
+    self.wte = nn.Embed(
+      self.vocab_size + 1, self.width, embedding_init=embedding_init(INIT_STDDEV, (VOCAB, EMBED))
+    )
+    self.wpe = nn.Embed(
+      self.max_length, self.width, embedding_init=embedding_init(INIT_STDDEV, (POSITION, EMBED))
+    )
     self.drop = dropout_lib.Dropout(self.dropout, self.dropout_bits)
     self.h = [
-      EncoderBlock(
+      rematted(EncoderBlock, self.remat, train_argnum=3)(
         self.num_heads,
         self.num_layers,
         self.mlp_ratio,

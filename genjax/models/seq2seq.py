@@ -37,7 +37,11 @@ from genjax.models import dropout as dropout_lib
 from genjax.models.layers import Dtype
 from genjax.models.transformer import (
   INIT_STDDEV,
+  EMBED,
+  HEADS,
   MLP,
+  POSITION,
+  VOCAB,
   CausalSelfAttention,
   _dense,
   _flat,
@@ -45,7 +49,10 @@ from genjax.models.transformer import (
   _residual_stddev,
   check_fields,
   dense_layer,
+  embedding_init,
   gelu,
+  remat_policy,
+  rematted,
 )
 
 Array = jnp.ndarray
@@ -93,7 +100,13 @@ class EncoderSelfAttention(nn.Module):
   def __call__(self, x: Array, bias: Array, train: bool, example_ids: Array | None) -> Array:
     batch, length, width = x.shape
     qkv = _dense(
-      3 * width, self.use_bias, self.dtype, 'c_attn', weight_init=self.weight_init, parts=3
+      3 * width,
+      self.use_bias,
+      self.dtype,
+      'c_attn',
+      weight_init=self.weight_init,
+      parts=3,
+      axes=(EMBED, HEADS),
     )(x)
     q, k, v = (
       part.reshape(batch, length, self.num_heads, width // self.num_heads)
@@ -101,7 +114,9 @@ class EncoderSelfAttention(nn.Module):
     )
     y = attend(q, k, v, bias).reshape(batch, length, width)
     stddev = _residual_stddev(self.num_layers)
-    y = _dense(width, self.use_bias, self.dtype, 'c_proj', stddev, self.weight_init)(y)
+    y = _dense(
+      width, self.use_bias, self.dtype, 'c_proj', stddev, self.weight_init, axes=(HEADS, EMBED)
+    )(y)
     return dropout_lib.Dropout(self.dropout, self.dropout_bits)(y, not train, example_ids)
 
 
@@ -119,10 +134,13 @@ class CrossAttention(nn.Module):
 
   def setup(self):
     # Modules made in setup take their names from the attributes.
-    self.query = dense_layer(self.width, self.use_bias, self.dtype, None)
-    self.key_value = dense_layer(2 * self.width, self.use_bias, self.dtype, None)
+    heads = dict(axes=(EMBED, HEADS))
+    self.query = dense_layer(self.width, self.use_bias, self.dtype, None, **heads)
+    self.key_value = dense_layer(2 * self.width, self.use_bias, self.dtype, None, **heads)
     stddev = _residual_stddev(self.num_layers)
-    self.c_proj = dense_layer(self.width, self.use_bias, self.dtype, None, stddev)
+    self.c_proj = dense_layer(
+      self.width, self.use_bias, self.dtype, None, stddev, axes=(HEADS, EMBED)
+    )
     self.drop = dropout_lib.Dropout(self.dropout, self.dropout_bits)
 
   def _heads(self, x: Array) -> Array:
@@ -266,6 +284,7 @@ class EncoderDecoder(nn.Module):
       vocabulary's usual choice); else three.
     use_bias: biases in the dense layers and LayerNorms.
     dtype: computation dtype; parameters, softmax, residual stream and logits stay float32.
+    remat: the blocks' activation checkpointing (``transformer.REMAT_POLICIES``).
     attention: the decoder self-attention's implementation (``causal_attention``).
     dropout_bits: 8 or 32 random bits per dropout mask element (``genjax.models.dropout``).
     source_prediction: a masked-token head on the encoder's output (BERT's, on the tied
@@ -290,12 +309,14 @@ class EncoderDecoder(nn.Module):
   share_embeddings: bool = True
   use_bias: bool = False
   dtype: Dtype = jnp.float32
+  remat: bool | str = 'none'
   attention: str = 'auto'
   dropout_bits: int = 8
   source_prediction: bool = False
   bag_prediction: bool = False
 
   def __post_init__(self) -> None:
+    remat_policy(self.remat)
     check_fields(self, ('vocab_size', 'max_length', 'num_encoder_layers', 'num_decoder_layers'))
     if self.positions not in POSITIONS:
       raise ValueError(
@@ -307,22 +328,24 @@ class EncoderDecoder(nn.Module):
     sinusoidal = self.positions == 'sinusoidal'
     stddev = self.width**-0.5 if sinusoidal else INIT_STDDEV
     embed = lambda: nn.Embed(
-      self.vocab_size, self.width, embedding_init=nn.initializers.normal(stddev)
+      self.vocab_size, self.width, embedding_init=embedding_init(stddev, (VOCAB, EMBED))
     )
     # Modules made in setup take their names from the attributes.
     self.embed = embed()
     if not self.share_embeddings:
       self.target_embed = embed()
-      self.logits = dense_layer(self.vocab_size, False, jnp.float32, None)
+      self.logits = dense_layer(self.vocab_size, False, jnp.float32, None, axes=(EMBED, VOCAB))
     if not sinusoidal:
       learned = lambda: nn.Embed(
-        self.max_length, self.width, embedding_init=nn.initializers.normal(INIT_STDDEV)
+        self.max_length,
+        self.width,
+        embedding_init=embedding_init(INIT_STDDEV, (POSITION, EMBED)),
       )
       self.source_wpe, self.target_wpe = learned(), learned()
     self.drop = dropout_lib.Dropout(self.dropout, self.dropout_bits)
     layers = self.num_encoder_layers + self.num_decoder_layers
     self.encoder_blocks = [
-      EncoderBlock(
+      rematted(EncoderBlock, self.remat, train_argnum=3)(
         self.num_heads,
         layers,
         self.mlp_ratio,
@@ -334,7 +357,7 @@ class EncoderDecoder(nn.Module):
       for i in range(self.num_encoder_layers)
     ]
     self.decoder_blocks = [
-      DecoderBlock(
+      rematted(DecoderBlock, self.remat, train_argnum=4)(
         self.width,
         self.num_heads,
         layers,

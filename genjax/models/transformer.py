@@ -66,6 +66,14 @@ def _flat(layer: Callable[[Array], Array]) -> Callable[[Array], Array]:
 #     a small ViT learned more slowly from them (the issue-17 note has the comparison).
 INITS = ('gpt', 'xavier')
 
+# Logical names of the weights' axes (flax's logical partitioning): the kernels and
+# embeddings carry them from init, and `parallel.logical_axis_rules` maps them onto the
+# mesh, e.g. 'heads' and 'mlp' onto 'model' for tensor parallelism (genjax.step.sharding).
+# `train_step.initial_state` takes the values out of their boxes, so the state and the
+# checkpoints hold plain arrays; `model.init` alone returns them boxed, as flax does, and
+# `model.apply` takes either.
+EMBED, HEADS, MLP_AXIS, VOCAB, POSITION = 'embed', 'heads', 'mlp', 'vocab', 'position'
+
 
 def kernel_init(
   weight_init: str, stddev: float = INIT_STDDEV, parts: int = 1
@@ -96,16 +104,22 @@ def dense_layer(
   stddev: float = INIT_STDDEV,
   weight_init: str = 'gpt',
   parts: int = 1,
+  axes: tuple[str, str] | None = None,
 ) -> nn.Dense:
-  """A dense layer with zero biases and ``weight_init`` kernels (GPT's by default)."""
+  """A dense layer with zero biases and ``weight_init`` kernels (GPT's by default);
+  ``axes``: the kernel's logical axis names (in, out), the bias takes the second."""
+  kernel, bias = kernel_init(weight_init, stddev, parts), nn.initializers.zeros
+  if axes is not None:
+    kernel = nn.with_logical_partitioning(kernel, axes)
+    bias = nn.with_logical_partitioning(bias, axes[1:])
   return nn.Dense(
-    features,
-    use_bias=use_bias,
-    dtype=dtype,
-    name=name,
-    kernel_init=kernel_init(weight_init, stddev, parts),
-    bias_init=nn.initializers.zeros,
+    features, use_bias=use_bias, dtype=dtype, name=name, kernel_init=kernel, bias_init=bias
   )
+
+
+def embedding_init(stddev: float, axes: tuple[str, str]) -> nn.initializers.Initializer:
+  """normal(stddev) for an [entries, width] table whose axes are named ``axes``."""
+  return nn.with_logical_partitioning(nn.initializers.normal(stddev=stddev), axes)
 
 
 def _dense(
@@ -116,8 +130,9 @@ def _dense(
   stddev: float = INIT_STDDEV,
   weight_init: str = 'gpt',
   parts: int = 1,
+  axes: tuple[str, str] | None = None,
 ) -> Callable[[Array], Array]:
-  return _flat(dense_layer(features, use_bias, dtype, name, stddev, weight_init, parts))
+  return _flat(dense_layer(features, use_bias, dtype, name, stddev, weight_init, parts, axes))
 
 
 def _layer_norm(use_bias: bool, dtype: Dtype, name: str) -> nn.LayerNorm:
@@ -188,7 +203,7 @@ class CausalSelfAttention(nn.Module):
   ) -> tuple[Array, dict[str, Array] | None]:
     batch, length, width = x.shape
     head_dim = width // self.num_heads
-    qkv = _dense(3 * width, self.use_bias, self.dtype, 'c_attn')(x)
+    qkv = _dense(3 * width, self.use_bias, self.dtype, 'c_attn', axes=(EMBED, HEADS))(x)
     q, k, v = (
       part.reshape(batch, length, self.num_heads, head_dim) for part in jnp.split(qkv, 3, axis=-1)
     )
@@ -207,7 +222,12 @@ class CausalSelfAttention(nn.Module):
       )
     y = y.reshape(batch, length, width)
     y = _dense(
-      width, self.use_bias, self.dtype, 'c_proj', stddev=_residual_stddev(self.num_layers)
+      width,
+      self.use_bias,
+      self.dtype,
+      'c_proj',
+      stddev=_residual_stddev(self.num_layers),
+      axes=(HEADS, EMBED),
     )(y)
     y = dropout_lib.Dropout(self.dropout, self.dropout_bits)(y, not train, example_ids)
     return y, cache
@@ -239,11 +259,18 @@ class MLP(nn.Module):
   def __call__(self, x: Array, train: bool, example_ids: Array | None = None) -> Array:
     width = x.shape[-1]
     x = _dense(
-      self.mlp_ratio * width, self.use_bias, self.dtype, 'c_fc', weight_init=self.weight_init
+      self.mlp_ratio * width,
+      self.use_bias,
+      self.dtype,
+      'c_fc',
+      weight_init=self.weight_init,
+      axes=(EMBED, MLP_AXIS),
     )(x)
     x = gelu(x)
     stddev = _residual_stddev(self.num_layers)
-    x = _dense(width, self.use_bias, self.dtype, 'c_proj', stddev, self.weight_init)(x)
+    x = _dense(
+      width, self.use_bias, self.dtype, 'c_proj', stddev, self.weight_init, axes=(MLP_AXIS, EMBED)
+    )(x)
     return dropout_lib.Dropout(self.dropout, self.dropout_bits)(x, not train, example_ids)
 
 
@@ -298,9 +325,35 @@ class Block(nn.Module):
     return x, cache
 
 
-# Activations recomputed in the backward pass; ``train`` (argument 2, counting self) is
-# static because it switches dropout on and off.
-RematBlock = nn.remat(Block, static_argnums=(2,))
+# Activation checkpointing ("remat"): what a block keeps of its forward pass for the
+# backward one, the rest recomputed there. 'none' keeps everything (fastest, most memory);
+# 'full' keeps only the block's input (least memory, a second forward pass); 'dots' keeps
+# the matmul outputs (the costly part to recompute), 'dots_no_batch' those without a
+# batch axis (the weights' products, not attention's scores), as MaxText's policies do.
+REMAT_POLICIES = ('none', 'full', 'dots', 'dots_no_batch')
+
+
+def remat_policy(remat: bool | str) -> str:
+  """The policy's name; a bool (the field's type before policies) is 'full' or 'none'."""
+  if isinstance(remat, bool):
+    return 'full' if remat else 'none'
+  if remat not in REMAT_POLICIES:
+    raise ValueError(f'remat must be one of {REMAT_POLICIES}, got {remat!r}')
+  return remat
+
+
+def rematted(block: type[nn.Module], remat: bool | str, train_argnum: int) -> type[nn.Module]:
+  """`block` with `remat`'s policy; `train_argnum`: the position of its ``train``
+  argument, counting self, which stays static (it switches dropout on and off)."""
+  policy = remat_policy(remat)
+  if policy == 'none':
+    return block
+  saveable = {
+    'full': None,
+    'dots': jax.checkpoint_policies.checkpoint_dots,
+    'dots_no_batch': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+  }[policy]
+  return nn.remat(block, static_argnums=(train_argnum,), policy=saveable)
 
 
 def check_fields(module: nn.Module, positive: tuple[str, ...]) -> None:
@@ -355,7 +408,8 @@ class DecoderLM(nn.Module):
       config trains without).
     dtype: computation dtype (float32 or bfloat16). Parameters, LayerNorm statistics,
       the attention softmax, the residual stream and the logits stay float32.
-    remat: rematerialise each block's activations in the backward pass (nn.remat).
+    remat: which activations each block keeps for the backward pass, the rest recomputed
+      (``REMAT_POLICIES``: 'none', 'full', 'dots', 'dots_no_batch'; True is 'full').
     attention: 'auto' | 'xla' | 'cudnn' | 'einsum' (see ``causal_attention``).
     dropout_bits: random bits per element of a dropout mask (``genjax.models.dropout``):
       8, the rate rounded to a multiple of 1/256 and the mask several times cheaper to
@@ -371,11 +425,12 @@ class DecoderLM(nn.Module):
   dropout: float = 0.0
   use_bias: bool = False
   dtype: Dtype = jnp.float32
-  remat: bool = False
+  remat: bool | str = 'none'
   attention: str = 'auto'
   dropout_bits: int = 8
 
   def __post_init__(self) -> None:
+    remat_policy(self.remat)
     check_fields(
       self, ('vocab_size', 'block_size', 'num_layers', 'num_heads', 'width', 'mlp_ratio')
     )
@@ -441,16 +496,17 @@ class DecoderLM(nn.Module):
   ) -> Array | tuple[Array, Cache]:
     tokens = jnp.asarray(tokens)
     self._check_call(tokens, cache, cache_index)
-    embedding_init = nn.initializers.normal(stddev=INIT_STDDEV)
-    wte = nn.Embed(self.vocab_size, self.width, embedding_init=embedding_init, name='wte')
-    wpe = nn.Embed(self.block_size, self.width, embedding_init=embedding_init, name='wpe')
+    tokens_init = embedding_init(INIT_STDDEV, (VOCAB, EMBED))
+    wte = nn.Embed(self.vocab_size, self.width, embedding_init=tokens_init, name='wte')
+    positions_init = embedding_init(INIT_STDDEV, (POSITION, EMBED))
+    wpe = nn.Embed(self.block_size, self.width, embedding_init=positions_init, name='wpe')
     positions = jnp.arange(tokens.shape[1])
     if cache is not None:
       positions = positions + cache_index
     x = wte(tokens) + wpe(positions)[None]
     x = dropout_lib.Dropout(self.dropout, self.dropout_bits)(x, not train, example_ids)
 
-    block_cls = RematBlock if self.remat else Block
+    block_cls = rematted(Block, self.remat, train_argnum=2)
     new_cache = []
     for i in range(self.num_layers):
       block = block_cls(

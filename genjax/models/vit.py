@@ -28,7 +28,14 @@ import jax.numpy as jnp
 from genjax.models import dropout as dropout_lib
 from genjax.models.layers import Dtype, as_tuple, check_images
 from genjax.models.seq2seq import EncoderBlock
-from genjax.models.transformer import INIT_STDDEV, INITS, _flat, _layer_norm
+from genjax.models.transformer import (
+  INIT_STDDEV,
+  INITS,
+  _flat,
+  _layer_norm,
+  remat_policy,
+  rematted,
+)
 
 Array = jnp.ndarray
 POOLS = ('cls', 'mean')
@@ -96,6 +103,7 @@ class ViT(nn.Module):
       uniform, ViT's own) or 'gpt' (normal(0.02), residual projections scaled by depth).
     use_bias: biases in the dense layers and LayerNorms of the blocks.
     dtype: computation dtype; parameters, features and logits stay float32.
+    remat: the blocks' activation checkpointing (``transformer.REMAT_POLICIES``).
     dropout_bits: 8 or 32 random bits per dropout mask element (``genjax.models.dropout``).
   """
 
@@ -112,9 +120,11 @@ class ViT(nn.Module):
   weight_init: str = 'xavier'
   use_bias: bool = True
   dtype: Dtype = jnp.float32
+  remat: bool | str = 'none'
   dropout_bits: int = 8
 
   def __post_init__(self) -> None:
+    remat_policy(self.remat)
     # A tuple keeps the module hashable (jit-static) when a JSON config gives a list.
     self.image_shape = as_tuple(self.image_shape)
     if len(self.image_shape) != 3:
@@ -177,7 +187,7 @@ class ViT(nn.Module):
       self.cls_token = self.param('cls_token', nn.initializers.zeros, (self.width,))
     self.drop = dropout_lib.Dropout(float(self.dropout), self.dropout_bits)
     self.blocks = [
-      EncoderBlock(
+      rematted(EncoderBlock, self.remat, train_argnum=3)(
         self.num_heads,
         self.num_layers,
         self.mlp_ratio,

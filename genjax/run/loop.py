@@ -15,6 +15,7 @@ import math
 import os
 from typing import Sequence
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -26,7 +27,7 @@ from genjax import tasks
 from genjax.data import datasets, pipeline
 from genjax.data.spec import example_batch
 from genjax.run import checkpoints, driver, init_from, preemption, restore, workdir as workdir_lib
-from genjax.step import parallel, state as state_lib, train_step
+from genjax.step import parallel, sharding, state as state_lib, train_step
 from genjax.writers.metrics import MetricWriter
 
 Hook = driver.Hook
@@ -39,10 +40,27 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def init_state(task, config, tx, example: dict, mesh) -> state_lib.TrainState:
-  """Initial state, created directly replicated on the mesh (compiled, no host copy)."""
+  """Initial state, created directly in its layout on the mesh (whole on every device, or
+  split under 'fsdp'; compiled, no host copy)."""
   create = lambda rng, example: train_step.initial_state(task, config, tx, rng, example)
-  return jax.jit(create, out_shardings=parallel.replicated(mesh))(
-    jax.random.PRNGKey(config.seed), example
+  rng = jax.random.PRNGKey(config.seed)
+  return jax.jit(create, out_shardings=state_layout(task, config, tx, example, mesh))(rng, example)
+
+
+def state_layout(task, config, tx, example: dict, mesh):
+  """The state's NamedShardings on `mesh` (genjax.step.sharding), from its shapes and the
+  logical axis names the model gives its weights; nothing is computed."""
+  boxed = jax.eval_shape(
+    lambda rng: train_step.initial_state(task, config, tx, rng, example, boxed=True),
+    jax.random.PRNGKey(0),
+  )
+  return sharding.state_sharding(
+    nn.meta.unbox(boxed),
+    mesh,
+    config.parallel.strategy,
+    config.parallel.fsdp_min_size,
+    logical=nn.get_partition_spec(boxed),
+    rules=config.parallel.logical_axis_rules,
   )
 
 
@@ -229,9 +247,9 @@ def train_and_evaluate(
   config_lib.validate(config)
   tasks.check_fields(config)
   workdir = os.path.abspath(workdir)
-  mesh = parallel.make_mesh()
+  mesh = parallel.mesh_of(config.parallel.mesh)
   parallel.check_batch_size(config.data.batch_size, mesh)
-  train_step.check_accumulation(config, config.data.batch_size // mesh.devices.size)
+  train_step.check_accumulation(config, config.data.batch_size // mesh.shape[parallel.AXIS])
   workdir_lib.check_or_write_config(config, workdir, allow_config_change, write=False)
   if config.init_from:  # its tokenizers, before the data is encoded with them
     init_from.prepare(config.init_from, workdir)
@@ -272,7 +290,13 @@ def _train(
   # Several steps per call (a lax.scan) when train.steps_per_call > 1: one dispatch and
   # one host synchronisation per call instead of per step.
   multi_step = config.train.steps_per_call > 1
-  step_fn = parallel.compile_step(step_fn, mesh, config.parallel.strategy, multi_step=multi_step)
+  step_fn = parallel.compile_step(
+    step_fn,
+    mesh,
+    config.parallel.strategy,
+    multi_step=multi_step,
+    state_sharding=jax.tree.map(lambda x: x.sharding, state),  # as restored or created
+  )
   if multi_step:
     calls = call_sizes(start, config.train)
     train_sharding = parallel.stacked_batch_sharding(mesh)

@@ -1,4 +1,4 @@
-"""Data-parallel execution of a pure step over every device: 'jit' or 'pmap'.
+"""Data-parallel execution of a pure step over every device: 'jit', 'pmap' or 'fsdp'.
 
 A step is written once, as `step_fn(state, batch, *, axis_name)`:
   * under 'jit' it sees the global batch and `axis_name=None`; XLA partitions it over
@@ -7,7 +7,10 @@ A step is written once, as `step_fn(state, batch, *, axis_name)`:
     reduces gradients and metrics itself with `lax.pmean`. It runs under `jax.shard_map`,
     which is what `jax.pmap` is built on since JAX 0.8: the state stays one global array,
     not a stack of per-device copies, so checkpoints and the loop are the same for both.
-Both give the same numbers as one device for the same global batch.
+  * under 'fsdp' it is the 'jit' program with the state split over the devices
+    (genjax.step.sharding): each holds a slice of every large weight and its optimizer
+    state, and XLA gathers the weights for the step.
+All give the same numbers as one device for the same global batch.
 
 `compile_step(..., multi_step=True)` runs several steps per call: the batches come
 stacked on a new leading axis and a `lax.scan` carries the state through them, so the
@@ -28,9 +31,54 @@ AXIS = 'data'
 StepFn = Callable[..., tuple[Any, dict]]
 
 
+MESH_AXES = (AXIS, 'model')  # 'model': tensor parallelism (genjax.step.sharding)
+
+
 def make_mesh(devices=None) -> Mesh:
   devices = jax.devices() if devices is None else devices
   return Mesh(np.asarray(devices), (AXIS,))
+
+
+def parse_mesh(text: str) -> dict[str, int]:
+  """'data:2,model:2' -> {'data': 2, 'model': 2}; '' -> {} (every device on 'data')."""
+  sizes = {}
+  for part in filter(None, (p.strip() for p in text.split(','))):
+    name, _, size = part.partition(':')
+    if name not in MESH_AXES or name in sizes or not size.strip().isdigit() or int(size) < 1:
+      raise ConfigError(
+        f"config.parallel.mesh={text!r}: give AXIS:SIZE pairs, each axis one of {MESH_AXES} "
+        "at most once with a size >= 1, e.g. --config.parallel.mesh='data:2,model:2' "
+        "('' puts every device on 'data')."
+      )
+    sizes[name] = int(size)
+  return sizes
+
+
+def mesh_of(text: str, devices=None) -> Mesh:
+  """The mesh `config.parallel.mesh` names, on the first data x model of `devices`
+  (default all); 'data' alone when `text` is '', and 'data' defaults to the devices the
+  'model' axis leaves."""
+  devices = list(jax.devices() if devices is None else devices)
+  sizes = parse_mesh(text)
+  if not sizes:
+    return make_mesh(devices)
+  model = sizes.get('model', 1)
+  data = sizes.get(AXIS, len(devices) // model)
+  if data < 1 or data * model > len(devices):
+    raise ConfigError(
+      f'config.parallel.mesh={text!r} asks for {max(data, 1) * model} devices; this run has '
+      f'{len(devices)}. Pass sizes whose product is at most {len(devices)}.'
+    )
+  if jax.process_count() > 1 and data * model != len(devices):
+    raise ConfigError(
+      f'config.parallel.mesh={text!r} uses {data * model} of the {len(devices)} devices: a '
+      'multi-process run needs every process in the mesh; give sizes whose product is '
+      f'{len(devices)}.'
+    )
+  used = np.asarray(devices[: data * model]).reshape(data, model)
+  if 'model' not in sizes:
+    return Mesh(used.reshape(data), (AXIS,))
+  return Mesh(used, MESH_AXES)
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
@@ -69,19 +117,29 @@ def replicate_locally(tree: Any) -> Any:
 
 def check_batch_size(global_batch: int, mesh: Mesh, name: str = 'data.batch_size') -> int:
   """The per-process batch; a global batch that does not split evenly is an error."""
-  n = mesh.devices.size
+  n = mesh.shape[AXIS]  # a 'model' axis holds the same examples on each of its devices
   if global_batch % n:
     raise ConfigError(
-      f'config.{name}={global_batch} is not divisible by the {n} devices of the mesh; '
+      f"config.{name}={global_batch} is not divisible by the {n} devices of the mesh's "
+      f'data axis; '
       f'pass --config.{name}={max(n, global_batch // n * n)} (or another multiple of {n}).'
     )
   return global_batch // jax.process_count()
 
 
 def compile_step(
-  step_fn: StepFn, mesh: Mesh, strategy: str, donate: bool = True, multi_step: bool = False
+  step_fn: StepFn,
+  mesh: Mesh,
+  strategy: str,
+  donate: bool = True,
+  multi_step: bool = False,
+  state_sharding: Any = None,
 ) -> Callable:
   """Returns `step(state, batch) -> (state, metrics)`, jitted once for the mesh.
+
+  `state_sharding`: where the state's arrays live (`genjax.step.sharding.state_sharding`;
+  the state's own `.sharding`s); the state comes back laid out the same. Default: whole
+  on every device, as 'jit' and 'pmap' keep it; 'fsdp' needs it.
 
   With `multi_step`, `step(state, batches)` takes batches stacked on a leading axis (see
   `stacked_batch_sharding`), runs one step per entry, and returns the metrics stacked
@@ -96,12 +154,22 @@ def compile_step(
     return lambda state, batches: jax.lax.scan(one, state, batches)
 
   batches = stacked_batch_sharding(mesh) if multi_step else batch_sharding(mesh)
-  if strategy == 'jit':
+  if strategy == 'fsdp' and state_sharding is None:
+    raise ValueError("strategy='fsdp' needs the state's shardings (sharding.state_sharding).")
+  if strategy in ('jit', 'fsdp'):
+    # One program for both: the state's shardings alone decide whether each device holds
+    # whole weights or a slice, and XLA adds the gathers and reduce-scatters.
+    state_sharding = replicated(mesh) if state_sharding is None else state_sharding
     return jax.jit(
       program(None),
-      in_shardings=(replicated(mesh), batches),
-      out_shardings=(replicated(mesh), replicated(mesh)),
+      in_shardings=(state_sharding, batches),
+      out_shardings=(state_sharding, replicated(mesh)),
       donate_argnums=donate_argnums,
+    )
+  if strategy == 'pmap' and 'model' in mesh.axis_names:
+    raise ConfigError(
+      "config.parallel.strategy='pmap' runs one copy of the step per device and knows no "
+      "'model' axis: pass --config.parallel.strategy=jit (or fsdp) with this mesh."
     )
   if strategy == 'pmap':
     # check_vma=False: with it on, JAX differentiates the replicated state as an
@@ -112,7 +180,7 @@ def compile_step(
       program(AXIS), mesh=mesh, in_specs=(P(), batches.spec), out_specs=(P(), P()), check_vma=False
     )
     return jax.jit(per_device, donate_argnums=donate_argnums)
-  raise ConfigError(f"config.parallel.strategy={strategy!r} is not one of ('jit', 'pmap').")
+  raise ConfigError(f"config.parallel.strategy={strategy!r} is not one of ('jit', 'pmap', 'fsdp').")
 
 
 def mean_over_devices(tree: Any, axis_name: str | None) -> Any:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -32,10 +33,19 @@ from genjax.config import ConfigError
 from genjax.step import parallel, state as state_lib
 
 
-def initial_state(task, config, tx, rng: jax.Array, example: dict) -> state_lib.TrainState:
-  """The state before step 0: init from the first key, the train key from the second."""
+def initial_state(
+  task, config, tx, rng: jax.Array, example: dict, boxed: bool = False
+) -> state_lib.TrainState:
+  """The state before step 0: init from the first key, the train key from the second.
+
+  Weights the model annotates with logical axis names (`nn.with_logical_partitioning`)
+  come out of their boxes, so the state holds plain arrays; `boxed` keeps the boxes (for
+  `nn.get_partition_spec` of the whole state, under `jax.eval_shape`: the optimizer's
+  moments carry their parameter's names)."""
   init_rng, train_rng = jax.random.split(rng)
   params, extra = task.init(init_rng, example)
+  if not boxed:
+    params, extra = nn.meta.unbox((params, extra))
   if config.train.ema_decay > 0:
     extra = dict(extra, ema=params)
   return state_lib.create(params, tx, train_rng, extra)

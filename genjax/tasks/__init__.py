@@ -64,7 +64,7 @@ def complete(saved: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   with config.unlocked():
     for field, value in config_lib.flatten(saved).items():
       if field in known:
-        config_lib.set_path(config, field, value)
+        config_lib.set_path(config, field, config_lib.upgraded(field, value))
   return config
 
 

@@ -30,6 +30,7 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       'model.dropout': 0.1,
       'model.use_bias': True,
       'model.dtype': 'float32',  # computation dtype: 'float32' | 'bfloat16'
+      'model.remat': 'none',  # activation checkpointing: 'none' | 'full' | 'dots' | 'dots_no_batch'
       'model.dropout_bits': 8,  # random bits per dropout mask element: 8 or 32 (exact rate)
     },
   )

@@ -33,7 +33,10 @@ def make_model(model_config: ml_collections.ConfigDict, vocab_size: int) -> Deco
   dtype = fields.pop('dtype', 'float32')
   if dtype not in DTYPES:
     raise ConfigError(f'config.model.dtype={dtype!r} is not one of {tuple(DTYPES)}.')
-  return DecoderLM(vocab_size=vocab_size, dtype=DTYPES[dtype], **fields)
+  try:
+    return DecoderLM(vocab_size=vocab_size, dtype=DTYPES[dtype], **fields)
+  except ValueError as e:  # a size or a choice that cannot work, named by the model
+    raise ConfigError(f'config.model: {e}.') from e
 
 
 def token_losses(
@@ -68,7 +71,7 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       'model.dropout': 0.2,
       'model.use_bias': False,
       'model.dtype': 'float32',  # computation dtype: 'float32' | 'bfloat16'
-      'model.remat': False,  # recompute block activations in the backward pass (less memory)
+      'model.remat': 'none',  # activation checkpointing: 'none' | 'full' | 'dots' | 'dots_no_batch'
       'model.attention': 'auto',  # 'einsum' on CPU, else 'xla'; 'cudnn' (fused, NVIDIA GPUs)
       # Random bits per element of a dropout mask: 8 (rate rounded to a multiple of 1/256,
       # several times cheaper on a CPU) or 32 (the rate exact).

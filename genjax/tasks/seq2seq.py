@@ -79,13 +79,16 @@ def make_model(
   dtype = fields.pop('dtype', 'float32')
   if dtype not in DTYPES:
     raise ConfigError(f'config.model.dtype={dtype!r} is not one of {tuple(DTYPES)}.')
-  return EncoderDecoder(
-    vocab_size=vocab_size,
-    dtype=DTYPES[dtype],
-    source_prediction=source_prediction,
-    bag_prediction=bag_prediction,
-    **fields,
-  )
+  try:
+    return EncoderDecoder(
+      vocab_size=vocab_size,
+      dtype=DTYPES[dtype],
+      source_prediction=source_prediction,
+      bag_prediction=bag_prediction,
+      **fields,
+    )
+  except ValueError as e:  # a size or a choice that cannot work, named by the model
+    raise ConfigError(f'config.model: {e}.') from e
 
 
 def mask_source(rng, source, example_ids, rate: float, vocab_size: int):
@@ -174,6 +177,7 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       'model.share_embeddings': True,  # one embedding for source, target and logits
       'model.use_bias': False,
       'model.dtype': 'float32',
+      'model.remat': 'none',  # activation checkpointing: 'none' | 'full' | 'dots' | 'dots_no_batch'
       'model.attention': 'auto',
       'model.dropout_bits': 8,
       'loss.label_smoothing': 0.1,

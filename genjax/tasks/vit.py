@@ -45,6 +45,7 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       'model.weight_init': 'xavier',  # the blocks' kernels: 'xavier' (Glorot) | 'gpt' (normal 0.02)
       'model.use_bias': True,
       'model.dtype': 'float32',  # computation dtype: 'float32' | 'bfloat16'
+      'model.remat': 'none',  # activation checkpointing: 'none' | 'full' | 'dots' | 'dots_no_batch'
       'model.dropout_bits': 8,  # random bits per dropout mask element: 8 or 32 (exact rate)
       # Training-time augmentation, per example inside the loss.
       'augment.crop_padding': 2,  # zero-pad by this many pixels, crop back at random; 0 = off
