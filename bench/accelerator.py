@@ -40,6 +40,9 @@ _DTYPE = flags.DEFINE_enum(
 )
 _STEPS = flags.DEFINE_integer('steps', 10, 'Timed steps of each step benchmark (best reported).')
 _GPT_BATCH = flags.DEFINE_integer('gpt_batch_per_device', 8, 'gpt2: sequences per device.')
+_ATTENTION = flags.DEFINE_string(
+  'attention', 'auto', "gpt2: model.attention, 'auto' | 'xla' | 'cudnn' (fused, NVIDIA)."
+)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'shakespeare: its run (default a temp dir).')
 _OUT = flags.DEFINE_string('out', None, 'Also write the table here as JSON.')
 
@@ -173,6 +176,7 @@ def part_gpt2(rows: list, dtype, peak: float, peak_source: str) -> None:
     width=width,
     dropout=0.0,
     dtype=dtype,
+    attention=_ATTENTION.value,
   )
   config = shakespeare_char.get_config()
   config.optim.learning_rate = 6e-4
@@ -189,7 +193,8 @@ def part_gpt2(rows: list, dtype, peak: float, peak_source: str) -> None:
   rows.append(
     [
       f'GPT-2-small-shaped step ({layers} layers, {width} wide, context {context}, '
-      f'{n / 1e6:.1f}M parameters), batch {batch_size}, {jax.numpy.dtype(dtype).name}',
+      f'{n / 1e6:.1f}M parameters), batch {batch_size}, {jax.numpy.dtype(dtype).name}, '
+      f'attention {_ATTENTION.value}',
       f'{seconds * 1e3:.1f} ms/step, {batch_size * context / seconds:,.0f} tokens/s, '
       f'MFU **{100 * achieved / all_peak:.1f}%** of {all_peak / 1e12:.1f} TFLOP/s '
       f'({peak_source}); compile {compile_s:.1f} s',
