@@ -39,7 +39,12 @@ def test_accelerator_script_runs_every_part_at_its_tiny_size(tmp_path):
   table = json.loads(out.read_text())
   assert '4 x cpu' in table['title'].lower()
   what = [row[0] for row in table['rows']]
-  assert [w.split(' ')[0] for w in what] == ['shakespeare_char', 'GPT-2-small-shaped', 'encoder-decoder', "mnist_diffusion's"]
+  assert [w.split(' ')[0] for w in what] == [
+    'shakespeare_char',
+    'GPT-2-small-shaped',
+    'encoder-decoder',
+    "mnist_diffusion's",
+  ]
   measured = ' '.join(row[1] for row in table['rows'])
   for figure in ('val loss', 'tokens/s', 'MFU', 'target tokens/s', 'images/s'):
     assert figure in measured

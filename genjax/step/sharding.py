@@ -21,6 +21,14 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 DATA = 'data'
 
 
+def _spec(axes) -> P:
+  """A PartitionSpec without trailing Nones: P('data') for ('data', None), P() for none."""
+  axes = list(axes)
+  while axes and axes[-1] is None:
+    axes.pop()
+  return P(*axes)
+
+
 def fsdp_spec(shape: tuple[int, ...], num_shards: int, min_size: int) -> P:
   """The largest axis of `shape` that `num_shards` divides, split over 'data' (the
   first such axis on a tie); P() (whole on every device) for a small array or one with
@@ -29,7 +37,7 @@ def fsdp_spec(shape: tuple[int, ...], num_shards: int, min_size: int) -> P:
     return P()
   for axis in sorted(range(len(shape)), key=lambda i: (-shape[i], i)):
     if shape[axis] % num_shards == 0:
-      return P(*(DATA if i == axis else None for i in range(len(shape))))
+      return _spec(DATA if i == axis else None for i in range(len(shape)))
   return P()
 
 
@@ -54,7 +62,7 @@ def leaf_spec(
     free = tuple(1 if axes[i] else size for i, size in enumerate(shape))  # 1: never chosen
     for i, name in enumerate(fsdp_spec(free, mesh.shape[DATA], 0)):
       axes[i] = name or axes[i]
-  return P(*axes)
+  return _spec(axes)
 
 
 def state_sharding(
