@@ -27,6 +27,7 @@ import time
 # core busy. Set XLA_FLAGS to override.
 os.environ.setdefault('XLA_FLAGS', f'--xla_force_host_platform_device_count={os.cpu_count()}')
 
+import flax.linen as nn  # pylint: disable=wrong-import-position
 import jax  # pylint: disable=wrong-import-position
 import numpy as np
 from absl import app, flags
@@ -106,7 +107,7 @@ def part_generation() -> list[list[str]]:
     config.model.attention = _ATTENTION.value
     data = datasets.load(config.data)
     task = tasks.build(config, data.spec, restore.RUNS)
-    variables = task.model.init(jax.random.PRNGKey(0), np.zeros((1, 8), np.int32))
+    variables = nn.unbox(task.model.init(jax.random.PRNGKey(0), np.zeros((1, 8), np.int32)))
     prompt = np.asarray(data.extras['tokenizer'].encode('\n' * 8), np.int32)[None]
     decoder = decoding.LMDecoder(task.model)
     runs = {

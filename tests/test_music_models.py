@@ -3,6 +3,7 @@ vocabulary, the evaluation windows and the forced-token sampler."""
 
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -66,7 +67,7 @@ def test_the_bernoulli_output_reads_no_key_of_its_own_frame():
 
 def test_sampled_frames_keep_their_prefix_and_follow_the_model():
   model = _model()
-  variables = model.init(jax.random.PRNGKey(0), _rolls(0))
+  variables = nn.unbox(model.init(jax.random.PRNGKey(0), _rolls(0)))
   prefix = _rolls(3, batch=3, steps=2)
   drawn = sample_frames(model, variables, jax.random.PRNGKey(1), 3, 8, prefix=prefix)
   assert drawn.shape == (3, 8, 88) and drawn.dtype == bool

@@ -39,7 +39,7 @@ def tokens(batch: int, length: int, seed: int = 1) -> jnp.ndarray:
 
 @pytest.fixture(scope='module')
 def init_variables():
-  return jax.jit(MODEL.init)(KEY, tokens(1, BLOCK))
+  return nn.unbox(jax.jit(MODEL.init)(KEY, tokens(1, BLOCK)))  # plain arrays, no axis names
 
 
 @pytest.fixture(scope='module')

@@ -4,6 +4,7 @@ trained ViT workdir serving as the GAN metrics' feature network.
 Shape checks use jax.eval_shape (traces, never compiles).
 """
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -130,7 +131,7 @@ def test_bad_hyperparameters_are_clear_errors(fields, message):
 def test_block_kernels_start_as_init_says(init):
   width, layers = 64, 6
   model = ViT(width=width, num_layers=layers, num_heads=4, weight_init=init)
-  params = model.init(KEY, images((28, 28, 1)))['params']
+  params = nn.unbox(model.init(KEY, images((28, 28, 1))))['params']
   attn, mlp = params['blocks_0']['attn'], params['blocks_0']['mlp']
   qkv = np.asarray(attn['c_attn']['kernel'])
   assert qkv.shape == (width, 3 * width)

@@ -9,6 +9,8 @@ incrementally on a key/value cache, which ``genjax.models.decoding`` uses to gen
 
     model = DecoderLM(vocab_size=65, block_size=256)
     variables = model.init(rng, tokens)                 # tokens: int [B, T], T <= 256
+    # The weights come boxed with their logical axis names (nn.LogicallyPartitioned);
+    # apply takes them as they are, nn.unbox(variables) gives plain arrays.
     logits = model.apply(variables, tokens)             # float32 [B, T, 65]
     logits = model.apply(variables, tokens, train=True, rngs={'dropout': key})
     logits = model.apply(variables, tokens, train=True, rngs={'dropout': key},

@@ -26,6 +26,7 @@ import pathlib
 import shutil
 import tempfile
 
+import flax.linen as nn
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -220,7 +221,9 @@ def check_fits(config, task, spec, workdir: str) -> None:
   if has_checkpoint(workdir):
     return
   example = example_batch(spec)
-  target = jax.eval_shape(lambda rng: task.init(rng, example)[0], jax.random.PRNGKey(0))
+  target = jax.eval_shape(
+    lambda rng: nn.unbox(task.init(rng, example)[0]), jax.random.PRNGKey(0)
+  )  # the weights out of their logical-axis boxes, as the state holds them
   source, _, _ = _read(config.init_from, values=False)
   flat = traverse_util.flatten_dict(target, sep='/')
   match(flat, source, tuple(task.head), config.init_from, _families(config))
