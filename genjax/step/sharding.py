@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-DATA = 'data'
+from genjax.step.parallel import AXIS as DATA  # the mesh's data axis, named once
 
 
 def _spec(axes) -> P:
