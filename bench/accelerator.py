@@ -262,6 +262,7 @@ def part_diffusion(rows: list) -> None:
   config = mnist_diffusion.get_config()
   if _SIZE.value == 'tiny':
     config.model.channels, config.model.num_groups = 8, 4
+    config.model.channel_mults, config.model.attention_resolutions = (1, 2), ()
   model = diffusion.unet_of(config, (28, 28, 1))
   schedule = diffusion.schedule_of(config.diffusion)
   batch_size = (8 if _SIZE.value == 'tiny' else 256) * jax.device_count()

@@ -9,12 +9,13 @@ import sys
 from tests.conftest import REPO
 
 
-def _run(args, tmp_path, devices=4):
-  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+def _run(args):
+  """The bench module, run as a user runs it, under the tests' XLA flags (4 devices, quick
+  compiles: conftest)."""
   return subprocess.run(
     [sys.executable, '-m', *args],
     cwd=REPO,
-    env=env,
+    env=dict(os.environ),
     capture_output=True,
     text=True,
     timeout=600,
@@ -32,8 +33,7 @@ def test_accelerator_script_runs_every_part_at_its_tiny_size(tmp_path):
       '--gpt_batch_per_device=2',
       f'--workdir={tmp_path / "shakespeare"}',
       f'--out={out}',
-    ],
-    tmp_path,
+    ]
   )
   assert done.returncode == 0, done.stderr[-3000:]
   table = json.loads(out.read_text())
@@ -54,8 +54,7 @@ def test_accelerator_script_runs_every_part_at_its_tiny_size(tmp_path):
 def test_memory_table_shows_fsdp_holding_a_share_of_the_state(tmp_path):
   out = tmp_path / 'memory.json'
   done = _run(
-    ['bench.memory', '--experiment=shakespeare_char', '--device_counts=1,4', f'--out={out}'],
-    tmp_path,
+    ['bench.memory', '--experiment=shakespeare_char', '--device_counts=1,4', f'--out={out}']
   )
   assert done.returncode == 0, done.stderr[-3000:]
   table = json.loads(out.read_text())
