@@ -19,6 +19,19 @@ TABLES = (
   ),
 )
 
+# What a person saw in each record's last sample grid (runs/results/NAME/samples/), looked
+# at when the record was made: the metrics do not say whether a grid reads as fruits.
+# Written by hand, so a record made again needs its grid looked at again: each verdict
+# names the commit of the record it belongs to; a record of another commit shows "look
+# again".
+LOOKED_AT = {
+  'fruits_vae': ('535acb2', 'no: blurred blobs of colour on a purple ground'),
+  'fruits_diffusion': (
+    '601038b',
+    'yes: soft-edged oranges, apples, bananas and bunches of grapes on a grey ground',
+  ),
+}
+
 COLUMNS = (
   ('fid', 'FID', '{:.2f}'),
   ('inception_score', 'IS', '{:.2f}'),
@@ -38,9 +51,25 @@ def _minutes(seconds: float) -> str:
   return f'{seconds / 60:.1f} min'
 
 
+def _looked_at(name: str, record: dict) -> str:
+  commit, verdict = LOOKED_AT.get(name, (None, ''))
+  if commit is None:
+    return ''
+  if record['git']['commit'].startswith(commit):
+    return verdict
+  return f'look again (the record of {commit}: {verdict})'
+
+
 def table(title: str, names: tuple[str, ...], found: dict[str, dict]) -> list[str]:
   """A markdown table of `names`' records (a row saying so where one is missing)."""
-  header = ['entry', 'family', *(label for _, label, _ in COLUMNS), 'training', 'current?']
+  header = [
+    'entry',
+    'family',
+    *(label for _, label, _ in COLUMNS),
+    'training',
+    'its grid, looked at',
+    'current?',
+  ]
   lines = [f'### {title}', '', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   reference = None
   for name in names:
@@ -58,7 +87,8 @@ def table(title: str, names: tuple[str, ...], found: dict[str, dict]) -> list[st
     lines.append(
       f'| `{name}` | {_family(name)} | '
       + ' | '.join(cells)
-      + f" | {_minutes(wall.get('train', 0))} | {'stale' if stale else 'yes'} |"
+      + f" | {_minutes(wall.get('train', 0))} | {_looked_at(name, record)}"
+      + f" | {'stale' if stale else 'yes'} |"
     )
   if reference:
     lines += [

@@ -203,13 +203,19 @@ def test_family_tables_put_every_generator_of_a_dataset_in_the_same_columns(tmp_
   records.write('fruits_dcgan', _fake_record(tmp_path, 'fruits_dcgan', gan, code))
   vae = {'anomaly_auroc': 0.95, 'nll': 12930.0}  # recorded before it scored samples
   records.write('fruits_vae', _fake_record(tmp_path, 'fruits_vae', vae, code))
-  lines = family_tables.table(
-    'Fruits', ('fruits_vae', 'fruits_dcgan', 'fruits_diffusion'), records.load_all()
-  )
+  found = records.load_all()
+  commit = found['fruits_dcgan']['git']['commit'][:7]
+  monkeypatch.setattr(family_tables, 'LOOKED_AT', {'fruits_dcgan': (commit, 'yes: fruits')})
+  lines = family_tables.table('Fruits', ('fruits_vae', 'fruits_dcgan', 'fruits_diffusion'), found)
   rows = {line.split('|')[1].strip(): line for line in lines if line.startswith('| `')}
   assert rows['`fruits_dcgan`'] == (
-    '| `fruits_dcgan` | gan | 19.54 | 3.89 | 0.351 | 0.637 | 0.111 |  | 10,000 | 3.5 min | yes |'
+    '| `fruits_dcgan` | gan | 19.54 | 3.89 | 0.351 | 0.637 | 0.111 |  | 10,000 | 3.5 min'
+    ' | yes: fruits | yes |'
   )
+  # A verdict on the grid of another record's run is shown as one to look at again.
+  monkeypatch.setattr(family_tables, 'LOOKED_AT', {'fruits_dcgan': ('0000000', 'yes: fruits')})
+  again = family_tables.table('Fruits', ('fruits_dcgan',), found)
+  assert '| look again (the record of 0000000: yes: fruits) |' in again[4]
   assert 'no sample metrics' in rows['`fruits_vae`'] and '| vae |' in rows['`fruits_vae`']
   assert (
     'no record yet' in rows['`fruits_diffusion`'] and '| diffusion |' in rows['`fruits_diffusion`']
