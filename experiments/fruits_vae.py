@@ -1,4 +1,4 @@
-r"""VAE on procedural fruits (32x32 RGB, generated offline): the out-of-the-box job.
+r"""VAE on procedural fruits (32x32 RGB, generated offline).
 
 python -m launch.main --config=experiments/fruits_vae.py --workdir=runs/fruits_vae
 python -m launch.evaluate --workdir=runs/fruits_vae   # anomaly_auroc: blue apples

@@ -1,6 +1,6 @@
 r"""Trains an experiment, or resumes it.
 
-  python -m launch.main --config=experiments/fruits_vae.py --workdir=runs/fruits_vae
+  python -m launch.main --config=experiments/fruits_diffusion.py --workdir=runs/fruits_diffusion
   python -m launch.main --config=experiments/mnist_vae.py --workdir=runs/mnist_vae \
       --config.optim.learning_rate=3e-4 --config.train.steps=5000
 
