@@ -193,3 +193,8 @@ def test_a_vae_is_scored_by_the_classifier_and_loses_nothing_without_one(setting
   # The likelihood and anomaly figures do not depend on the classifier or its key.
   assert unscored == {k: v for k, v in scored.items() if k in unscored}
   assert set(unscored) >= {'nll', 'elbo', 'bits_per_dim'}
+
+
+def test_a_missing_classifier_names_the_command_that_trains_it(tmp_path):
+  with pytest.raises(FileNotFoundError, match='experiments/fruits_classifier.py'):
+    gan_evaluation.load_classifier(restore.RUNS, str(tmp_path / 'runs' / 'fruits_classifier'))

@@ -25,11 +25,15 @@ def load_classifier(runs, workdir: str):
   """(model, variables) of a trained `classifier` experiment in `workdir`, loaded with
   `runs` (genjax.api.RUNS), or a message saying how to train one."""
   if not workdir or runs is None or not os.path.exists(os.path.join(workdir, 'config.json')):
+    # The experiments name their classifier's workdir after its config file
+    # (runs/fruits_classifier <- experiments/fruits_classifier.py).
+    name = os.path.basename(os.path.normpath(workdir)) if workdir else ''
+    experiment = name if name.endswith(('_classifier', '_vit')) else 'mnist_classifier'
     raise FileNotFoundError(
       f'eval.classifier_workdir={workdir!r} holds no trained classifier. Train it first:\n'
-      f'  python -m launch.main --config=experiments/mnist_classifier.py '
+      f'  python -m launch.main --config=experiments/{experiment}.py '
       f'--workdir={workdir or "runs/mnist_classifier"}\n'
-      '(use the classifier experiment of the same dataset), or point '
+      '(the classifier experiment of the same dataset), or point '
       '--config.eval.classifier_workdir at one.'
     )
   trained = runs.load(workdir)
