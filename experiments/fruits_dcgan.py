@@ -21,6 +21,8 @@ def get_config():
   # One XLA CPU device per core: the 32x32 RGB step splits well (results/throughput.json).
   c.parallel.cpu_devices = 0
   # Self-conditioned on 100 k-means clusters of the training images, as mnist_dcgan (no
-  # labels used): the plain DCGAN's 10,000 steps scored FID 19.54 (results/ has the record).
+  # labels used). Over 10,000 steps it scored FID 20.82, precision 0.560, recall 0.701
+  # (results/fruits_dcgan.json); the plain DCGAN FID 19.54, precision 0.351, recall 0.637
+  # (record c8b1524): a little worse FID, far better precision and recall.
   c.eval.classifier_workdir = 'runs/fruits_classifier'
   return c
