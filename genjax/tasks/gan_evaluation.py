@@ -26,9 +26,10 @@ def load_classifier(runs, workdir: str):
   `runs` (genjax.api.RUNS), or a message saying how to train one."""
   if not workdir or runs is None or not os.path.exists(os.path.join(workdir, 'config.json')):
     # The experiments name their classifier's workdir after its config file
-    # (runs/fruits_classifier <- experiments/fruits_classifier.py).
+    # (runs/fruits_classifier <- experiments/fruits_classifier.py), run from the repo root.
     name = os.path.basename(os.path.normpath(workdir)) if workdir else ''
-    experiment = name if name.endswith(('_classifier', '_vit')) else 'mnist_classifier'
+    known = name and os.path.exists(os.path.join('experiments', f'{name}.py'))
+    experiment = name if known else 'mnist_classifier'
     raise FileNotFoundError(
       f'eval.classifier_workdir={workdir!r} holds no trained classifier. Train it first:\n'
       f'  python -m launch.main --config=experiments/{experiment}.py '
