@@ -2,7 +2,6 @@
 size (what a GPU or TPU machine runs at full size) and bench.memory's table."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -10,12 +9,11 @@ from tests.conftest import REPO
 
 
 def _run(args):
-  """The bench module, run as a user runs it, under the tests' XLA flags (4 devices, quick
-  compiles: conftest)."""
+  """The bench module, run as a user runs it; it inherits the tests' XLA flags (4 devices,
+  quick compiles: conftest)."""
   return subprocess.run(
     [sys.executable, '-m', *args],
     cwd=REPO,
-    env=dict(os.environ),
     capture_output=True,
     text=True,
     timeout=600,
