@@ -55,7 +55,7 @@ def _real_image_generator(data, class_of_label=lambda y: y, classes=range(10)):
   counts = jnp.asarray([len(ix) for ix in by_class])
   pool = jnp.asarray(np.flatnonzero(np.isin(labels, list(classes))))
 
-  def sample_fn(z, y):
+  def sample_fn(_, z, y):
     u = ndtr(z[:, 0])  # uniform in [0, 1) from the Gaussian latent
     if y is None:
       return images[pool[jnp.minimum((u * len(pool)).astype(jnp.int32), len(pool) - 1)]]
@@ -70,6 +70,7 @@ def test_real_images_score_like_the_test_set(setting):
   data, eval_config, classifier = setting
   r = gan_evaluation.evaluate(
     _real_image_generator(data),
+    (),
     classifier,
     data,
     jax.random.PRNGKey(0),
@@ -89,11 +90,18 @@ def test_shuffled_labels_keep_quality_but_lose_label_accuracy(setting):
   data, eval_config, classifier = setting
   rng = jax.random.PRNGKey(1)
   right = gan_evaluation.evaluate(
-    _real_image_generator(data), classifier, data, rng, eval_config, latent_dim=4, num_classes=10
+    _real_image_generator(data),
+    (),
+    classifier,
+    data,
+    rng,
+    eval_config,
+    latent_dim=4,
+    num_classes=10,
   )
   wrong_class = _real_image_generator(data, lambda y: (y + 1) % 10)
   shifted = gan_evaluation.evaluate(
-    wrong_class, classifier, data, rng, eval_config, latent_dim=4, num_classes=10
+    wrong_class, (), classifier, data, rng, eval_config, latent_dim=4, num_classes=10
   )
   assert right['label_accuracy'] > 0.7  # the tiny classifier's accuracy
   assert shifted['label_accuracy'] < 0.15
@@ -103,6 +111,7 @@ def test_shuffled_labels_keep_quality_but_lose_label_accuracy(setting):
   # InfoGAN codes are passed like labels, but their meaning is learned: no accuracy.
   codes = gan_evaluation.evaluate(
     _real_image_generator(data, lambda y: (y + 1) % 10),
+    (),
     classifier,
     data,
     rng,
@@ -119,10 +128,10 @@ def test_half_the_classes_missing_shows_in_coverage_and_recall(setting):
   data, eval_config, classifier = setting
   rng = jax.random.PRNGKey(2)
   full = gan_evaluation.evaluate(
-    _real_image_generator(data), classifier, data, rng, eval_config, 4, 0
+    _real_image_generator(data), (), classifier, data, rng, eval_config, 4, 0
   )
   half = gan_evaluation.evaluate(
-    _real_image_generator(data, classes=range(5)), classifier, data, rng, eval_config, 4, 0
+    _real_image_generator(data, classes=range(5)), (), classifier, data, rng, eval_config, 4, 0
   )
   # The tiny classifier mistakes a few images for the absent classes; the shares still
   # show which half is gone.
@@ -136,13 +145,14 @@ def test_a_label_prior_draws_each_label_its_share_of_the_samples(setting):
   data, eval_config, classifier = setting
   seen = []
 
-  def recording(z, y):  # batches are generated under jit: record through a callback
+  def recording(args, z, y):  # batches are generated under jit: record through a callback
     jax.debug.callback(lambda labels: seen.append(np.asarray(labels)), y)
-    return _real_image_generator(data)(z, y)
+    return _real_image_generator(data)(args, z, y)
 
   prior = np.asarray([0.5, 0.3, 0.2] + [0.0] * 7)
   r = gan_evaluation.evaluate(
     recording,
+    (),
     classifier,
     data,
     jax.random.PRNGKey(0),

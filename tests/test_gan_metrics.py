@@ -230,6 +230,21 @@ def test_batched_apply_equals_unbatched_and_compiles_once():
   np.testing.assert_allclose(out, np.asarray(fn(jnp.asarray(images))), rtol=1e-6)
 
 
+def test_batched_apply_takes_new_weights_without_compiling_again():
+  traces = []
+
+  def fn(weights, x):
+    traces.append(x.shape)
+    return x.reshape(x.shape[0], -1) @ weights
+
+  images = np.random.default_rng(12).uniform(size=(5, 2, 3)).astype(np.float32)
+  for scale in (1.0, 2.0):  # the next checkpoint's weights, as periodic evaluation has them
+    weights = jnp.full((6, 2), scale)
+    out = batched_apply(fn, images, batch_size=4, args=(weights,))
+    np.testing.assert_allclose(out, images.reshape(5, 6) @ np.asarray(weights), rtol=1e-6)
+  assert traces == [(4, 2, 3)]  # weights are arguments of one compiled program
+
+
 def test_batched_apply_small_n_and_pytree_outputs():
   images = np.arange(10, dtype=np.float32).reshape(5, 2)
   out = batched_apply(lambda x: {'sum': x.sum(1), 'id': x}, images, batch_size=500)

@@ -190,7 +190,8 @@ def test_a_vit_workdir_is_the_gan_metrics_feature_network(tmp_path):
     {'classifier_workdir': workdir, 'num_samples': 64, 'batch_size': 32}
   )
   report = gan_evaluation.evaluate(
-    lambda z, y: real[: len(z)],
+    lambda _, z, y: real[: len(z)],
+    (),
     (model, variables),
     data,
     KEY,

@@ -13,6 +13,8 @@ float32 jax, in batches.
 
 from __future__ import annotations
 
+import functools
+
 import math
 from typing import Any, Callable
 
@@ -158,6 +160,12 @@ def _inside_any_ball(query: jax.Array, centres: jax.Array, radii_sq: jax.Array) 
   return jnp.any(_sq_dists(query, centres) <= radii_sq[None, :], axis=1)
 
 
+@functools.lru_cache(maxsize=16)
+def _over_devices(fn: Callable[..., Any]) -> Callable[..., Any]:
+  """``fn`` jitted once per ``fn``, its batch's rows split over every local device."""
+  return jax.jit(lambda args, chunk: fn(*args, parallel.spread_batch(chunk)))
+
+
 def _padded_batches(x: np.ndarray, batch_size: int):
   """Yields (batch, size): row batches of x, all min(batch_size, N) rows (the last zero-padded).
 
@@ -270,13 +278,19 @@ def coverage_summary(shares: ArrayLike) -> dict[str, float | int]:
 # ------------------------------------------------------------------------ batching
 
 
-def batched_apply(fn: Callable[[jax.Array], Any], images: ArrayLike, batch_size: int = 500) -> Any:
-  """``fn`` over ``images [N, ...]`` in fixed-size batches, concatenated on host.
+def batched_apply(
+  fn: Callable[..., Any], images: ArrayLike, batch_size: int = 500, args: tuple = ()
+) -> Any:
+  """``fn(*args, batch)`` over ``images [N, ...]`` in fixed-size batches, concatenated on host.
 
   ``fn`` maps a batch ``[B, ...]`` to an array ``[B, ...]`` (or a pytree of them),
-  row by row, e.g. ``lambda x: model.apply(variables, x, method='features')``. The
-  last batch is padded with zeros to ``batch_size`` (or N, when smaller) so that the
-  jitted ``fn`` compiles once; the padding rows are dropped from the result.
+  row by row, e.g. ``lambda variables, x: model.apply(variables, x, method='features')``
+  with ``args=(variables,)``. Weights go in ``args``, not in ``fn``'s closure: arguments
+  are inputs of the compiled program, where closed-over arrays would be baked into it as
+  constants, so that new weights (the next checkpoint) would compile it again. The last
+  batch is padded with zeros to ``batch_size`` (or N, when smaller) so that ``fn``
+  compiles once; the padding rows are dropped from the result. The compiled ``fn`` is kept
+  for the next call with the same ``fn`` object and shapes.
 
   Returns:
     np.ndarray [N, ...] (a pytree of them when fn returns a pytree).
@@ -286,9 +300,10 @@ def batched_apply(fn: Callable[[jax.Array], Any], images: ArrayLike, batch_size:
     raise ValueError(f'batched_apply: expected a non-empty batch [N, ...], got {images.shape}.')
   if batch_size < 1:
     raise ValueError(f'batched_apply: batch_size must be >= 1, got {batch_size}.')
-  jitted = jax.jit(lambda chunk: fn(parallel.spread_batch(chunk)))  # rows: every device
+  jitted = _over_devices(fn)
+  args = parallel.replicate_locally(tuple(args))  # beside the rows, wherever they were put
   outputs = [
-    jax.tree.map(lambda a, size=size: np.asarray(a)[:size], jitted(chunk))
+    jax.tree.map(lambda a, size=size: np.asarray(a)[:size], jitted(args, chunk))
     for chunk, size in _padded_batches(images, batch_size)
   ]
   return jax.tree.map(lambda *parts: np.concatenate(parts), *outputs)

@@ -230,10 +230,15 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
       terms['label'] = jnp.full(x.shape[:1], math.log2(num_classes) / math.prod(x.shape[1:]))
     return terms
 
+  def images_from_noise(variables_and_rng, z, labels):
+    variables, rng = variables_and_rng
+    return sampling.from_noise(variables, z, labels, settings, rng)
+
   def image_quality(variables, data, rng, eval_config, num_samples=None):
     classifier = gan_evaluation.load_classifier(runs, eval_config.classifier_workdir)
     return gan_evaluation.evaluate(
-      lambda z, labels: sampling.from_noise(variables, z, labels, settings, rng),
+      images_from_noise,
+      (variables, rng),
       classifier,
       data,
       rng,

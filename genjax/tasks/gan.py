@@ -317,7 +317,8 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     prior = clusters.shares(data.train['cluster'], num_clusters) if num_clusters else None
     classifier = gan_evaluation.load_classifier(runs, eval_config.classifier_workdir)
     return gan_evaluation.evaluate(
-      lambda z, y: images_of(variables, z, y),
+      images_of,
+      variables,
       classifier,
       data,
       rng,

@@ -43,6 +43,7 @@ def load_classifier(runs, workdir: str):
 
 def evaluate(
   sample_fn: Callable,
+  sample_args,
   classifier,
   data,
   rng: jax.Array,
@@ -53,7 +54,10 @@ def evaluate(
   labels_are_classes: bool = True,
   label_prior: np.ndarray | None = None,
 ) -> dict:
-  """`sample_fn(z, labels) -> images [B, H, W, C] in [0, 1]` (labels None if unconditional).
+  """`sample_fn(sample_args, z, labels) -> images [B, H, W, C] in [0, 1]` (labels None if
+  unconditional). `sample_args` holds the generator's weights (any pytree): they are
+  arguments of the compiled sampler, not constants baked into it, so evaluating the next
+  checkpoint with the same `sample_fn` object compiles nothing again.
 
   With `num_classes`, labels 0..num_classes-1 are passed in turn; `labels_are_classes`
   False (InfoGAN codes, clusters) skips `label_accuracy`, as their meaning is not a
@@ -66,27 +70,21 @@ def evaluate(
   classifier, c_params = classifier
   n, bs = num_samples or eval_config.num_samples, eval_config.batch_size
 
-  def generate(z_and_labels):
-    z, labels = z_and_labels[..., :latent_dim], z_and_labels[..., latent_dim]
-    return sample_fn(z, labels.astype(jnp.int32) if num_classes else None)
-
   z = np.asarray(jax.random.normal(rng, (n, latent_dim)), np.float32)
   if label_prior is not None:
     labels = _allocate(label_prior, n)
   else:
     labels = np.arange(n) % num_classes if num_classes else np.zeros(n)
   labels = labels.astype(np.float32)
-  fakes = gan_metrics.batched_apply(generate, np.concatenate([z, labels[:, None]], 1), bs)
+  generate = _generator(sample_fn, latent_dim, bool(num_classes))
+  z_and_labels = np.concatenate([z, labels[:, None]], 1)
+  fakes = gan_metrics.batched_apply(generate, z_and_labels, bs, args=(sample_args,))
 
-  features = lambda x: classifier.apply(c_params, x, method=classifier.features)
-  probs = lambda x: jax.nn.softmax(classifier.apply(c_params, x))
+  features, probs = _classifier_fns(classifier)
   test, train = float_images(data.test, n), float_images(data.train, n)
-
-  f_fake = gan_metrics.batched_apply(features, fakes, bs)
-  f_test = gan_metrics.batched_apply(features, test, bs)
-  f_train = gan_metrics.batched_apply(features, train, bs)
-  p_fake = gan_metrics.batched_apply(probs, fakes, bs)
-  p_test = gan_metrics.batched_apply(probs, test, bs)
+  on = lambda fn, images: gan_metrics.batched_apply(fn, images, bs, args=(c_params,))
+  f_fake, f_test, f_train = on(features, fakes), on(features, test), on(features, train)
+  p_fake, p_test = on(probs, fakes), on(probs, test)
   precision, recall = gan_metrics.precision_recall(f_test, f_fake)
   is_fake, is_fake_std = gan_metrics.inception_score(p_fake)
   is_test, _ = gan_metrics.inception_score(p_test)
@@ -106,6 +104,27 @@ def evaluate(
   if num_classes and labels_are_classes:  # a conditional model draws the class asked for
     results['label_accuracy'] = float(np.mean(np.argmax(p_fake, -1) == labels.astype(int)))
   return results
+
+
+# Cached, so that periodic evaluation during training reuses one compiled function per
+# sampler and classifier (gan_metrics.batched_apply keeps one compile per function object).
+@functools.lru_cache(maxsize=8)
+def _generator(sample_fn: Callable, latent_dim: int, conditional: bool) -> Callable:
+  """`generate(sample_args, [B, latent_dim + 1] noise and labels) -> images`."""
+
+  def generate(sample_args, z_and_labels):
+    z, labels = z_and_labels[..., :latent_dim], z_and_labels[..., latent_dim]
+    return sample_fn(sample_args, z, labels.astype(jnp.int32) if conditional else None)
+
+  return generate
+
+
+@functools.lru_cache(maxsize=4)
+def _classifier_fns(classifier) -> tuple[Callable, Callable]:
+  """`(features(params, x), probs(params, x))` of a classifier model."""
+  features = lambda params, x: classifier.apply(params, x, method=classifier.features)
+  probs = lambda params, x: jax.nn.softmax(classifier.apply(params, x))
+  return features, probs
 
 
 def _allocate(shares: np.ndarray, n: int) -> np.ndarray:

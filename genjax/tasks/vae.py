@@ -146,7 +146,8 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
     return gan_evaluation.evaluate(
       # The decoder's mean, as the sample grids show; a discretized Gaussian's can stray
       # past [0, 1], the classifier's input range.
-      lambda z, _: jnp.clip(decode_mean(params, z), 0.0, 1.0),
+      clipped_decode_mean,
+      params,
       classifier,
       data,
       rng,
@@ -157,6 +158,10 @@ def build(config: ml_collections.ConfigDict, spec, runs=None) -> Task:
 
   def decode_mean(params, z):
     return model.apply(params, z, method=model.generate)
+
+  def clipped_decode_mean(params, z, labels):
+    del labels  # unconditional
+    return jnp.clip(decode_mean(params, z), 0.0, 1.0)
 
   def view_sample(params, arrays, rng, num):
     z = jax.random.normal(rng, (num, config.model.latent_dim))
