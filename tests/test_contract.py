@@ -74,7 +74,8 @@ def _gan(c):
 def _diffusion(c):
   _images(c)
   c.model.channels = 4
-  c.model.channel_mults = (1, 2)
+  c.model.channel_mults = (1,)
+  c.model.patch_size = 2
   c.model.attention_resolutions = ()
   c.model.num_heads = 2
   c.sample.steps = 2
