@@ -387,6 +387,33 @@ def test_euler_is_exact_on_straight_flows_and_heun_on_velocities_linear_in_t():
   np.testing.assert_allclose(euler.x - exact, -b / 10, atol=1e-5)
 
 
+@pytest.mark.parametrize('euler_last_step', [True, False])
+def test_heun_steps_as_two_calls_a_step_by_hand_do(euler_last_step):
+  """The compiled Heun loop calls the model once an iteration; stepping by hand, two calls
+  a step (one on an Euler last step), must give its states and snapshots."""
+  velocity = lambda z, t, labels: jnp.sin(3.0 * z) * (1.0 + t[:, None])  # curved paths
+  z1 = jax.random.normal(KEY, (3, 2))
+  steps = 4
+  out = samplers.ode_sample(
+    velocity, KEY, z1.shape, steps=steps, euler_last_step=euler_last_step, trajectory=steps,
+    z_init=z1,
+  )  # fmt: skip
+  z, states = z1, []
+  for k in range(steps):
+    t, s = 1.0 - k / steps, 1.0 - (k + 1) / steps
+    states.append(z)
+    v_t = velocity(z, jnp.full((3,), t), None)
+    if k == steps - 1 and euler_last_step:
+      z = z + (s - t) * v_t
+    else:
+      v_s = velocity(z + (s - t) * v_t, jnp.full((3,), s), None)
+      z = z + (s - t) * 0.5 * (v_t + v_s)
+  np.testing.assert_allclose(out.x, z, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(out.trajectory['z'], jnp.stack(states), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(out.trajectory['t'], [1.0, 0.75, 0.5, 0.25])
+  assert out.nfe == (2 * steps - 1 if euler_last_step else 2 * steps)
+
+
 def test_inpainting_keeps_the_known_region_and_fills_the_rest():
   target = jax.random.normal(KEY, (2, 4, 4, 1))
   known = -target  # the model believes in `target`; the known pixels must win anyway

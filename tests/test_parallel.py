@@ -20,6 +20,11 @@ def step_metrics(config, strategy, devices, steps=20, names=('loss',), data=None
   """[steps, len(names)] of the named step metrics, training `config` under `strategy`
   (on `data`, loaded from `config.data` unless given) on `devices`, laid out as `mesh`
   (config.parallel.mesh) says."""
+  return train_steps(config, strategy, devices, steps, names, data, mesh)[1]
+
+
+def train_steps(config, strategy, devices, steps=20, names=('loss',), data=None, mesh=''):
+  """(the state after `steps`, [steps, len(names)] metrics): `step_metrics`, with the state."""
   mesh = parallel.mesh_of(mesh, devices)
   data = datasets.load(config.data) if data is None else data
   config = config.copy_and_resolve_references()
@@ -40,7 +45,7 @@ def step_metrics(config, strategy, devices, steps=20, names=('loss',), data=None
     for _ in range(steps):
       state, metrics = step(state, next(batches))
       out.append([metrics[name] for name in names])
-  return np.asarray(jax.device_get(out))
+  return state, np.asarray(jax.device_get(out))
 
 
 def _losses(config, strategy, devices, data, steps=20, mesh=''):

@@ -188,28 +188,34 @@ def ode_sample(
   )
   z = _init(rng, shape, z_init)
 
-  def euler(z, t, s):
-    x0, _, velocity = model.predict(z, t)
-    return z + (s - t) * velocity, x0
+  traj = _empty_trajectory(trajectory, steps, z)
+  if method == 'euler':
 
-  def heun(z, t, s):
-    x0, _, velocity = model.predict(z, t)
+    def body(i, carry):
+      z, traj = carry
+      t, s = 1.0 - i / steps, 1.0 - (i + 1) / steps
+      x0, _, velocity = model.predict(z, t)
+      return z + (s - t) * velocity, _record(traj, i, t, z, x0)
+
+    z, traj = jax.lax.fori_loop(0, steps, body, (z, traj))
+    return Samples(z, nfe, _finish(traj))
+
+  def heun_body(j, carry):
+    """Evaluation j of the nfe: the first of step k = j // 2 at (z, t), or its second at
+    (z + (s - t) v, s). One model call a loop iteration, not two (and a third in a cond
+    for the Euler last step): the compiled sampler holds one copy of the model."""
+    z, z_eval, velocity_t, traj = carry
+    k, second = j // 2, j % 2 == 1
+    t, s = 1.0 - k / steps, 1.0 - (k + 1) / steps
+    x0, _, velocity = model.predict(z_eval, jnp.where(second, s, t))
     z_euler = z + (s - t) * velocity
-    _, _, velocity_s = model.predict(z_euler, s)
-    return z + (s - t) * 0.5 * (velocity + velocity_s), x0
+    z_heun = z + (s - t) * 0.5 * (velocity_t + velocity)
+    done = second | ((k == steps - 1) & euler_last_step)  # step k is complete
+    z_next = jnp.where(second, z_heun, jnp.where(done, z_euler, z))
+    traj = _record(traj, jnp.where(second, -1, k), t, z, x0)  # -1: no snapshot
+    return z_next, jnp.where(done, z_next, z_euler), jnp.where(second, velocity_t, velocity), traj
 
-  def body(i, carry):
-    z, traj = carry
-    t, s = 1.0 - i / steps, 1.0 - (i + 1) / steps
-    if method == 'euler':
-      z_next, x0 = euler(z, t, s)
-    elif euler_last_step:
-      z_next, x0 = jax.lax.cond(i == steps - 1, euler, heun, z, t, s)
-    else:
-      z_next, x0 = heun(z, t, s)
-    return z_next, _record(traj, i, t, z, x0)
-
-  z, traj = jax.lax.fori_loop(0, steps, body, (z, _empty_trajectory(trajectory, steps, z)))
+  z, _, _, traj = jax.lax.fori_loop(0, nfe, heun_body, (z, z, jnp.zeros_like(z), traj))
   return Samples(z, nfe, _finish(traj))
 
 
