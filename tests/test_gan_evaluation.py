@@ -89,37 +89,22 @@ def test_real_images_score_like_the_test_set(setting):
 def test_shuffled_labels_keep_quality_but_lose_label_accuracy(setting):
   data, eval_config, classifier = setting
   rng = jax.random.PRNGKey(1)
-  right = gan_evaluation.evaluate(
-    _real_image_generator(data),
-    (),
-    classifier,
-    data,
-    rng,
-    eval_config,
-    latent_dim=4,
-    num_classes=10,
-  )
+
+  def score(generator, **options):
+    return gan_evaluation.evaluate(
+      generator, (), classifier, data, rng, eval_config, latent_dim=4, num_classes=10, **options
+    )
+
+  right = score(_real_image_generator(data))
   wrong_class = _real_image_generator(data, lambda y: (y + 1) % 10)
-  shifted = gan_evaluation.evaluate(
-    wrong_class, (), classifier, data, rng, eval_config, latent_dim=4, num_classes=10
-  )
+  shifted = score(wrong_class)
   assert right['label_accuracy'] > 0.7  # the tiny classifier's accuracy
   assert shifted['label_accuracy'] < 0.15
   # The images are real either way: unconditional quality does not see the labels.
   for key in ('fid', 'inception_score', 'precision', 'recall'):
     assert abs(right[key] - shifted[key]) < 0.25 * max(abs(right[key]), 1.0), key
   # InfoGAN codes are passed like labels, but their meaning is learned: no accuracy.
-  codes = gan_evaluation.evaluate(
-    _real_image_generator(data, lambda y: (y + 1) % 10),
-    (),
-    classifier,
-    data,
-    rng,
-    eval_config,
-    latent_dim=4,
-    num_classes=10,
-    labels_are_classes=False,
-  )
+  codes = score(wrong_class, labels_are_classes=False)
   assert 'label_accuracy' not in codes
   assert codes['fid'] == shifted['fid']
 
