@@ -6,8 +6,8 @@ commands, the git commit and whether the code it ran had uncommitted changes, th
 (CPU model, cores, XLA devices, load average when it started), the library versions, the
 date and the wall times. It also lists the repository files whose code the measurement
 ran (`code`): a record is *stale* once a later commit changes the code of one of them (a
-Python file whose syntax tree is the same, with only comments or layout edited, does not
-count), and the tables in docs/results.md say so.
+Python file whose syntax tree is the same, with only comments, layout or docstrings edited,
+does not count), and the tables in docs/results.md say so.
 
 The file list is the static import closure of the measurement's entry modules. Families
 and datasets are imported by name through registries, so an entry names the ones it uses,
@@ -206,13 +206,26 @@ def load_all() -> dict[str, dict[str, Any]]:
 
 
 def _syntax(commit: str, path: str) -> str | None:
-  """`path`'s Python syntax tree at `commit` (no comments, no layout); None if it has none."""
+  """`path`'s Python syntax tree at `commit` (no comments, layout or docstrings); None if
+  it has none."""
   if not path.endswith('.py'):
     return None
   try:
-    return ast.dump(ast.parse(_git('show', f'{commit}:{path}')))
+    return ast.dump(_without_docstrings(ast.parse(_git('show', f'{commit}:{path}'))))
   except (subprocess.CalledProcessError, SyntaxError):  # absent then, or not Python
     return None
+
+
+def _without_docstrings(tree: ast.Module) -> ast.Module:
+  """The tree less its module, class and function docstrings: documentation, which no
+  measurement runs (a usage line in launch/main.py's docstring is not a new program)."""
+  for node in ast.walk(tree):
+    if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+      body = node.body
+      if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        if isinstance(body[0].value.value, str):
+          node.body = body[1:]
+  return tree
 
 
 def _same_syntax(since: str, path: str) -> bool:
@@ -225,8 +238,8 @@ def _commits_touching(since: str, paths: tuple[str, ...]) -> str | None:
   """'hash subject' of the newest commit after `since` touching a file of `paths` whose
   code changed since then; None if there is none.
 
-  A Python file whose syntax tree is unchanged (comments or layout edited) still runs the
-  same program, so it does not count.
+  A Python file whose syntax tree is unchanged but for docstrings (comments, layout or
+  docstrings edited) still runs the same program, so it does not count.
   """
   try:
     if not _git('log', '-1', '--format=%h', f'{since}..HEAD', '--', *paths):

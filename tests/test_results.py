@@ -123,6 +123,17 @@ def test_a_record_goes_stale_only_when_its_code_changes(repo):
   _git(repo, 'commit', '-qam', 'comment a')
   records._commits_touching.cache_clear()
   assert records.staleness(record) is None  # the same program
+  (repo / 'a.py').write_text('"""Docs."""\n\n\ndef f():\n  """What f does."""\n\n\nA = (\n  1\n)\n')
+  _git(repo, 'commit', '-qam', 'f')
+  records._commits_touching.cache_clear()
+  assert 'f' in records.staleness(record)  # a new function is new code
+  later = records.provenance(['a.py'])
+  (repo / 'a.py').write_text(
+    '"""Other docs."""\n\n\ndef f():\n  """Said again."""\n\n\nA = (\n  1\n)\n'
+  )
+  _git(repo, 'commit', '-qam', 'docstrings')
+  records._commits_touching.cache_clear()
+  assert records.staleness(later) is None  # docstrings are not code it ran
   (repo / 'a.py').write_text('A = 2\n')
   _git(repo, 'commit', '-qam', 'change a')
   records._commits_touching.cache_clear()
