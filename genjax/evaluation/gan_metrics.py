@@ -14,7 +14,6 @@ float32 jax, in batches.
 from __future__ import annotations
 
 import functools
-
 import math
 from typing import Any, Callable
 
