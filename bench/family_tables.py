@@ -105,8 +105,63 @@ def table(title: str, names: tuple[str, ...], found: dict[str, dict]) -> list[st
   return [*lines, '']
 
 
+# The two MNIST families at equal model calls a sample: (record, sampler, column label).
+# DDIM and Euler make one call a step, Heun two (one on its last, Euler, step), so each
+# pair of columns meets at the same counts.
+EQUAL_CALLS = (
+  ('mnist_diffusion_steps', 'ddim', 'diffusion, DDIM'),
+  ('mnist_flow_steps', 'euler', 'flow, Euler'),
+  ('mnist_diffusion_steps', 'heun', 'diffusion, Heun'),
+  ('mnist_flow_steps', 'heun', 'flow, Heun'),
+)
+
+
+def equal_calls_table(found: dict[str, dict]) -> list[str]:
+  """FID (label accuracy) of each (record, sampler) of EQUAL_CALLS by model calls a sample,
+  from the bench.diffusion_steps records: the same noise and classes for every cell."""
+  lines = ['### MNIST: diffusion and flow at equal model calls', '']
+  cells = {}  # {(record, sampler): {nfe: text}}
+  missing = []
+  for name, sampler, _ in EQUAL_CALLS:
+    record = found.get(name)
+    if record is None:
+      missing.append(name)
+      continue
+    for row in record['metrics']['results']:
+      if row['sampler'] == sampler and 'fid' in row:
+        accuracy = row.get('label_accuracy')
+        text = f"{row['fid']:.2f}" + (f' ({accuracy:.3f})' if accuracy is not None else '')
+        cells.setdefault((name, sampler), {})[row['nfe']] = text
+  if missing:
+    runs = ','.join(n.removesuffix('_steps') for n in dict.fromkeys(missing))
+    lines += [
+      f"No record yet of {', '.join(f'`{n}`' for n in dict.fromkeys(missing))}"
+      f' (`python -m bench.results --only=mnist_classifier,{runs},'
+      + ','.join(dict.fromkeys(missing))
+      + '`).',
+      '',
+    ]
+  if not cells:
+    return lines
+  stale = sorted({n for n, _ in cells if records.staleness(found[n])})
+  header = ['model calls a sample', *(label for _, _, label in EQUAL_CALLS)]
+  lines += ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  for nfe in sorted({nfe for by_nfe in cells.values() for nfe in by_nfe}):
+    row = [cells.get((n, s), {}).get(nfe, '—') for n, s, _ in EQUAL_CALLS]
+    lines.append(f'| {nfe} | ' + ' | '.join(row) + ' |')
+  numbers = {n: found[n]['metrics']['num_samples'] for n, _ in cells}
+  lines += [
+    '',
+    'Classifier FID (label accuracy) of '
+    + ' and '.join(f'{count:,} samples of `{n}`' for n, count in numbers.items())
+    + ', each setting from the same noise and classes, with the runs\' guidance.'
+    + (f" Stale: {', '.join(f'`{n}`' for n in stale)}." if stale else ''),
+  ]
+  return [*lines, '']
+
+
 def sections(found: dict[str, dict]) -> list[str]:
   lines = ['## Families side by side', '']
   for title, names in TABLES:
     lines += table(title, names, found)
-  return lines
+  return [*lines, *equal_calls_table(found)]

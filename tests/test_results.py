@@ -236,6 +236,36 @@ def test_family_tables_put_every_generator_of_a_dataset_in_the_same_columns(tmp_
   assert 'real train images score FID 0.12' in lines[-2] and 'IS 4.90' in lines[-2]
 
 
+def test_equal_calls_table_puts_diffusion_and_flow_at_the_same_model_calls(tmp_path, monkeypatch):
+  monkeypatch.setattr(records, 'RESULTS_DIR', str(tmp_path / 'results'))
+  code = ['genjax/__init__.py']
+
+  def steps_record(rows):
+    return {'num_samples': 1_000, 'results': rows, 'fid_by_steps': {}}
+
+  flow = [
+    {'sampler': 'euler', 'steps': 5, 'nfe': 5, 'fid': 30.123, 'label_accuracy': 0.81},
+    {'sampler': 'euler', 'steps': 20, 'nfe': 20, 'fid': 6.5, 'label_accuracy': 0.97},
+    {'sampler': 'heun', 'steps': 5, 'nfe': 9, 'fid': 12.0, 'label_accuracy': 0.9},
+  ]
+  name = 'mnist_flow_steps'
+  records.write(name, _fake_record(tmp_path, name, steps_record(flow), code))
+  lines = family_tables.equal_calls_table(records.load_all())
+  text = '\n'.join(lines)
+  # The diffusion record is missing: the table says how to make it, and shows the flow's.
+  assert '--only=mnist_classifier,mnist_diffusion,mnist_diffusion_steps' in text
+  rows = {line.split('|')[1].strip(): line for line in lines if line.startswith('| ')}
+  assert rows['5'] == '| 5 | — | 30.12 (0.810) | — | — |'
+  assert rows['9'] == '| 9 | — | — | — | 12.00 (0.900) |'
+  assert list(rows)[1:] == ['5', '9', '20']  # by model calls, after the header
+  diffusion = [{'sampler': 'ddim', 'steps': 20, 'nfe': 20, 'fid': 4.0, 'label_accuracy': 0.99}]
+  name = 'mnist_diffusion_steps'
+  records.write(name, _fake_record(tmp_path, name, steps_record(diffusion), code))
+  lines = family_tables.equal_calls_table(records.load_all())
+  assert '| 20 | 4.00 (0.990) | 6.50 (0.970) | — | — |' in lines
+  assert not any('No record yet' in line for line in lines)
+
+
 def test_every_readme_experiments_row_has_the_header_s_cells():
   """The figures go in the last cell, so a row short of a cell puts them under the wrong
   heading (it once put python_code's loss under 'what it shows')."""
