@@ -152,6 +152,23 @@ def test_a_patched_unet_works_on_half_size_maps():
     model.check_image(30, 30)
 
 
+def test_fourier_features_say_where_a_value_lies_between_8_bit_levels():
+  centres = (2.0 * jnp.arange(256) + 1.0) / 256 - 1.0  # VDM's levels in [-1, 1]
+  x = jnp.stack([centres, centres + 1.0 / 256], axis=-1)[None, None]  # [1, 1, 256, 2]
+  features = unet.fourier_features(x, (6, 7))
+  assert features.shape == (1, 1, 256, 8)  # sin n=6, n=7, then cos n=6, n=7; 2 channels
+  sines, cosines = features[..., :4].reshape(256, 2, 2), features[..., 4:].reshape(256, 2, 2)
+  # n = 7: one period a level, so the same at every centre and opposite halfway between.
+  np.testing.assert_allclose(cosines[:, 1, 0], -1.0, atol=1e-4)
+  np.testing.assert_allclose(cosines[:, 1, 1], 1.0, atol=1e-4)
+  # n = 6: one period across two levels, so the sines tell odd levels from even ones.
+  np.testing.assert_allclose(sines[:, 0, 0], np.where(np.arange(256) % 2, -1.0, 1.0), atol=1e-4)
+  # In the network: the input channels grow by 2 N C, and the output sees the features.
+  model = UNet(attention_resolutions=(8,), fourier_exponents=(6, 7), **TINY)
+  shapes = jax.eval_shape(model.init, KEY, images(), jnp.zeros(2))
+  assert shapes['params']['conv_in']['kernel'].shape == (3, 3, 3 * 5, 8)
+
+
 @pytest.mark.parametrize(
   'change,message',
   [

@@ -56,6 +56,7 @@ UNET_FIELDS = (
   'num_classes',
   'time_scale',
   'patch_size',
+  'fourier_exponents',
 )
 DTYPES = ('float32', 'bfloat16')
 
@@ -79,6 +80,9 @@ def add_config_fields(c: ml_collections.ConfigDict) -> None:
       # p > 1: the U-Net works on p x p patches (H/p x W/p maps of p*p*C channels), its
       # first level 1/p^2 the cost; attention_resolutions count patched sizes.
       'model.patch_size': 1,
+      # VDM's input features: sin and cos of 2 pi 2^n x for each n, e.g. (6, 7) for a
+      # likelihood on 8-bit images (genjax.models.unet.fourier_features); () for none.
+      'model.fourier_exponents': (),
       'model.dtype': 'float32',  # computation dtype: 'float32' | 'bfloat16'
       # Share of training labels replaced by the null class (classifier-free guidance
       # needs the unconditional model too); unused by an unconditional model.
