@@ -121,11 +121,10 @@ def equal_calls_table(found: dict[str, dict]) -> list[str]:
   from the bench.diffusion_steps records: the same noise and classes for every cell."""
   lines = ['### MNIST: diffusion and flow at equal model calls', '']
   cells = {}  # {(record, sampler): {nfe: text}}
-  missing = []
+  missing = {name: None for name, _, _ in EQUAL_CALLS if name not in found}  # in order
   for name, sampler, _ in EQUAL_CALLS:
     record = found.get(name)
     if record is None:
-      missing.append(name)
       continue
     for row in record['metrics']['results']:
       if row['sampler'] == sampler and 'fid' in row:
@@ -133,12 +132,10 @@ def equal_calls_table(found: dict[str, dict]) -> list[str]:
         text = f"{row['fid']:.2f}" + (f' ({accuracy:.3f})' if accuracy is not None else '')
         cells.setdefault((name, sampler), {})[row['nfe']] = text
   if missing:
-    runs = ','.join(n.removesuffix('_steps') for n in dict.fromkeys(missing))
+    runs = ','.join(n.removesuffix('_steps') for n in missing)
     lines += [
-      f"No record yet of {', '.join(f'`{n}`' for n in dict.fromkeys(missing))}"
-      f' (`python -m bench.results --only=mnist_classifier,{runs},'
-      + ','.join(dict.fromkeys(missing))
-      + '`).',
+      f"No record yet of {', '.join(f'`{n}`' for n in missing)}"
+      f" (`python -m bench.results --only=mnist_classifier,{runs},{','.join(missing)}`).",
       '',
     ]
   if not cells:

@@ -17,8 +17,8 @@ def get_config():
   c.sample.guidance = 1.0  # nothing to guide by
   c.diffusion.objective = 'vdm'  # the loss is the bound, in bits/dim
   c.diffusion.schedule = 'linear_logsnr'  # VDM's: log-SNR from 13.3 down to -5
-  # VDM's Fourier input features (model.fourier_exponents=(6, 7)) are off: in a 500-step
-  # probe they made the bound worse, 2.720 bits/dim against 2.287 without (AMD EPYC,
-  # 2026-12-06; the issue 19 notes); whether they pay at full length is not yet measured.
+  # VDM's Fourier input features (model.fourier_exponents=(6, 7)) are off: a 500-step
+  # probe bounded worse with them (a probe, not a record; the issue 19 notes of
+  # 2026-12-06); whether they pay at full length is not yet measured.
   c.eval.bits_per_dim = True  # the bound over all 10,000 test images
   return c

@@ -53,9 +53,8 @@ def fourier_features(x: Array, exponents: Sequence[int]) -> Array:
   """VDM's input features (Kingma et al. 2021): ``[..., C] -> [..., 2 N C]``,
   the sines then the cosines of ``2 pi 2^n x`` for each of the N exponents n, computed in
   float32. On data in [-1, 1] cut into 256 levels, n = 7 runs one period across each
-  level and n = 6 one across two, so the network sees where a noisy value lies between
-  the levels: what the likelihood needs at high signal-to-noise ratios, where the noise
-  is smaller than a level and a smooth network cannot resolve it."""
+  level and n = 6 one across two, so the network can see where a noisy value lies between
+  the levels, at high signal-to-noise ratios where the noise is smaller than a level."""
   x = x.astype(jnp.float32)
   freqs = 2.0 * math.pi * 2.0 ** jnp.asarray(exponents, jnp.float32)
   args = (x[..., None, :] * freqs[:, None]).reshape(*x.shape[:-1], -1)
