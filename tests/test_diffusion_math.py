@@ -153,6 +153,21 @@ def test_antithetic_times_stratify_the_batch():
   assert 0 <= t[0] < 1 / 8
 
 
+def test_stratified_times_cover_the_batch_evenly_whichever_device_holds_an_example():
+  positions = jnp.arange(8)
+  whole = obj.stratified_times(KEY, positions, 8)
+  halves = [obj.stratified_times(KEY, positions[i : i + 4], 8) for i in (0, 4)]
+  np.testing.assert_array_equal(whole, jnp.concatenate(halves))
+  np.testing.assert_allclose(np.diff(np.sort(np.asarray(whole))), 1 / 8, atol=1e-6)
+  # A loss given times uses them, and draws the noise it draws without them.
+  x = jax.random.normal(KEY, (8, 6))
+  keys = jax.random.split(jax.random.PRNGKey(3), 8)
+  eps = obj.normal(obj.split(keys)[1], x.shape)
+  outputs_t = lambda z, t, y: jnp.broadcast_to(t[:, None], z.shape)
+  loss = obj.loss('eps', outputs_t, x, keys, schedule=Schedule(), t=whole)
+  np.testing.assert_allclose(loss, jnp.mean(jnp.square(whole[:, None] - eps), -1), rtol=1e-6)
+
+
 def test_per_example_keys_draw_each_example_alone_whatever_the_batch():
   """With one key per example, an example's loss is the one it has in a batch of its own:
   the property that makes data-parallel strategies agree."""

@@ -116,7 +116,8 @@ def self_conditioned_gan(steps=8, classifier_workdir=''):
 
 def diffusion(steps=8, dropout=0.1):
   """A class-conditional U-Net 8 wide on one level of 2x2 patches (14 x 14) with label
-  dropout and dropout on (every per-example draw of the family); 4 guided DDIM steps.
+  dropout, dropout and stratified times on (every per-example draw of the family); 4
+  guided DDIM steps.
   Small to compile: a two-level U-Net on whole pixels doubles every test's compile and
   step time; the contract tests shrink the experiments alike, and tests/test_unet.py
   covers the levels."""
@@ -131,6 +132,7 @@ def diffusion(steps=8, dropout=0.1):
   c.model.attention_resolutions = ()
   c.model.num_heads = 2
   c.model.dropout = dropout
+  c.diffusion.stratified_times = True  # times from batch positions: strategies must agree
   c.sample.steps = 4
   _short_run(c, steps)
   c.optim.learning_rate = 2e-3

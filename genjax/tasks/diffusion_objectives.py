@@ -16,7 +16,9 @@ Conventions:
   ``rng`` is one key for the batch, or one key per example ``[B]`` (e.g.
   ``base.per_example_keys``): then every draw of an example (its t, its noise) comes from
   its own key, whatever else is in the batch, which is what makes data-parallel
-  strategies agree. VDM's antithetic times stratify over the batch and need one key.
+  strategies agree. VDM's antithetic times stratify over the batch and need one key;
+  ``stratified_times`` stratifies per-example draws by the examples' batch positions, and
+  every loss takes such times as ``t``.
   Data x is float ``[B, ...]`` in [-1, 1]. The VDM likelihood (``vdm_terms``) assumes VDM's
   scaling: x takes one of K levels at the bin centres ``(2k + 1) / K - 1`` (K = 256 for
   8-bit data, 2 for binarized); ``centered_levels`` maps [0, 1] images (k / (K - 1)) there.
@@ -156,9 +158,23 @@ def sample_times(rng: Array, batch: int, antithetic: bool = False) -> Array:
   return uniform(rng, (batch,))
 
 
-def _noised(x, rng, objective, schedule, antithetic):
+def stratified_times(rng: Array, positions: Array, batch_size: int) -> Array:
+  """VDM's low-discrepancy times for examples at ``positions`` ``[B]`` of a global batch
+  of ``batch_size``: ``(u + position / batch_size) mod 1``, one offset u from ``rng`` (one
+  key, the same on every device). The whole batch covers [0, 1) evenly, as
+  ``sample_times(antithetic=True)``'s does, and each example's time depends only on its
+  position: the same whichever device holds it."""
+  return jnp.mod(jax.random.uniform(rng, ()) + positions / batch_size, 1.0)
+
+
+def _times(t_rng, x, antithetic, t):
+  """``t`` if given (t_rng is still consumed, so the noise is the same either way)."""
+  return sample_times(t_rng, x.shape[0], antithetic) if t is None else t
+
+
+def _noised(x, rng, objective, schedule, antithetic, t):
   t_rng, eps_rng = split(rng)
-  t = sample_times(t_rng, x.shape[0], antithetic)
+  t = _times(t_rng, x, antithetic, t)
   eps = normal(eps_rng, x.shape, x.dtype)
   return t, eps, diffuse(x, t, eps, objective, schedule)
 
@@ -171,34 +187,34 @@ def _per_example_sum(values: Array) -> Array:
   return jnp.sum(values.reshape(values.shape[0], -1), axis=-1)
 
 
-def eps_loss(denoise, x, rng, labels=None, schedule=Schedule(), antithetic=False) -> Array:
+def eps_loss(denoise, x, rng, labels=None, schedule=Schedule(), antithetic=False, t=None) -> Array:
   """DDPM's noise-prediction loss (Ho et al. 2020) in continuous time: the mean over
-  dimensions of ``(eps_hat - eps)^2`` at t ~ U[0, 1], ``[B]``."""
-  t, eps, z = _noised(x, rng, 'eps', schedule, antithetic)
+  dimensions of ``(eps_hat - eps)^2`` at t ~ U[0, 1] (or the given ``t``), ``[B]``."""
+  t, eps, z = _noised(x, rng, 'eps', schedule, antithetic, t)
   return _per_example_mean(jnp.square(denoise(z, t, labels) - eps))
 
 
-def v_loss(denoise, x, rng, labels=None, schedule=Schedule(), antithetic=False) -> Array:
+def v_loss(denoise, x, rng, labels=None, schedule=Schedule(), antithetic=False, t=None) -> Array:
   """The v-prediction loss (Salimans & Ho 2022): mean of ``(v_hat - v)^2``, ``[B]``."""
-  t, eps, z = _noised(x, rng, 'v', schedule, antithetic)
+  t, eps, z = _noised(x, rng, 'v', schedule, antithetic, t)
   alpha, sigma = path_alpha_sigma('v', schedule, t)
   target = v_from_x0_eps(x, eps, alpha, sigma)
   return _per_example_mean(jnp.square(denoise(z, t, labels) - target))
 
 
-def flow_loss(denoise, x, rng, labels=None, schedule=None, antithetic=False) -> Array:
+def flow_loss(denoise, x, rng, labels=None, schedule=None, antithetic=False, t=None) -> Array:
   """Flow matching with the OT path: mean of ``(u_hat - (eps - x))^2``, ``[B]``.
 
   ``schedule`` is unused (the path has none); it is accepted so that every loss takes
   the same arguments.
   """
   del schedule
-  t, eps, z = _noised(x, rng, 'flow', None, antithetic)
+  t, eps, z = _noised(x, rng, 'flow', None, antithetic, t)
   return _per_example_mean(jnp.square(denoise(z, t, labels) - (eps - x)))
 
 
 def vdm_diffusion_loss(
-  denoise, x, rng, labels=None, schedule=VDM_SCHEDULE, antithetic=True
+  denoise, x, rng, labels=None, schedule=VDM_SCHEDULE, antithetic=True, t=None
 ) -> Array:
   """VDM's continuous-time diffusion loss (Kingma et al. 2021, eq. 17), nats ``[B]``:
   ``0.5 * (-dlambda/dt) * ||eps - eps_hat||^2`` summed over dimensions, t ~ U[0, 1].
@@ -207,7 +223,7 @@ def vdm_diffusion_loss(
   logsnr_min to logsnr_max: only the ends of the schedule, not its shape, change it.
   """
   t_rng, eps_rng = split(rng)
-  t = sample_times(t_rng, x.shape[0], antithetic)
+  t = _times(t_rng, x, antithetic, t)
   logsnr, dlogsnr_dt = logsnr_and_derivative(schedule, t)
   alpha, sigma = alpha_sigma(logsnr)
   eps = normal(eps_rng, x.shape, x.dtype)
@@ -258,13 +274,13 @@ def vdm_reconstruction_loss(
 
 
 def vdm_terms(
-  denoise, x, rng, labels=None, schedule=VDM_SCHEDULE, num_levels=256, antithetic=True
+  denoise, x, rng, labels=None, schedule=VDM_SCHEDULE, num_levels=256, antithetic=True, t=None
 ) -> dict[str, Array]:
   """VDM's three terms of ``-ELBO``, each nats ``[B]``: 'diffusion', 'prior',
   'reconstruction'. Their sum bounds ``-log p(x)``."""
   diffusion_rng, reconstruction_rng = split(rng)
   return {
-    'diffusion': vdm_diffusion_loss(denoise, x, diffusion_rng, labels, schedule, antithetic),
+    'diffusion': vdm_diffusion_loss(denoise, x, diffusion_rng, labels, schedule, antithetic, t),
     'prior': vdm_prior_loss(x, schedule),
     'reconstruction': vdm_reconstruction_loss(x, reconstruction_rng, schedule, num_levels),
   }
@@ -276,10 +292,10 @@ def bits_per_dim(nats: Array, x: Array) -> Array:
 
 
 def vdm_loss(
-  denoise, x, rng, labels=None, schedule=VDM_SCHEDULE, num_levels=256, antithetic=True
+  denoise, x, rng, labels=None, schedule=VDM_SCHEDULE, num_levels=256, antithetic=True, t=None
 ) -> Array:
   """VDM's ``-ELBO`` in bits per dimension, ``[B]`` (the sum of ``vdm_terms``)."""
-  terms = vdm_terms(denoise, x, rng, labels, schedule, num_levels, antithetic)
+  terms = vdm_terms(denoise, x, rng, labels, schedule, num_levels, antithetic, t)
   return bits_per_dim(sum(terms.values()), x)
 
 
@@ -288,7 +304,7 @@ _LOSSES = {'eps': eps_loss, 'v': v_loss, 'vdm': vdm_loss, 'flow': flow_loss}
 
 def loss(objective: str, denoise: DenoiseFn, x: Array, rng: Array, labels=None, **kwargs) -> Array:
   """The objective's per-example loss ``[B]`` (``eps_loss``, ``v_loss``, ``vdm_loss`` in
-  bits/dim, ``flow_loss``); keyword arguments go to it (schedule, antithetic, ...)."""
+  bits/dim, ``flow_loss``); keyword arguments go to it (schedule, antithetic, t, ...)."""
   check_objective(objective)
   return _LOSSES[objective](denoise, x, rng, labels, **kwargs)
 
