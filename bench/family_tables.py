@@ -147,11 +147,20 @@ def equal_calls_table(found: dict[str, dict]) -> list[str]:
     row = [cells.get((n, s), {}).get(nfe, '—') for n, s, _ in EQUAL_CALLS]
     lines.append(f'| {nfe} | ' + ' | '.join(row) + ' |')
   numbers = {n: found[n]['metrics']['num_samples'] for n, _ in cells}
+  # The training step of the run each record sampled: families compare only at equal steps.
+  trained = {n: found[n]['metrics'].get('step') for n in numbers}
+  of_run = lambda n: f' (trained {trained[n]:,} steps)' if trained[n] is not None else ''
+  unequal = len(set(trained.values())) > 1
   lines += [
     '',
     'Classifier FID (label accuracy) of '
-    + ' and '.join(f'{count:,} samples of `{n}`' for n, count in numbers.items())
+    + ' and '.join(f'{count:,} samples of `{n}`{of_run(n)}' for n, count in numbers.items())
     + ', each setting from the same noise and classes, with the runs\' guidance.'
+    + (
+      ' The runs trained different numbers of steps: not yet a like-for-like comparison.'
+      if unequal
+      else ''
+    )
     + (f" Stale: {', '.join(f'`{n}`' for n in stale)}." if stale else ''),
   ]
   return [*lines, '']

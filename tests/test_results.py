@@ -240,8 +240,8 @@ def test_equal_calls_table_puts_diffusion_and_flow_at_the_same_model_calls(tmp_p
   monkeypatch.setattr(records, 'RESULTS_DIR', str(tmp_path / 'results'))
   code = ['genjax/__init__.py']
 
-  def steps_record(rows):
-    return {'num_samples': 1_000, 'results': rows, 'fid_by_steps': {}}
+  def steps_record(rows, step=4_000):
+    return {'num_samples': 1_000, 'step': step, 'results': rows, 'fid_by_steps': {}}
 
   flow = [
     {'sampler': 'euler', 'steps': 5, 'nfe': 5, 'fid': 30.123, 'label_accuracy': 0.81},
@@ -264,6 +264,12 @@ def test_equal_calls_table_puts_diffusion_and_flow_at_the_same_model_calls(tmp_p
   lines = family_tables.equal_calls_table(records.load_all())
   assert '| 20 | 4.00 (0.990) | 6.50 (0.970) | — | — |' in lines
   assert not any('No record yet' in line for line in lines)
+  assert '`mnist_flow_steps` (trained 4,000 steps)' in lines[-2]
+  assert 'not yet a like-for-like' not in lines[-2]
+  # A run trained longer than the other is named as such.
+  records.write(name, _fake_record(tmp_path, name, steps_record(diffusion, 7_000), code))
+  caption = family_tables.equal_calls_table(records.load_all())[-2]
+  assert '(trained 7,000 steps)' in caption and 'not yet a like-for-like' in caption
 
 
 def test_every_readme_experiments_row_has_the_header_s_cells():
