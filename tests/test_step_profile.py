@@ -1,0 +1,28 @@
+"""bench.step_profile: the ops of a real profiled step, and how the report sums them."""
+
+from bench import step_profile
+from tests import tiny
+
+
+def test_op_times_sum_each_op_over_its_runs_and_leave_the_runtime_out():
+  events = [
+    {'ph': 'X', 'name': 'ynn_fusion.3', 'dur': 2_000_000},
+    {'ph': 'X', 'name': 'ynn_fusion.3', 'dur': 1_000_000},  # the same op on another device
+    {'ph': 'X', 'name': 'ynn_fusion.12', 'dur': 500_000},
+    {'ph': 'X', 'name': 'multiply_add_fusion', 'dur': 250_000},
+    {'ph': 'X', 'name': 'ThunkExecutor::Execute', 'dur': 9_000_000},
+    {'ph': 'X', 'name': '$steps.py:64 run_steps', 'dur': 9_000_000},
+    {'ph': 'i', 'name': 'dot.1'},  # an instant, no duration
+  ]
+  times = step_profile.op_times(events)
+  assert times == {'ynn_fusion.3': 3.0, 'ynn_fusion.12': 0.5, 'multiply_add_fusion': 0.25}
+  assert step_profile.by_kind(times) == [('ynn_fusion', 3.5, 2), ('multiply_add_fusion', 0.25, 1)]
+
+
+def test_a_profiled_step_lists_its_matrix_multiplications():
+  result = step_profile.profile(tiny.lm(steps=2))
+  assert result['seconds'] > 0 and result['ops']
+  kinds = {kind for kind, _, _ in step_profile.by_kind(result['ops'])}
+  assert kinds & {'dot', 'ynn_fusion'}, kinds  # the matmuls, under either CPU backend
+  lines = step_profile.report(result, top=5)
+  assert lines[0].endswith('x the wall time') and len(lines) == 1 + 1 + 2 + 5 + 1 + 2 + 5
