@@ -33,8 +33,9 @@ _STEPS = flags.DEFINE_integer('steps', 1, 'Calls of the step profiled (after one
 _TOP = flags.DEFINE_integer('top', 20, 'Ops listed one by one, the slowest first.')
 _TRACE_DIR = flags.DEFINE_string('trace_dir', None, 'Keep the trace here (default: discarded).')
 
-# Trace events that are not XLA ops: the runtime's own spans and Python frames ('$...').
-_NOT_OPS = re.compile(r'^\$|::|Execute|PjitFunction|^Thunk')
+# Trace events that are not XLA ops: the runtime's own spans (its waits for devices and
+# threads included) and Python frames ('$...').
+_NOT_OPS = re.compile(r'^\$|::|Execute|PjitFunction|^Thunk|^Wait|^Rendezvous')
 
 
 def op_times(trace_events: list[dict]) -> dict[str, float]:

@@ -12,6 +12,8 @@ def test_op_times_sum_each_op_over_its_runs_and_leave_the_runtime_out():
     {'ph': 'X', 'name': 'multiply_add_fusion', 'dur': 250_000},
     {'ph': 'X', 'name': 'ThunkExecutor::Execute', 'dur': 9_000_000},
     {'ph': 'X', 'name': '$steps.py:64 run_steps', 'dur': 9_000_000},
+    {'ph': 'X', 'name': 'Wait: pending_threads=1/2', 'dur': 400_000},
+    {'ph': 'X', 'name': 'Rendezvous', 'dur': 400_000},
     {'ph': 'i', 'name': 'dot.1'},  # an instant, no duration
   ]
   times = step_profile.op_times(events)
