@@ -89,11 +89,12 @@ def profile(config, steps: int = 1, trace_dir: str | None = None) -> dict:
 def report(result: dict, top: int = 20) -> list[str]:
   ops, wall = result['ops'], result['seconds']
   total = sum(ops.values())
-  cores = os.cpu_count() if jax.default_backend() == 'cpu' else jax.device_count()
+  on_cpu = jax.default_backend() == 'cpu'
+  cores = os.cpu_count() if on_cpu else jax.device_count()
   lines = [
     f'{wall:.3f} s wall for the profiled calls; the ops ran {total:.3f} s in all, '
     f'{100 * total / (wall * cores):.1f}% of {cores} '
-    f"{'cores' if jax.default_backend() == 'cpu' else 'devices'} x the wall time",
+    f"{'cores' if on_cpu else 'devices'} x the wall time",
     '',
     '| op kind | seconds | share of op time | ops |',
     '|---|---|---|---|',
