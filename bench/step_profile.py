@@ -28,11 +28,6 @@ from ml_collections import config_flags
 
 from bench import steps as bench_steps
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config to profile.')
-_STEPS = flags.DEFINE_integer('steps', 1, 'Calls of the step profiled (after one warm-up).')
-_TOP = flags.DEFINE_integer('top', 20, 'Ops listed one by one, the slowest first.')
-_TRACE_DIR = flags.DEFINE_string('trace_dir', None, 'Keep the trace here (default: discarded).')
-
 # Trace events that are not XLA ops: the runtime's own spans (its waits for devices and
 # threads included) and Python frames ('$...').
 _NOT_OPS = re.compile(r'^\$|::|Execute|PjitFunction|^Thunk|^Wait|^Rendezvous')
@@ -109,11 +104,18 @@ def report(result: dict, top: int = 20) -> list[str]:
 
 def main(argv):
   del argv
-  if _CONFIG.value is None:
+  args = flags.FLAGS
+  if args.config is None:
     raise app.UsageError('Name the experiment: --config=experiments/NAME.py[:size].')
-  result = profile(_CONFIG.value, _STEPS.value, _TRACE_DIR.value)
-  print('\n'.join(report(result, _TOP.value)), flush=True)
+  result = profile(args.config, args.steps, args.trace_dir)
+  print('\n'.join(report(result, args.top)), flush=True)
 
 
 if __name__ == '__main__':
+  # Defined only when run, so that tests can import this module beside other bench
+  # modules whose flags share these names (--steps, --config) in one process.
+  config_flags.DEFINE_config_file('config', None, 'Experiment config to profile.')
+  flags.DEFINE_integer('steps', 1, 'Calls of the step profiled (after one warm-up).')
+  flags.DEFINE_integer('top', 20, 'Ops listed one by one, the slowest first.')
+  flags.DEFINE_string('trace_dir', None, 'Keep the trace here (default: discarded).')
   app.run(main)

@@ -1,7 +1,14 @@
 """bench.step_profile: the ops of a real profiled step, and how the report sums them."""
 
-from bench import step_profile
+from absl import flags
+
+from bench import frameworks, step_profile
 from tests import tiny
+
+
+def test_importing_it_defines_no_flags_beside_another_bench_module():
+  # bench.frameworks defines --steps at import; this module's --steps exists only when run.
+  assert frameworks.__name__ and 'steps' in flags.FLAGS and 'top' not in flags.FLAGS
 
 
 def test_op_times_sum_each_op_over_its_runs_and_leave_the_runtime_out():
