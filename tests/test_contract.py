@@ -80,6 +80,7 @@ def _diffusion(c):
   c.model.num_heads = 2
   c.sample.steps = 2
   c.eval.num_samples = 32
+  c.eval.timed_samples = 4
 
 
 def _lm(c):
