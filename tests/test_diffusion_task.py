@@ -100,6 +100,8 @@ def test_training_lowers_the_loss_and_views_draw_from_the_ema(tmp_path):
   train = [r['loss'] for r in rows if r['split'] == 'train']
   assert train[-1] < 0.8 * train[0], train
   assert [r['step'] for r in rows if r['split'] == 'test'][-1] == 24
+  report = json.loads((tmp_path / 'diffusion' / 'eval.json').read_text())
+  assert report['step'] == 24 and report['sampling_seconds_4'] > 0  # eval.timed_samples
   config, task, restored = api.load_state(workdir)
   variables = task.inference_variables(restored)
   assert_trees_equal(variables, state.extra['ema'])  # views and evaluation use the EMA

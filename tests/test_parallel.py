@@ -48,7 +48,7 @@ def train_steps(config, strategy, devices, steps=20, names=('loss',), data=None,
   return state, np.asarray(jax.device_get(out))
 
 
-def _losses(config, strategy, devices, data, steps=10, mesh=''):
+def _losses(config, strategy, devices, data, steps=20, mesh=''):
   """[steps, 1 + k]: the loss, then the gradient norms (k = 1, or 2 for a GAN's two nets).
 
   Gradient norms catch a pmap step that sums device gradients instead of averaging
@@ -101,7 +101,7 @@ def test_strategies_agree_with_one_device(make_config):
   of it, as a researcher's mesh flag gives them; 'pmap' and 'fsdp' run on data:4, and
   'fsdp' on data:2,model:2 too for the families whose weights split over 'model' as well
   as over 'data'."""
-  config = make_config(steps=10)  # ten steps: enough to tell a summed gradient from a mean
+  config = make_config(steps=20)
   assert jax.device_count() == 4
   data = datasets.load(config.data)  # once: the strategies differ in the step only
   one = _losses(config, 'jit', jax.devices()[:1], data)
@@ -115,7 +115,7 @@ def test_strategies_agree_with_one_device(make_config):
   np.testing.assert_allclose(pmap, one, rtol=1e-5)
   # fsdp reduce-scatters the gradients, summing in another order than jit's all-reduce;
   # a GAN's two-player steps amplify that rounding most (its generator's gradient norm
-  # at step 18 of a 20-step run: 1.8e-5 relative), so its bound is 2e-5 and every other's 1e-5.
+  # at step 18 of 20: 1.8e-5 relative), so its bound is 2e-5 and every other's 1e-5.
   np.testing.assert_allclose(fsdp, one, rtol=2e-5 if config.task == 'gan' else 1e-5)
   if make_config in SPLIT_OVER_MODEL:
     split = _losses(config, 'fsdp', jax.devices(), data, mesh='data:2,model:2')

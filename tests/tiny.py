@@ -139,6 +139,7 @@ def diffusion(steps=8, dropout=0.1):
   c.eval.batch_size = 32
   c.eval.num_examples = 64
   c.eval.num_samples = 64
+  c.eval.timed_samples = 4
   c.eval.classifier_workdir = ''
   return c
 
