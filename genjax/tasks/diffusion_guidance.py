@@ -38,12 +38,13 @@ def guided_output(
   if labels is None or null_label is None:
     raise ValueError('classifier-free guidance needs labels and the null_label of the model')
   batch = z.shape[0]
-  both = denoise(
-    jnp.concatenate([z, z]),
-    jnp.concatenate([t, t]),
-    jnp.concatenate([labels, jnp.full_like(labels, null_label)]),
-  )
-  cond, uncond = both[:batch], both[batch:]
+  # Each row's two calls side by side (rows 2i, 2i + 1), not one half after the other:
+  # a batch split over devices then keeps both of a row's outputs on one device, and
+  # combining them moves nothing between devices.
+  pair = lambda a, b: jnp.stack([a, b], axis=1).reshape(2 * batch, *a.shape[1:])
+  both = denoise(pair(z, z), pair(t, t), pair(labels, jnp.full_like(labels, null_label)))
+  both = both.reshape(batch, 2, *both.shape[1:])
+  cond, uncond = both[:, 0], both[:, 1]
   return uncond + guidance * (cond - uncond)
 
 
