@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from genjax.models import dropout as dropout_lib
+from genjax.models.group_norm import GroupNorm
 from genjax.models.layers import Dtype, as_tuple, conv_kernel_init
 
 Array = jnp.ndarray
@@ -71,7 +72,7 @@ def _conv(features: int, dtype: Dtype, zero: bool = False, **kwargs) -> nn.Conv:
 
 def _norm(x: Array, num_groups: int, dtype: Dtype, name: str | None = None) -> Array:
   groups = group_count(x.shape[-1], num_groups)
-  return nn.GroupNorm(num_groups=groups, dtype=dtype, name=name)(x)
+  return GroupNorm(num_groups=groups, dtype=dtype, name=name)(x)
 
 
 class ResBlock(nn.Module):
