@@ -17,6 +17,10 @@ TABLES = (
     'MNIST',
     ('mnist_dcgan', 'mnist_cdcgan', 'mnist_diffusion', 'mnist_flow', 'mnist_vdm'),
   ),
+  (
+    'Fashion-MNIST',
+    ('fashion_mnist_vae', 'fashion_mnist_dcgan', 'fashion_mnist_diffusion'),
+  ),
 )
 
 # What a person saw in each record's last sample grid (runs/results/NAME/samples/), looked

@@ -295,6 +295,15 @@ ENTRIES = {
       flags=('--config.eval.classifier_workdir={mnist_classifier}',),
     ),
     Entry(
+      'fashion_mnist_diffusion',
+      'class-conditional diffusion on Fashion-MNIST (mnist_diffusion\'s recipe), scored by the'
+      ' Fashion-MNIST classifier',
+      config='experiments/fashion_mnist_diffusion.py',
+      show=DIFFUSION_SHOW,
+      needs=('fashion_mnist_classifier',),
+      flags=('--config.eval.classifier_workdir={fashion_mnist_classifier}',),
+    ),
+    Entry(
       'fruits_diffusion',
       'class-conditional diffusion on fruits (v; DDIM, 50 steps, guidance 1.5), scored by the'
       ' fruits classifier',
