@@ -35,6 +35,14 @@ LOOKED_AT = {
     '861153f',
     'yes: sharp-edged apples, oranges, pears and bunches of grapes on pale grounds',
   ),
+  'mnist_diffusion': (
+    '12a3eef',
+    'yes: 62 of 64 read as their class (a 3 drawn as a 5, an 8 as a 0)',
+  ),
+  'mnist_flow': (
+    '63618b4',
+    'yes: 61 of 64 read as their class (a 5 drawn as an open loop, a 9 as a P, a thin 4)',
+  ),
   'fashion_mnist_diffusion': (
     '63618b4',
     'yes: T-shirts, trousers, pullovers, dresses, coats, shirts, strapped sandals, sneakers,'
