@@ -43,6 +43,10 @@ LOOKED_AT = {
     '63618b4',
     'yes: 61 of 64 read as their class (a 5 drawn as an open loop, a 9 as a P, a thin 4)',
   ),
+  'mnist_vdm': (
+    '88a65ed',
+    'no: mostly stroke-like scribbles; a handful read as digits (a 1, a 3, a 0, a 7)',
+  ),
   'fashion_mnist_diffusion': (
     '63618b4',
     'yes: T-shirts, trousers, pullovers, dresses, coats, shirts, strapped sandals, sneakers,'
