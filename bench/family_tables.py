@@ -53,8 +53,9 @@ LOOKED_AT = {
     ' bags and ankle boots, some shirts with prints',
   ),
   'fruits_diffusion': (
-    '601038b',
-    'yes: soft-edged oranges, apples, bananas and bunches of grapes on a grey ground',
+    'd710893',
+    'yes: soft, speckled apples, oranges and bunches of grapes, small yellow bananas and'
+    ' pears, on grey and lilac grounds',
   ),
 }
 
