@@ -32,8 +32,9 @@ TABLES = (
 LOOKED_AT = {
   'fruits_vae': ('8e980ac', 'no: blurred blobs of colour on purple and grey grounds'),
   'fruits_dcgan': (
-    '861153f',
-    'yes: sharp-edged apples, oranges, pears and bunches of grapes on pale grounds',
+    'c2c2265',
+    'yes: smooth oranges and apples, bunches of grapes, pears and a few small bananas, on'
+    ' pale grounds',
   ),
   'mnist_diffusion': (
     '12a3eef',
