@@ -10,6 +10,7 @@ from PIL import Image
 import genjax
 from genjax import tasks
 from genjax.config import ConfigError
+from genjax.data import datasets
 from genjax.run import loop
 from genjax.step import state as state_lib, train_step
 from genjax.sweeps import vectorized
@@ -114,27 +115,42 @@ def test_a_music_family_on_other_data_is_a_clear_error(task):
     tasks.experiment_config(task, 'mnist')
 
 
-def test_any_image_family_trains_on_an_image_folder(tmp_path):
+def _vae_on_a_folder():
+  c = tiny.vae(steps=4)
+  c.data.binarize = False
+  c.model.likelihood = 'discretized_gaussian'
+  return c
+
+
+def _diffusion_on_a_folder():
+  c = tiny.diffusion(steps=4)
+  c.model.num_classes = 0  # a folder of pictures has no labels: nothing to guide by
+  c.sample.guidance = 1.0
+  return c
+
+
+@pytest.mark.parametrize('make_config', [_vae_on_a_folder, _diffusion_on_a_folder])
+def test_an_image_family_trains_on_an_image_folder(tmp_path, make_config):
   folder = tmp_path / 'photos'
   folder.mkdir()
   rng = np.random.default_rng(0)
   for i in range(12):  # mixed sizes and formats
     pixels = rng.integers(0, 255, (16 + 2 * i, 20 + 3 * i, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(folder / (f'{i}.png' if i % 2 else f'{i}.jpg'))
-  c = tiny.vae(steps=4)
+  c = make_config()
   c.data.name = 'images'
   c.data.path = str(folder / '*')
   c.data.image_size = 16
-  c.data.binarize = False
   c.data.num_train = 0
   c.data.num_test = 0
   c.data.batch_size = 4
-  c.model.likelihood = 'discretized_gaussian'
   c.eval.batch_size = 4
   c.data.dir = str(tmp_path / 'data')
-  loop.train_and_evaluate(c, str(tmp_path / 'vae'))
-  config, model, variables = genjax.load(str(tmp_path / 'vae'))
-  assert model.image_shape == (16, 16, 3) and config.data.name == 'images'
+  state = loop.train_and_evaluate(c, str(tmp_path / 'run'))
+  assert int(state.step) == 4
+  config, _, variables = genjax.load(str(tmp_path / 'run'))
+  assert config.data.name == 'images' and jax.tree.leaves(variables)
+  assert tuple(datasets.load(config.data).spec.image_shape()) == (16, 16, 3)
   assert list((tmp_path / 'data' / 'images-cache').glob('*.npz'))
 
 
