@@ -41,7 +41,7 @@ LOOKED_AT = {
     'yes: 62 of 64 read as their class (a 3 drawn as a 5, an 8 as a 0)',
   ),
   'mnist_flow': (
-    '63618b4',
+    '5fd83fa',  # the grid of 63618b4's record again, pixel for pixel
     'yes: 61 of 64 read as their class (a 5 drawn as an open loop, a 9 as a P, a thin 4)',
   ),
   'mnist_vdm': (
