@@ -19,22 +19,18 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 import time
 
-# One XLA device per core, before JAX starts: the data-parallel step then keeps every
-# core busy. Set XLA_FLAGS to override.
-os.environ.setdefault('XLA_FLAGS', f'--xla_force_host_platform_device_count={os.cpu_count()}')
-
-import flax.linen as nn  # pylint: disable=wrong-import-position
-import jax  # pylint: disable=wrong-import-position
+import flax.linen as nn
+import jax
 import numpy as np
 from absl import app, flags
 
 from bench import steps as bench_steps
 from bench.peak import matmul_peak
 from experiments import shakespeare_char
+from launch import common
 from genjax import tasks
 from genjax.data import datasets, pipeline
 from genjax.models import decoding
@@ -151,6 +147,12 @@ def part_generation() -> list[list[str]]:
 
 def main(argv):
   del argv
+  # One XLA device per core, before JAX's backend starts (the first device query below):
+  # the data-parallel step then keeps every core busy. Other XLA flags set by hand keep
+  # that count; XLA_FLAGS=--xla_force_host_platform_device_count=N overrides it.
+  said = common.cpu_devices_per_core(None)
+  if said:
+    print(said, flush=True)
   print(
     f'devices: {jax.device_count()} x {jax.devices()[0].device_kind}, jax {jax.__version__}, '
     f'python {sys.version.split()[0]}',

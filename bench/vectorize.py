@@ -17,11 +17,6 @@ import os
 import tempfile
 import time
 
-# One XLA device per core, before JAX starts, as bench.lm: a separate run then splits its
-# batch over the cores, and the vectorized group spreads its points over them. Set
-# XLA_FLAGS to override.
-os.environ.setdefault('XLA_FLAGS', f'--xla_force_host_platform_device_count={os.cpu_count()}')
-
 import numpy as np
 from absl import app, flags, logging
 
@@ -56,7 +51,13 @@ def bench_config():
 
 def main(argv):
   del argv
+  # One XLA device per core, before JAX's backend starts: a separate run then splits its
+  # batch over the cores, and the vectorized group spreads its points over them.
+  # XLA_FLAGS=--xla_force_host_platform_device_count=N overrides it.
+  said = common.cpu_devices_per_core(None)
   logging.set_verbosity(logging.WARNING)
+  if said:
+    print(said, flush=True)
   root = _WORKDIR.value or tempfile.mkdtemp(prefix='bench_vectorize_')
   config = bench_config()
   points = product(**{'optim.learning_rate': [3e-4, 1e-3, 3e-3, 1e-2], 'seed': [0, 1]})
