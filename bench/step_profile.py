@@ -3,13 +3,14 @@ r"""Where an experiment's compiled train step spends its time: one profiled step
   python -m bench.step_profile --config=experiments/shakespeare_char.py
   python -m bench.step_profile --config=experiments/mnist_diffusion.py --top=30
 
-The step is built and compiled as `bench.steps` builds it (as `launch.main` runs it),
-run once to warm up, then `--steps` calls run under `jax.profiler.trace`. The Perfetto
-trace it writes lists every XLA op (a thunk: a fusion, a dot, a copy) as it ran on each
-device; the time of each is summed over devices and calls. The report gives the ops'
-kinds (XLA names a fusion after its root ops, e.g. `multiply_add_fusion`; on CPU
-`ynn_fusion` and `dot` are the matrix multiplications), the top ops, and how much of the
-cores' time they fill. `--trace_dir` keeps the trace for TensorBoard or Perfetto.
+The step is built and compiled as `bench.steps` builds it (as `launch.main` runs it, on
+as many CPU devices as `launch.main` would give it), run once to warm up, then `--steps`
+calls run under `jax.profiler.trace`. The Perfetto trace it writes lists every XLA op (a
+thunk: a fusion, a dot, a copy) as it ran on each device; the time of each is summed over
+devices and calls. The report gives the ops' kinds (XLA names a fusion after its root ops,
+e.g. `multiply_add_fusion`; on CPU `ynn_fusion` and `dot` are the matrix multiplications),
+the top ops, and how much of the cores' time they fill. `--trace_dir` keeps the trace for
+TensorBoard or Perfetto.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from bench import steps as bench_steps
+from launch import common
 
 # Trace events that are not XLA ops: the runtime's own spans (its waits for devices and
 # threads included) and Python frames ('$...').
@@ -107,6 +109,14 @@ def main(argv):
   args = flags.FLAGS
   if args.config is None:
     raise app.UsageError('Name the experiment: --config=experiments/NAME.py[:size].')
+  # The devices launch.main would give this experiment (one per core unless the config or
+  # XLA_FLAGS names a count), before JAX's backend starts: the profile is then of the step
+  # a run takes, not of XLA's one-device default.
+  said = common.cpu_devices_per_core(
+    args.config.data.batch_size, 1, args.config.parallel.get('cpu_devices', 0)
+  )
+  if said:
+    print(said, flush=True)
   result = profile(args.config, args.steps, args.trace_dir)
   print('\n'.join(report(result, args.top)), flush=True)
 
