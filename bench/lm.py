@@ -9,6 +9,7 @@ Parts (every figure from this one run on this machine):
               count of the compiled train step over the time of each of `--flops_steps`
               steps, against the float32 matmul peak (`bench.peak.matmul_peak`, a best
               time) measured just before that step; the median of those shares.
+              `--host_malloc=keep` times it with freed memory kept (genjax.run.host_memory).
   generation  500 new tokens with the key/value cache vs nanoGPT's recompute-the-context
               loop (`generate_uncached`), batch 1, both compiled; tokens/s and the speed-up,
               the best of `--generation_repeats` interleaved runs of each.
@@ -34,7 +35,7 @@ from launch import common
 from genjax import tasks
 from genjax.data import datasets, pipeline
 from genjax.models import decoding
-from genjax.run import restore
+from genjax.run import host_memory, restore
 from genjax.step import parallel
 
 _PARTS = flags.DEFINE_list('parts', ['flops', 'generation'], 'Which parts to run.')
@@ -52,6 +53,13 @@ _GEN_SIZES = flags.DEFINE_list(
 )
 _ATTENTION = flags.DEFINE_string(
   'attention', 'auto', "model.attention for every part: 'auto' | 'xla' | 'einsum' | 'cudnn'."
+)
+_HOST_MALLOC = flags.DEFINE_enum(
+  'host_malloc',
+  'system',
+  list(host_memory.MODES),
+  "'keep': glibc keeps freed memory for reuse (genjax.run.host_memory), set before JAX "
+  "starts; 'system': malloc as it is.",
 )
 _OUT = flags.DEFINE_string('out', None, 'Also write the figures here as JSON (a table).')
 
@@ -159,6 +167,9 @@ def main(argv):
   said = common.cpu_devices_per_core(None)
   if said:
     print(said, flush=True)
+  print(
+    f'host malloc: {host_memory.apply(_HOST_MALLOC.value) or "as the system has it"}', flush=True
+  )
   print(
     f'devices: {jax.device_count()} x {jax.devices()[0].device_kind}, jax {jax.__version__}, '
     f'python {sys.version.split()[0]}',

@@ -397,6 +397,20 @@ ENTRIES = {
       benchmark=True,
     ),
     Entry(
+      'lm_kept_malloc',
+      'the same train step with freed host memory kept (glibc; genjax.run.host_memory)',
+      script=('bench.lm', '--parts=flops', '--host_malloc=keep', '--out={workdir}/lm.json'),
+      metrics_file='lm.json',
+      modules=(
+        'bench.lm',
+        'experiments.shakespeare_char',
+        'genjax.tasks.lm',
+        'genjax.data.text',
+        'genjax.run.host_memory',
+      ),
+      benchmark=True,
+    ),
+    Entry(
       'multi30k_de_en_cpu',
       'encoder-decoder, Multi30k German -> English, the CPU recipe: test_2016_flickr BLEU'
       ' (lowercased Moses tokens; beam 5), sacreBLEU, chrF',
