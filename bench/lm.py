@@ -61,6 +61,7 @@ _HOST_MALLOC = flags.DEFINE_enum(
   "'keep': glibc keeps freed memory for reuse (genjax.run.host_memory), set before JAX "
   "starts; 'system': malloc as it is.",
 )
+_PART_TITLES = {'flops': 'train-step FLOP/s', 'generation': 'cached decoding'}
 _OUT = flags.DEFINE_string('out', None, 'Also write the figures here as JSON (a table).')
 
 
@@ -184,7 +185,9 @@ def main(argv):
     with open(_OUT.value, 'w') as f:
       json.dump(
         {
-          'title': 'Language models: train-step FLOP/s, cached decoding',
+          'title': 'Language models: '
+          + ', '.join(_PART_TITLES.get(p, p) for p in _PARTS.value)
+          + (' (freed host memory kept)' if _HOST_MALLOC.value == 'keep' else ''),
           'columns': ['what', 'measured'],
           'rows': rows,
         },
