@@ -7,8 +7,9 @@ r"""Language-model benchmark: FLOP/s against this machine's peak, and cached dec
 Parts (every figure from this one run on this machine):
   flops       the default size (6 layers, 384 wide, context 256, batch 64): XLA's FLOP
               count of the compiled train step over the time of each of `--flops_steps`
-              steps, against the float32 matmul peak (`bench.peak.matmul_peak`, a best
-              time) measured just before that step; the median of those shares.
+              steps (after 3 untimed ones), against the float32 matmul peak
+              (`bench.peak.matmul_peak`, a best time) measured just before that step;
+              the median of those shares.
               `--host_malloc=keep` times it with freed memory kept (genjax.run.host_memory).
   generation  500 new tokens with the key/value cache vs nanoGPT's recompute-the-context
               loop (`generate_uncached`), batch 1, both compiled; tokens/s and the speed-up,
@@ -61,6 +62,7 @@ _HOST_MALLOC = flags.DEFINE_enum(
   "'keep': glibc keeps freed memory for reuse (genjax.run.host_memory), set before JAX "
   "starts; 'system': malloc as it is.",
 )
+_WARMUP_STEPS = 3  # flops part: steps run before the timed ones (the first compiles)
 _PART_TITLES = {'flops': 'train-step FLOP/s', 'generation': 'cached decoding'}
 _OUT = flags.DEFINE_string('out', None, 'Also write the figures here as JSON (a table).')
 
@@ -73,6 +75,10 @@ def part_flops() -> list[list[str]]:
     first = next(batches)
     compiled, compile_s, flops = bench_steps.compile_step(step, state, first)
     state, _ = jax.block_until_ready(compiled(state, first))
+    # Untimed, as the compile: with freed host memory kept (--host_malloc=keep) the heap
+    # still grows over the first steps (1-2 s of page faults each), which a long run
+    # pays once.
+    state, _ = bench_steps.run_steps(compiled, state, batches, _WARMUP_STEPS - 1)
     # Each step is timed alone, right after its own peak measurement: this machine's
     # speed drifts by tens of percent within minutes, so a peak measured once, before
     # every step, can land in a fast spell while the steps land in a slow one and move
