@@ -41,7 +41,7 @@ from genjax.step import parallel
 
 _PARTS = flags.DEFINE_list('parts', ['flops', 'generation'], 'Which parts to run.')
 _FLOPS_STEPS = flags.DEFINE_integer(
-  'flops_steps', 5, 'flops part: steps timed one by one (after one), each after a peak.'
+  'flops_steps', 5, 'flops part: steps timed one by one (after 3), each after a peak.'
 )
 _NEW_TOKENS = flags.DEFINE_integer('new_tokens', 500, 'generation part: tokens to generate.')
 _GEN_REPEATS = flags.DEFINE_integer(

@@ -5,22 +5,19 @@ XLA:CPU allocates a step's temporaries with malloc, on its worker threads, as on
 device (2.6 GiB a device for the default-size `shakespeare_char` step), and frees it when
 the step ends. glibc serves blocks that big with a fresh mmap and returns them with munmap
 (over 32 MiB always; over 64 MiB from any thread but the main one, even with mmap turned
-off), so every step faults its pages in again, one 4 KiB page at a time, each zeroed by
-the kernel. Measured on a 2-core Intel Xeon: that step took 625,150 minor faults and
-about 9 s of system time a call, and ran 9.0-9.8 s; with freed memory kept, 0 faults and
-6.6-7.3 s. A [384, 256, 64] x [384, 64, 256] batched matmul ran at 37 GFLOP/s (52 of its
-87 ms in the kernel), and at 89 GFLOP/s with memory kept.
+off), so the step can fault all its pages in again, one 4 KiB page at a time, each zeroed
+by the kernel. `keep_freed_memory` makes glibc keep them for reuse instead.
 
-It is a trade, hence opt-in:
-  - resident memory: kept pages stay resident and one heap fragments, so a 30-step run of
-    that size peaked at 11.4 GB before its first evaluation and 16.8 GB after it, against
-    6.6 GB for the whole run with glibc's default (`release_freed_memory` after each
-    phase that is not a train step brought the latter to 15.4 GB);
+It is a trade, hence opt-in (the records `lm` and `lm_kept_malloc` time that step both
+ways; the closing note of issue 20 has the probe runs):
+  - what it gains depends on the host's price of a fault, and on how many steps are in
+    flight: on one host it made that step about a quarter faster, on another it lost;
+  - resident memory: kept pages stay resident and one heap fragments, so a run holds
+    about the sum of its phases' peaks (compiling, training, evaluating, sampling);
   - small steps: every thread then allocates from one heap under one lock, and steps
-    that fault little got slower: `shakespeare_char:cpu` 36.0-38.6 against 43.9-47.8 ms
-    a step, `mnist_vae` 11.6-12.2 against 12.5-15.5 ms (two interleaved rounds).
-So it pays for a CPU step whose temporaries are hundreds of MiB or more, with memory to
-spare. The same settings without code, for any entry point (`launch.main` included):
+    that fault little ran slower.
+Time both on your machine. The same settings without code, for any entry point
+(`launch.main` included):
 
   MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1000000000000 python -m ...
 
@@ -45,14 +42,20 @@ MODES = ('system', 'keep')
 _libc = None  # set once memory is kept: release_freed_memory then has work to do
 
 
+def _glibc():
+  """(this process's C library, its glibc version), or (None, None) when it is not glibc."""
+  try:
+    libc = ctypes.CDLL(None)
+    version = libc.gnu_get_libc_version
+  except (OSError, AttributeError):
+    return None, None
+  version.restype = ctypes.c_char_p
+  return libc, version().decode()
+
+
 def glibc_version() -> str | None:
   """This process's glibc version, or None when malloc is not glibc's."""
-  try:
-    version = ctypes.CDLL(None).gnu_get_libc_version
-  except (OSError, AttributeError):
-    return None
-  version.restype = ctypes.c_char_p
-  return version().decode()
+  return _glibc()[1]
 
 
 def keep_freed_memory() -> str | None:
@@ -63,10 +66,9 @@ def keep_freed_memory() -> str | None:
   did, or None where malloc is not glibc's.
   """
   global _libc
-  version = glibc_version()
-  if version is None:
+  libc, version = _glibc()
+  if libc is None:
     return None
-  libc = ctypes.CDLL(None)
   for param, value in ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _NEVER)):
     if libc.mallopt(param, value) != 1:
       raise OSError(f'glibc {version} refused mallopt({param}, {value})')
